@@ -1,0 +1,48 @@
+# Two commands for a new machine: `make run` (embedded platform with demo data) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test install install-dev lint format worker clean-var
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.dev-installed
+
+## make run: migrate, load the demo, start a Celery worker and the web server on 127.0.0.1:$(PORT).
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo
+	@echo "Starting a Celery worker (log: var/worker.log) and the web server on http://127.0.0.1:$(PORT)/"
+	@$(VENV)/bin/celery -A mminstruct_site worker --pool=threads --concurrency=4 --loglevel=INFO \
+		--logfile=var/worker.log --pidfile=var/worker.pid & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+## make worker: a Celery worker on its own (production-like setups with REDIS_URL set).
+worker: install
+	$(VENV)/bin/celery -A mminstruct_site worker --loglevel=INFO
+
+## make test: install the dev dependencies and run the whole suite (PostgreSQL/Redis when their URLs are set).
+test: install-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: install-dev
+	$(VENV)/bin/ruff format .

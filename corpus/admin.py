@@ -1,0 +1,59 @@
+from django.contrib import admin
+
+from .models import Caption, Domain, Image, Instruction, Revision, SeedQuestion
+
+
+class SeedQuestionInline(admin.TabularInline):
+    model = SeedQuestion
+    extra = 0
+
+
+@admin.register(Domain)
+class DomainAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "is_active")
+    list_filter = ("is_active",)
+    prepopulated_fields = {"slug": ("name",)}
+    search_fields = ("name", "slug")
+    inlines = [SeedQuestionInline]
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "original_name",
+        "domain",
+        "width",
+        "height",
+        "format",
+        "review_status",
+        "imported_at",
+    )
+    list_filter = ("domain", "review_status", "format", "is_sample")
+    search_fields = ("original_name", "sha256", "prior_knowledge")
+    raw_id_fields = ("near_duplicate_of", "imported_by", "leased_by")
+    readonly_fields = ("sha256", "phash", "width", "height", "format")
+
+
+class RevisionInline(admin.TabularInline):
+    model = Revision
+    extra = 0
+    can_delete = False
+    readonly_fields = ("version", "action", "by", "at", "before", "after", "note")
+
+
+@admin.register(Caption)
+class CaptionAdmin(admin.ModelAdmin):
+    list_display = ("id", "image", "status", "origin", "model_name", "version")
+    list_filter = ("status", "origin")
+    raw_id_fields = ("image", "created_by", "reviewed_by")
+    inlines = [RevisionInline]
+
+
+@admin.register(Instruction)
+class InstructionAdmin(admin.ModelAdmin):
+    list_display = ("id", "image", "type", "status", "origin", "model_name", "version")
+    list_filter = ("type", "status", "origin")
+    search_fields = ("question", "answer")
+    raw_id_fields = ("image", "caption", "created_by", "reviewed_by")
+    inlines = [RevisionInline]

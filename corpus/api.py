@@ -1,0 +1,8 @@
+"""REST endpoints for domains, images, captions and instructions, mounted under /api/v1/."""
+
+
+def register(router) -> None:
+    """Add this app's viewsets to the one /api/v1/ router."""
+
+
+urlpatterns: list = []

@@ -1,0 +1,288 @@
+"""The data itself: domains and their seed questions, images, captions, instructions, revisions.
+
+Writes that span rows live in corpus/services.py; the type rules in corpus/rules.py.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .rules import InstructionType
+
+
+class Domain(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    guidelines = models.TextField(blank=True, help_text="Annotation guidelines, in Markdown.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SeedQuestion(models.Model):
+    """An example question of one type for one domain; the instruction prompts sample from these."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="seed_questions")
+    type = models.CharField(max_length=20, choices=InstructionType.choices)
+    question = models.TextField()
+    options = models.JSONField(default=list, blank=True)
+    answer = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["domain", "type", "id"]
+        indexes = [
+            # Serves the instruction prompt's "seed questions of this domain and type".
+            models.Index(fields=["domain", "type"], name="seedq_domain_type_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain.slug}/{self.type}: {self.question[:60]}"
+
+
+class ReviewStatus(models.TextChoices):
+    NEW = "new", "No drafts yet"
+    PENDING = "pending", "Drafts to review"
+    IN_REVIEW = "in_review", "In review"
+    REVIEWED = "reviewed", "Reviewed"
+
+
+class ImageQuerySet(models.QuerySet):
+    def with_domain(self):
+        return self.select_related("domain")
+
+
+def image_upload_to(instance, filename: str) -> str:
+    ext = (instance.format or "bin").lower()
+    return f"images/{instance.sha256[:2]}/{instance.sha256}.{ext}"
+
+
+def thumbnail_upload_to(instance, filename: str) -> str:
+    return f"thumbs/{instance.sha256[:2]}/{instance.sha256}.jpg"
+
+
+class Image(models.Model):
+    file = models.ImageField(upload_to=image_upload_to, width_field="width", height_field="height")
+    thumbnail = models.ImageField(upload_to=thumbnail_upload_to, blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, unique=True)
+    phash = models.CharField(
+        max_length=16, blank=True, db_index=True, help_text="64-bit perceptual hash, hex."
+    )
+    near_duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="near_duplicates"
+    )
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    format = models.CharField(max_length=10, blank=True)
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="images")
+    source = models.TextField(blank=True)
+    license = models.TextField(blank=True)
+    prior_knowledge = models.TextField(blank=True, help_text="A title or tags known before captioning.")
+    ocr_text = models.TextField(blank=True)
+    is_sample = models.BooleanField(default=False, help_text="Demo data, not real work.")
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    # The review state lives on the image: one lease covers the image with its caption and instructions.
+    review_status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.NEW)
+    leased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leased_images",
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # Serves the review queue's next-item claim: one lookup per requested domain, smallest
+            # pending id first (see ../shared/PERFORMANCE-NOTES.md, "Claiming the next item").
+            models.Index(
+                fields=["domain", "id"], condition=Q(review_status="pending"), name="image_claim_pending_idx"
+            ),
+            # Serves the sweep of expired leases.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(review_status="in_review"),
+                name="image_lease_expiry_idx",
+            ),
+            # Serves the image browser's filter by domain and review status.
+            models.Index(fields=["domain", "review_status", "id"], name="image_browse_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name or self.sha256[:12]
+
+
+class ItemStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    INVALID = "invalid", "Invalid (broke the type rules)"
+
+
+class Origin(models.TextChoices):
+    MODEL = "model", "Model"
+    PERSON = "person", "Person"
+    SAMPLE = "sample", "Sample data"
+
+
+class ReviewedItem(models.Model):
+    """What captions and instructions share: status, origin, provenance, version, review."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE)
+    status = models.CharField(max_length=20, choices=ItemStatus.choices, default=ItemStatus.DRAFT)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.MODEL)
+    # Provenance of a model draft: which endpoint/model and prompt version, which generation unit.
+    # generation_unit_id is a plain integer so corpus does not depend on the generation app.
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    generation_unit_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Optimistic concurrency: every change bumps it; a save carries the version it loaded.
+    version = models.PositiveIntegerField(default=1)
+    reason = models.TextField(blank=True, help_text="Why it was rejected, or which rule it broke.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Caption(ReviewedItem):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="captions")
+    text = models.TextField()
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+
+    EDITABLE_FIELDS = ("text",)
+
+    class Meta:
+        ordering = ["image_id", "id"]
+        indexes = [
+            # Serves "the captions of an image" (review page, instruction stage's current caption).
+            models.Index(fields=["image", "status"], name="caption_image_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Caption {self.pk} of image {self.image_id}"
+
+    def snapshot(self) -> dict:
+        return {"text": self.text, "status": self.status, "reason": self.reason}
+
+
+class InstructionQuerySet(models.QuerySet):
+    def reviewable(self):
+        """Drafts a person should look at (invalid model output is kept but never reviewed)."""
+        return self.filter(status=ItemStatus.DRAFT)
+
+    def accepted(self):
+        return self.filter(status=ItemStatus.ACCEPTED)
+
+
+class Instruction(ReviewedItem):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="instructions")
+    caption = models.ForeignKey(
+        Caption,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="instructions",
+        help_text="The caption this instruction was generated from.",
+    )
+    type = models.CharField(max_length=20, choices=InstructionType.choices)
+    question = models.TextField()
+    options = models.JSONField(default=list, blank=True, help_text="MCQ options in order, without labels.")
+    answer = models.TextField()
+
+    EDITABLE_FIELDS = ("type", "question", "options", "answer")
+
+    objects = InstructionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["image_id", "id"]
+        indexes = [
+            # Serves the instructions of an image (review page) and the export's accepted-by-image scan.
+            models.Index(fields=["image", "status"], name="instruction_image_status_idx"),
+            # Serves filters and statistics by type and status.
+            models.Index(fields=["status", "type"], name="instruction_status_type_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} {self.pk}: {self.question[:60]}"
+
+    def snapshot(self) -> dict:
+        return {
+            "type": self.type,
+            "question": self.question,
+            "options": list(self.options or []),
+            "answer": self.answer,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+class RevisionAction(models.TextChoices):
+    CREATED = "created", "Created"
+    EDITED = "edited", "Edited"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    REOPENED = "reopened", "Reopened"
+    INVALIDATED = "invalidated", "Invalid"
+
+
+class Revision(models.Model):
+    """One change to a caption or an instruction: who, when, before and after. `version` is the item's
+    version after the change, so (item, version) is unique and names exactly one state of the item."""
+
+    caption = models.ForeignKey(
+        Caption, null=True, blank=True, on_delete=models.CASCADE, related_name="revisions"
+    )
+    instruction = models.ForeignKey(
+        Instruction, null=True, blank=True, on_delete=models.CASCADE, related_name="revisions"
+    )
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=20, choices=RevisionAction.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(default=timezone.now)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField()
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(caption__isnull=False) & Q(instruction__isnull=True))
+                | (Q(caption__isnull=True) & Q(instruction__isnull=False)),
+                name="revision_exactly_one_item",
+            ),
+            models.UniqueConstraint(fields=["caption", "version"], name="revision_caption_version_uniq"),
+            models.UniqueConstraint(
+                fields=["instruction", "version"], name="revision_instruction_version_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        item = f"caption {self.caption_id}" if self.caption_id else f"instruction {self.instruction_id}"
+        return f"{item} v{self.version} {self.action}"

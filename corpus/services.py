@@ -1,0 +1,236 @@
+"""Writes to captions and instructions: creation, edits with optimistic concurrency, status moves.
+
+Every change goes through `update_item` (or the create functions) so that each one is checked against
+the type rules, compare-and-swaps on the version the editor loaded, and leaves a Revision.
+"""
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Caption, Image, Instruction, ItemStatus, Origin, ReviewStatus, Revision, RevisionAction
+from .rules import (
+    InstructionRuleError,
+    InstructionType,
+    RuleViolation,
+    check_instruction,
+    normalize_answer,
+    strip_option_label,
+    validate_instruction,
+)
+
+
+class StaleVersion(Exception):
+    """The item changed since the editor loaded it. `current` is the item as it is now."""
+
+    def __init__(self, current):
+        self.current = current
+        super().__init__(f"{type(current).__name__} {current.pk} is at version {current.version}")
+
+
+class InvalidTransition(Exception):
+    """A status move that the table of allowed moves does not hold."""
+
+
+# The one table of allowed status moves for captions and instructions.
+ALLOWED_MOVES: dict[str, set[str]] = {
+    ItemStatus.DRAFT: {ItemStatus.ACCEPTED, ItemStatus.REJECTED},
+    ItemStatus.ACCEPTED: {ItemStatus.REJECTED, ItemStatus.DRAFT},
+    ItemStatus.REJECTED: {ItemStatus.ACCEPTED, ItemStatus.DRAFT},
+    ItemStatus.INVALID: {ItemStatus.DRAFT, ItemStatus.REJECTED},
+}
+
+_ACTION_FOR_STATUS = {
+    ItemStatus.ACCEPTED: RevisionAction.ACCEPTED,
+    ItemStatus.REJECTED: RevisionAction.REJECTED,
+    ItemStatus.DRAFT: RevisionAction.REOPENED,
+    ItemStatus.INVALID: RevisionAction.INVALIDATED,
+}
+
+
+def clean_instruction_fields(type_: str, question: str, options, answer: str) -> dict:
+    """Normalise what is unambiguous (labels on options, 'yes.' → 'Yes', '(b)' → 'B') before the rules."""
+    options = [strip_option_label(str(o)) for o in (options or [])] if isinstance(options, list) else options
+    return {
+        "type": type_,
+        "question": (question or "").strip(),
+        "options": options if type_ == InstructionType.MULTIPLE_CHOICE else (options or []),
+        "answer": normalize_answer(type_, answer or ""),
+    }
+
+
+def mark_images_pending(image_ids: Iterable[int]) -> int:
+    """Images with new drafts go (back) to the review queue. Idempotent; leased images stay leased."""
+    return Image.objects.filter(
+        id__in=list(image_ids), review_status__in=[ReviewStatus.NEW, ReviewStatus.REVIEWED]
+    ).update(review_status=ReviewStatus.PENDING)
+
+
+def create_caption(
+    image: Image,
+    *,
+    text: str,
+    origin: str = Origin.MODEL,
+    by=None,
+    status: str = ItemStatus.DRAFT,
+    **provenance,
+) -> Caption:
+    """Store a new caption (a model draft, a person's, or sample data) with its first revision."""
+    now = timezone.now()
+    with transaction.atomic():
+        caption = Caption.objects.create(
+            image=image,
+            text=text,
+            origin=origin,
+            status=status,
+            created_by=by,
+            created_at=now,
+            updated_at=now,
+            **provenance,
+        )
+        Revision.objects.create(
+            caption=caption, version=1, action=RevisionAction.CREATED, by=by, at=now, after=caption.snapshot()
+        )
+        if status == ItemStatus.DRAFT:
+            mark_images_pending([image.pk])
+    return caption
+
+
+def create_instruction(
+    image: Image,
+    *,
+    type: str,
+    question: str,
+    answer: str,
+    options: list[str] | None = None,
+    origin: str = Origin.MODEL,
+    by=None,
+    caption: Caption | None = None,
+    status: str = ItemStatus.DRAFT,
+    **provenance,
+) -> Instruction:
+    """Store a new instruction with its first revision.
+
+    Model output that breaks the type rules is kept as `invalid` with the broken rules as its reason,
+    never dropped; a person's instruction that breaks them is refused with InstructionRuleError."""
+    fields = clean_instruction_fields(type, question, options, answer)
+    violations = check_instruction(fields["type"], fields["question"], fields["options"], fields["answer"])
+    reason = ""
+    if violations:
+        if origin == Origin.PERSON:
+            raise InstructionRuleError(violations)
+        status = ItemStatus.INVALID
+        reason = "; ".join(v.message for v in violations)
+        if not isinstance(fields["options"], list):
+            fields["options"] = []
+    now = timezone.now()
+    with transaction.atomic():
+        instruction = Instruction.objects.create(
+            image=image,
+            caption=caption,
+            origin=origin,
+            status=status,
+            reason=reason,
+            created_by=by,
+            created_at=now,
+            updated_at=now,
+            **fields,
+            **provenance,
+        )
+        Revision.objects.create(
+            instruction=instruction,
+            version=1,
+            action=RevisionAction.INVALIDATED if status == ItemStatus.INVALID else RevisionAction.CREATED,
+            by=by,
+            at=now,
+            after=instruction.snapshot(),
+        )
+        if status == ItemStatus.DRAFT:
+            mark_images_pending([image.pk])
+    return instruction
+
+
+def update_item(
+    item: Caption | Instruction,
+    *,
+    by,
+    expected_version: int,
+    changes: dict | None = None,
+    status: str | None = None,
+    reason: str = "",
+    note: str = "",
+) -> Caption | Instruction:
+    """Edit and/or move the status of a caption or instruction, if it is still at `expected_version`.
+
+    Not idempotent by itself: a repeated call with the same expected_version raises StaleVersion, which
+    is how a double submit is told apart from a second edit. Raises InstructionRuleError when the result
+    breaks the type rules (a rejection may keep broken content), InvalidTransition for a move the table
+    does not allow. Returns the item as saved, with its new version."""
+    model = type(item)
+    changes = {k: v for k, v in (changes or {}).items() if k in model.EDITABLE_FIELDS}
+    with transaction.atomic():
+        current = model.objects.select_for_update().get(pk=item.pk)
+        if current.version != expected_version:
+            raise StaleVersion(current)
+        before = current.snapshot()
+        for field, value in changes.items():
+            setattr(current, field, value)
+        new_status = status or current.status
+        if new_status != current.status and new_status not in ALLOWED_MOVES.get(current.status, set()):
+            raise InvalidTransition(f"cannot move from {current.status} to {new_status}")
+        # What is kept for review or training must obey the rules; a rejected item may stay broken.
+        if new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+            if model is Instruction:
+                cleaned = clean_instruction_fields(
+                    current.type, current.question, current.options, current.answer
+                )
+                for field, value in cleaned.items():
+                    setattr(current, field, value)
+                validate_instruction(current.type, current.question, current.options, current.answer)
+            elif not (current.text or "").strip():
+                raise InstructionRuleError(
+                    [RuleViolation("text", "required", "text: a caption must not be empty")]
+                )
+        if new_status == ItemStatus.REJECTED:
+            current.reason = reason or current.reason or "rejected"
+        elif status is not None:
+            current.reason = ""
+        now = timezone.now()
+        updates = {field: getattr(current, field) for field in model.EDITABLE_FIELDS}
+        updates.update(status=new_status, reason=current.reason, updated_at=now)
+        if status is not None and new_status != before["status"]:
+            updates.update(reviewed_by=by, reviewed_at=now)
+        # Compare-and-swap on the version as well as the row lock: SQLite has no SELECT … FOR UPDATE.
+        swapped = model.objects.filter(pk=item.pk, version=expected_version).update(
+            version=F("version") + 1, **updates
+        )
+        if swapped != 1:
+            raise StaleVersion(model.objects.get(pk=item.pk))
+        current.refresh_from_db()
+        after = current.snapshot()
+        if new_status != before["status"]:
+            action = _ACTION_FOR_STATUS[new_status]
+        else:
+            action = RevisionAction.EDITED
+        Revision.objects.create(
+            version=current.version,
+            action=action,
+            by=by,
+            at=now,
+            before=before,
+            after=after,
+            note=note,
+            **({"caption": current} if model is Caption else {"instruction": current}),
+        )
+    return current
+
+
+def current_caption(image: Image) -> Caption | None:
+    """The caption the instruction stage reads: the newest accepted one, else the newest draft."""
+    captions = Caption.objects.filter(image=image)
+    return (
+        captions.filter(status=ItemStatus.ACCEPTED).order_by("-id").first()
+        or captions.filter(status=ItemStatus.DRAFT).order_by("-id").first()
+    )

@@ -1,0 +1,39 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from corpus import api as corpus_api
+from exports import api as exports_api
+from generation import api as generation_api
+from review import api as review_api
+
+router = DefaultRouter()
+for module in (corpus_api, generation_api, review_api, exports_api):
+    module.register(router)
+
+urlpatterns = [
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("django-admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/v1/", include(corpus_api)),
+    path("api/v1/", include(generation_api)),
+    path("api/v1/", include(review_api)),
+    path("api/v1/", include(exports_api)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("generation/", include("generation.urls")),
+    path("review/", include("review.urls")),
+    path("exports/", include("exports.urls")),
+    path("", include("corpus.urls")),
+]
+
+if settings.DEBUG or settings.EMBEDDED_MODE:
+    # Media in development and embedded mode; production serves it from a volume behind the proxy.
+    urlpatterns += [
+        path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})
+    ]

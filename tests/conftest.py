@@ -1,0 +1,88 @@
+"""The people every test needs, temp media, and the skip-or-fail rule for missing services."""
+
+import os
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
+
+from corpus.roles import ADMIN, ANNOTATOR, RESEARCHER
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip a test whose service or browser is missing, with the reason; in CI that is a failure."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: nothing may be skipped)")
+    pytest.skip(reason)
+
+
+def on_postgres() -> bool:
+    return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def redis_available() -> bool:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def postgres():
+    """For tests whose behaviour depends on PostgreSQL (row locks, SKIP LOCKED, query plans)."""
+    require(on_postgres(), "needs PostgreSQL: set DATABASE_URL=postgres://…")
+
+
+@pytest.fixture
+def redis_url():
+    """For tests whose behaviour depends on a real Redis."""
+    require(redis_available(), "needs Redis: set REDIS_URL=redis://…")
+    return os.environ["REDIS_URL"]
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.EXPORTS_ROOT = tmp_path / "exports"
+
+
+def _person(django_user_model, username: str, role: str | None):
+    user = django_user_model.objects.create_user(username=username, password="pw-" + username)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return _person(django_user_model, "ada-admin", ADMIN)
+
+
+@pytest.fixture
+def annotator(django_user_model):
+    return _person(django_user_model, "ann-annotator", ANNOTATOR)
+
+
+@pytest.fixture
+def second_annotator(django_user_model):
+    return _person(django_user_model, "bob-annotator", ANNOTATOR)
+
+
+@pytest.fixture
+def researcher(django_user_model):
+    return _person(django_user_model, "rey-researcher", RESEARCHER)
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    """Logged in, but holds no role."""
+    return _person(django_user_model, "otto-outsider", None)
