@@ -199,11 +199,16 @@ OPENAI_BASE_URL = env("OPENAI_BASE_URL", "https://api.openai.com/v1")
 OPENAI_VISION_MODEL = env("OPENAI_VISION_MODEL", "gpt-4.1")
 OPENAI_TEXT_MODEL = env("OPENAI_TEXT_MODEL", "gpt-4.1-mini")
 
+# (generation settings above this line)
+
 # --- review -----------------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 15 * 60)
 
+# (review settings above this line)
+
 # --- exports ----------------------------------------------------------------------------------
 EXPORTS_ROOT = Path(env("EXPORTS_ROOT", str(VAR_DIR / "exports")))
+# (exports settings above this line)
 
 LOGGING = {
     "version": 1,
