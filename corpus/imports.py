@@ -78,6 +78,10 @@ class ImportSummary:
         return len(self.imported) + len(self.duplicates) + len(self.rejected)
 
     @property
+    def n_rejected(self) -> int:
+        return len(self.rejected) + len(self.unreadable)
+
+    @property
     def results(self) -> list[FileResult]:
         return [*self.imported, *self.duplicates, *self.rejected, *self.unreadable]
 

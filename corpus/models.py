@@ -5,10 +5,33 @@ Writes that span rows live in corpus/services.py; the type rules in corpus/rules
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .rules import InstructionType
+
+
+class DomainQuerySet(models.QuerySet):
+    def with_counts(self):
+        """Each domain with n_images, n_captions and n_<status> instruction counts, in one query
+        (correlated subqueries, served by the image (domain, …) indexes and the instruction
+        (image, status) index) rather than one query per domain."""
+
+        def count(qs):
+            subquery = qs.order_by().values("dummy").annotate(c=models.Count("*")).values("c")
+            return Coalesce(Subquery(subquery, output_field=models.IntegerField()), 0)
+
+        instructions = Instruction.objects.filter(image__domain=OuterRef("pk")).annotate(dummy=Value(1))
+        annotations = {
+            "n_images": count(Image.objects.filter(domain=OuterRef("pk")).annotate(dummy=Value(1))),
+            "n_captions": count(
+                Caption.objects.filter(image__domain=OuterRef("pk")).annotate(dummy=Value(1))
+            ),
+        }
+        for status in ItemStatus.values:
+            annotations[f"n_{status}"] = count(instructions.filter(status=status))
+        return self.annotate(**annotations)
 
 
 class Domain(models.Model):
@@ -17,6 +40,8 @@ class Domain(models.Model):
     description = models.TextField(blank=True)
     guidelines = models.TextField(blank=True, help_text="Annotation guidelines, in Markdown.")
     is_active = models.BooleanField(default=True)
+
+    objects = DomainQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -1,0 +1,41 @@
+"""django-filter FilterSets shared by the image browser page and the API."""
+
+import django_filters
+
+from .models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
+from .rules import InstructionType
+
+
+class ImageFilter(django_filters.FilterSet):
+    domain = django_filters.ModelChoiceFilter(
+        queryset=Domain.objects.all(), to_field_name="slug", empty_label="All domains"
+    )
+    review_status = django_filters.ChoiceFilter(choices=ReviewStatus.choices, empty_label="Any status")
+    near_duplicates = django_filters.BooleanFilter(
+        field_name="near_duplicate_of", lookup_expr="isnull", exclude=True, label="Near-duplicates only"
+    )
+
+    class Meta:
+        model = Image
+        fields = ["domain", "review_status", "near_duplicates"]
+
+
+class CaptionFilter(django_filters.FilterSet):
+    domain = django_filters.CharFilter(field_name="image__domain__slug", label="Domain slug")
+    status = django_filters.ChoiceFilter(choices=ItemStatus.choices)
+    image = django_filters.NumberFilter(field_name="image_id")
+
+    class Meta:
+        model = Caption
+        fields = ["domain", "status", "image", "origin"]
+
+
+class InstructionFilter(django_filters.FilterSet):
+    domain = django_filters.CharFilter(field_name="image__domain__slug", label="Domain slug")
+    type = django_filters.ChoiceFilter(choices=InstructionType.choices)
+    status = django_filters.ChoiceFilter(choices=ItemStatus.choices)
+    image = django_filters.NumberFilter(field_name="image_id")
+
+    class Meta:
+        model = Instruction
+        fields = ["domain", "type", "status", "image", "origin"]
