@@ -1,8 +1,96 @@
 """REST endpoints for domains, images, captions and instructions, mounted under /api/v1/."""
 
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from .filters import CaptionFilter, ImageFilter, InstructionFilter
+from .imports import import_images, sources_from_uploads
+from .models import Caption, Domain, Image, Instruction
+from .roles import ADMIN, ALL_ROLES
+from .serializers import (
+    CaptionSerializer,
+    DomainSerializer,
+    ImageSerializer,
+    ImageUploadSerializer,
+    ImportSummarySerializer,
+    InstructionSerializer,
+)
+
+
+class DomainViewSet(
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.ReadOnlyModelViewSet,
+):
+    """Domains with their seed questions. Every role reads; admins create and edit (no delete: images
+    keep their domain)."""
+
+    serializer_class = DomainSerializer
+    lookup_field = "slug"
+    allowed_roles = ALL_ROLES
+    write_roles = (ADMIN,)
+    queryset = Domain.objects.prefetch_related("seed_questions")
+    filterset_fields = ["is_active"]
+
+
+class ImageViewSet(viewsets.ReadOnlyModelViewSet):
+    """Images; `upload` imports files through the same service as the command and the upload page."""
+
+    serializer_class = ImageSerializer
+    filterset_class = ImageFilter
+    allowed_roles = ALL_ROLES
+    action_roles = {"upload": (ADMIN,)}
+    queryset = Image.objects.with_domain().order_by("id")
+
+    @extend_schema(
+        request={"multipart/form-data": ImageUploadSerializer},
+        responses={201: ImportSummarySerializer, 200: ImportSummarySerializer},
+        description="Import image files or .zip archives (field `files`, repeated). 201 when at least one "
+        "image was imported, 200 when none was (all duplicates or rejected); each file's result is listed.",
+    )
+    @action(detail=False, methods=["post"], parser_classes=[MultiPartParser])
+    def upload(self, request):
+        data = {key: request.data.get(key) for key in ("domain", "source", "license", "prior_knowledge")}
+        data = {key: value for key, value in data.items() if value is not None}
+        data["files"] = request.FILES.getlist("files")
+        serializer = ImageUploadSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        form = serializer.validated_data
+        summary = import_images(
+            sources_from_uploads(form["files"]),
+            domain=form["domain"],
+            by=request.user,
+            source=form["source"],
+            license=form["license"],
+            prior_knowledge=form["prior_knowledge"],
+        )
+        code = status.HTTP_201_CREATED if summary.imported else status.HTTP_200_OK
+        return Response(ImportSummarySerializer(summary.as_dict()).data, status=code)
+
+
+class CaptionViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = CaptionSerializer
+    filterset_class = CaptionFilter
+    allowed_roles = ALL_ROLES
+    queryset = Caption.objects.select_related("image__domain").order_by("id")
+
+
+class InstructionViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = InstructionSerializer
+    filterset_class = InstructionFilter
+    allowed_roles = ALL_ROLES
+    queryset = Instruction.objects.select_related("image__domain").order_by("id")
+
 
 def register(router) -> None:
     """Add this app's viewsets to the one /api/v1/ router."""
+    router.register("domains", DomainViewSet, basename="domain")
+    router.register("images", ImageViewSet, basename="image")
+    router.register("captions", CaptionViewSet, basename="caption")
+    router.register("instructions", InstructionViewSet, basename="instruction")
 
 
 urlpatterns: list = []
