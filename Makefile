@@ -25,7 +25,7 @@ install-dev: $(VENV)/.dev-installed
 ## make run: migrate, load the demo, start a Celery worker and the web server on 127.0.0.1:$(PORT).
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo
+	$(PY) manage.py load_demo --port $(PORT)
 	@echo "Starting a Celery worker (log: var/worker.log) and the web server on http://127.0.0.1:$(PORT)/"
 	@$(VENV)/bin/celery -A mminstruct_site worker --pool=threads --concurrency=4 --loglevel=INFO \
 		--logfile=var/worker.log --pidfile=var/worker.pid & worker=$$!; \
