@@ -27,10 +27,13 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo --port $(PORT)
 	@echo "Starting a Celery worker (log: var/worker.log) and the web server on http://127.0.0.1:$(PORT)/"
+	@# Both run in the background so that the shell's trap fires at once on Ctrl-C / TERM (a trap waits
+	@# for a foreground child); background jobs ignore SIGINT, so the trap is what stops them.
 	@$(VENV)/bin/celery -A mminstruct_site worker --pool=threads --concurrency=4 --loglevel=INFO \
-		--logfile=var/worker.log --pidfile=var/worker.pid & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+		--logfile=var/worker.log --pidfile=var/worker.pid >/dev/null & worker=$$!; \
+	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT) & web=$$!; \
+	trap 'trap - EXIT INT TERM; kill $$web $$worker 2>/dev/null; wait $$web $$worker 2>/dev/null' EXIT INT TERM; \
+	wait -n $$web $$worker
 
 ## make worker: a Celery worker on its own (production-like setups with REDIS_URL set).
 worker: install

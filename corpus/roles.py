@@ -79,6 +79,7 @@ class LoginRequiredForPagesMiddleware:
     The API is left to DRF, which answers 401/403 (token auth is resolved inside DRF)."""
 
     OPEN_PREFIXES = ("/api/", "/accounts/login/", "/static/", "/media/", "/favicon.ico")
+    ADMIN_ONLY_PREFIXES = ("/django-admin/",)
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -86,6 +87,9 @@ class LoginRequiredForPagesMiddleware:
     def __call__(self, request):
         if not request.user.is_authenticated and not request.path.startswith(self.OPEN_PREFIXES):
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        # Django's admin would send a logged-in annotator to its own login form; a wrong role gets 403.
+        if request.path.startswith(self.ADMIN_ONLY_PREFIXES) and not has_role(request.user, ADMIN):
+            raise PermissionDenied("Only admins may use the Django admin.")
         return self.get_response(request)
 
 
