@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Caption, Domain, Image, Instruction, Revision, SeedQuestion
+from .models import Caption, Domain, Image, ImportBatch, Instruction, Revision, SeedQuestion
 
 
 class SeedQuestionInline(admin.TabularInline):
@@ -57,3 +57,10 @@ class InstructionAdmin(admin.ModelAdmin):
     search_fields = ("question", "answer")
     raw_id_fields = ("image", "caption", "created_by", "reviewed_by")
     inlines = [RevisionInline]
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    list_display = ("id", "domain", "status", "n_files", "created_by", "created_at", "finished_at")
+    list_filter = ("status",)
+    readonly_fields = ("summary", "error", "staging_dir", "started_at", "finished_at")

@@ -7,14 +7,16 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from .filters import CaptionFilter, ImageFilter, InstructionFilter
+from .import_batches import needs_background, stage_upload
 from .imports import import_images, sources_from_uploads
-from .models import Caption, Domain, Image, Instruction
+from .models import Caption, Domain, Image, ImportBatch, Instruction
 from .roles import ADMIN, ALL_ROLES
 from .serializers import (
     CaptionSerializer,
     DomainSerializer,
     ImageSerializer,
     ImageUploadSerializer,
+    ImportBatchSerializer,
     ImportSummarySerializer,
     InstructionSerializer,
 )
@@ -47,9 +49,12 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         request={"multipart/form-data": ImageUploadSerializer},
-        responses={201: ImportSummarySerializer, 200: ImportSummarySerializer},
-        description="Import image files or .zip archives (field `files`, repeated). 201 when at least one "
-        "image was imported, 200 when none was (all duplicates or rejected); each file's result is listed.",
+        responses={201: ImportSummarySerializer, 200: ImportSummarySerializer, 202: ImportBatchSerializer},
+        description="Import image files or .zip archives (field `files`, repeated). Small uploads are imported "
+        "at once: 201 when at least one image was imported, 200 when none was (all duplicates or rejected), "
+        "with each file's result. Uploads holding a .zip or above IMPORT_INLINE_MAX_FILES / "
+        "IMPORT_INLINE_MAX_BYTES are staged and imported by a worker: 202 with the batch, whose summary "
+        "appears at /api/v1/import-batches/{id}/ when its status is done.",
     )
     @action(detail=False, methods=["post"], parser_classes=[MultiPartParser])
     def upload(self, request):
@@ -59,16 +64,27 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
         serializer = ImageUploadSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         form = serializer.validated_data
-        summary = import_images(
-            sources_from_uploads(form["files"]),
-            domain=form["domain"],
-            by=request.user,
-            source=form["source"],
-            license=form["license"],
-            prior_knowledge=form["prior_knowledge"],
-        )
+        fields = {
+            "domain": form["domain"],
+            "by": request.user,
+            "source": form["source"],
+            "license": form["license"],
+            "prior_knowledge": form["prior_knowledge"],
+        }
+        if needs_background(form["files"]):
+            batch = stage_upload(form["files"], **fields)
+            return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+        summary = import_images(sources_from_uploads(form["files"]), **fields)
         code = status.HTTP_201_CREATED if summary.imported else status.HTTP_200_OK
         return Response(ImportSummarySerializer(summary.as_dict()).data, status=code)
+
+
+class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
+    """Uploads imported in the background, with their summary once done. Admins only."""
+
+    serializer_class = ImportBatchSerializer
+    allowed_roles = (ADMIN,)
+    queryset = ImportBatch.objects.select_related("domain").order_by("-id")
 
 
 class CaptionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -89,6 +105,7 @@ def register(router) -> None:
     """Add this app's viewsets to the one /api/v1/ router."""
     router.register("domains", DomainViewSet, basename="domain")
     router.register("images", ImageViewSet, basename="image")
+    router.register("import-batches", ImportBatchViewSet, basename="import-batch")
     router.register("captions", CaptionViewSet, basename="caption")
     router.register("instructions", InstructionViewSet, basename="instruction")
 

@@ -140,7 +140,7 @@ class UnreadableSource(Exception):
 # --- where files come from --------------------------------------------------------------------------
 
 
-def _zip_sources(opener: Callable[[], IO[bytes]], label: str) -> Iterator[ImportSource | FileResult]:
+def sources_from_zip(opener: Callable[[], IO[bytes]], label: str) -> Iterator[ImportSource | FileResult]:
     try:
         handle = opener()
     except OSError as exc:
@@ -188,7 +188,7 @@ def sources_from_paths(paths: Iterable[str | Path]) -> Iterator[ImportSource | F
 
 def _path_sources(path: Path) -> Iterator[ImportSource | FileResult]:
     if path.suffix.lower() == ".zip":
-        yield from _zip_sources(lambda: open(path, "rb"), str(path))
+        yield from sources_from_zip(lambda: open(path, "rb"), str(path))
     else:
         yield ImportSource(str(path), lambda: open(path, "rb"))
 
@@ -204,7 +204,7 @@ def sources_from_uploads(files: Iterable) -> Iterator[ImportSource | FileResult]
     for upload in files:
         name = os.path.basename(upload.name or "upload")
         if name.lower().endswith(".zip"):
-            yield from _zip_sources(lambda upload=upload: upload, name)
+            yield from sources_from_zip(lambda upload=upload: upload, name)
         else:
             yield ImportSource(name, lambda upload=upload: upload)
 

@@ -311,3 +311,41 @@ class Revision(models.Model):
     def __str__(self) -> str:
         item = f"caption {self.caption_id}" if self.caption_id else f"instruction {self.instruction_id}"
         return f"{item} v{self.version} {self.action}"
+
+
+class ImportBatchStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportBatch(models.Model):
+    """An upload too large to import inside the request: its files wait in a staging folder under
+    MEDIA_ROOT until a Celery worker imports them; the summary is kept here for the page and the API."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="import_batches")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(
+        max_length=10, choices=ImportBatchStatus.choices, default=ImportBatchStatus.QUEUED
+    )
+    source = models.TextField(blank=True)
+    license = models.TextField(blank=True)
+    prior_knowledge = models.TextField(blank=True)
+    staging_dir = models.CharField(max_length=500, help_text="Relative to MEDIA_ROOT.")
+    n_files = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Import batch {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ImportBatchStatus.DONE, ImportBatchStatus.FAILED)

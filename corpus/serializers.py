@@ -1,9 +1,10 @@
 """API serializers of the corpus. Explicit fields; nothing here runs a query of its own (the viewsets
 select and prefetch what is read)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Caption, Domain, Image, Instruction, SeedQuestion
+from .models import Caption, Domain, Image, ImportBatch, Instruction, SeedQuestion
 
 
 class SeedQuestionSerializer(serializers.ModelSerializer):
@@ -76,6 +77,31 @@ class ImportSummarySerializer(serializers.Serializer):
     rejected = serializers.IntegerField()
     unreadable = serializers.IntegerField()
     files = FileResultSerializer(many=True)
+
+
+class ImportBatchSerializer(serializers.ModelSerializer):
+    domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportBatch
+        fields = [
+            "id",
+            "domain",
+            "status",
+            "n_files",
+            "summary",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ImportSummarySerializer(allow_null=True))
+    def get_summary(self, batch: ImportBatch) -> dict | None:
+        """The stored summary once the batch is done (no query: it is a column of the batch)."""
+        return batch.summary or None
 
 
 class CaptionSerializer(serializers.ModelSerializer):

@@ -9,5 +9,6 @@ urlpatterns = [
     path("domains/<slug:slug>/edit/", views.domain_edit, name="domain-edit"),
     path("images/", views.image_list, name="image-list"),
     path("images/import/", views.image_import, name="image-import"),
+    path("images/import/<int:pk>/", views.import_batch_detail, name="image-import-batch"),
     path("images/<int:pk>/", views.image_detail, name="image-detail"),
 ]

@@ -9,8 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from .filters import ImageFilter
 from .forms import DomainForm, ImportForm, SeedQuestionFormSet
+from .import_batches import needs_background, stage_upload
 from .imports import import_images, sources_from_uploads
-from .models import Caption, Domain, Image, Instruction, SeedQuestion
+from .models import Caption, Domain, Image, ImportBatch, Instruction, SeedQuestion
 from .roles import ADMIN, ALL_ROLES, role_required
 from .rules import InstructionType
 
@@ -90,6 +91,7 @@ def image_detail(request, pk: int):
 
 @role_required(ADMIN)
 def image_import(request):
+    """Small uploads are imported inside the request; large ones (or zips) are staged for a worker."""
     form = ImportForm(request.POST or None)
     summary = None
     if request.method == "POST":
@@ -97,14 +99,17 @@ def image_import(request):
         if not files:
             form.add_error(None, "Choose at least one image or .zip file.")
         if form.is_valid():
-            summary = import_images(
-                sources_from_uploads(files),
-                domain=form.cleaned_data["domain"],
-                by=request.user,
-                source=form.cleaned_data["source"],
-                license=form.cleaned_data["license"],
-                prior_knowledge=form.cleaned_data["prior_knowledge"],
-            )
+            fields = {
+                "domain": form.cleaned_data["domain"],
+                "by": request.user,
+                "source": form.cleaned_data["source"],
+                "license": form.cleaned_data["license"],
+                "prior_knowledge": form.cleaned_data["prior_knowledge"],
+            }
+            if needs_background(files):
+                batch = stage_upload(files, **fields)
+                return redirect("image-import-batch", pk=batch.pk)
+            summary = import_images(sources_from_uploads(files), **fields).as_dict()
     return render(
         request,
         "corpus/image_import.html",
@@ -113,5 +118,18 @@ def image_import(request):
             "summary": summary,
             "max_pixels": settings.IMAGE_MAX_PIXELS,
             "max_mb": settings.IMAGE_MAX_BYTES // (1024 * 1024),
+            "recent_batches": ImportBatch.objects.select_related("domain").order_by("-id")[:5],
         },
+    )
+
+
+@role_required(ADMIN)
+def import_batch_detail(request, pk: int):
+    """A staged upload: its status while the worker imports it, then its summary. htmx polls it."""
+    batch = get_object_or_404(ImportBatch.objects.select_related("domain", "created_by"), pk=pk)
+    template = (
+        "corpus/_import_batch.html" if request.headers.get("HX-Request") else "corpus/import_batch.html"
+    )
+    return render(
+        request, template, {"batch": batch, "summary": batch.summary if batch.is_finished else None}
     )

@@ -192,6 +192,18 @@ IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 50 * 1024 * 1024)
 THUMBNAIL_SIZE = 256
 # Hamming distance at or below which two perceptual hashes flag a near-duplicate.
 NEAR_DUPLICATE_DISTANCE = env_int("NEAR_DUPLICATE_DISTANCE", 4)
+# Uploads above these (or holding a .zip) are imported by a worker, not inside the request.
+IMPORT_INLINE_MAX_FILES = env_int("IMPORT_INLINE_MAX_FILES", 50)
+IMPORT_INLINE_MAX_BYTES = env_int("IMPORT_INLINE_MAX_BYTES", 20 * 1024 * 1024)
+# Names for the corpus's status enums in the OpenAPI schema (several models have a `status`); other apps
+# add theirs the same way in their own block.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "ItemStatusEnum": "corpus.models.ItemStatus",
+        "ImportBatchStatusEnum": "corpus.models.ImportBatchStatus",
+        "ReviewStatusEnum": "corpus.models.ReviewStatus",
+    }
+)
 
 # --- generation -------------------------------------------------------------------------------
 OPENAI_API_KEY = env("OPENAI_API_KEY")

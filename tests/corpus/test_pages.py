@@ -217,7 +217,7 @@ def test_admin_uploads_several_files_and_sees_the_summary(client, admin_user):
     )
     assert response.status_code == 200
     summary = response.context["summary"]
-    assert (len(summary.imported), len(summary.duplicates), len(summary.rejected)) == (2, 1, 1)
+    assert (summary["imported"], summary["duplicates"], summary["rejected"]) == (2, 1, 1)
     html = response.content.decode()
     assert "not an image Pillow can read" in html
     assert set(Image.objects.values_list("imported_by", flat=True)) == {admin_user.pk}

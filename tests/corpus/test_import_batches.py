@@ -1,0 +1,162 @@
+"""Large uploads: staged in the request, imported by a worker (the task function, and a real worker)."""
+
+import io
+import os
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from rest_framework.test import APIClient
+
+from corpus.import_batches import stage_upload
+from corpus.models import Domain, Image, ImportBatch, ImportBatchStatus
+from corpus.tasks import import_batch
+from tests.corpus.factories import png_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def zip_upload(name: str = "batch.zip", members: int = 3) -> SimpleUploadedFile:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n in range(members):
+            zf.writestr(f"img-{n}.png", png_bytes(500 + n))
+        zf.writestr("readme.txt", "not an image")
+    return SimpleUploadedFile(name, buf.getvalue(), content_type="application/zip")
+
+
+@pytest.mark.django_db
+def test_zip_upload_is_staged_queued_and_imported_by_the_task(
+    client, admin_user, settings, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post("/images/import/", {"domain": "ocr", "source": "zip", "files": [zip_upload()]})
+    batch = ImportBatch.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/images/import/{batch.pk}/"
+    assert len(queued) == 1  # the task is sent only once the batch is committed
+    assert batch.status == ImportBatchStatus.QUEUED and not Image.objects.exists()
+    staged = Path(settings.MEDIA_ROOT) / batch.staging_dir
+    assert [p.name for p in staged.glob("*/*")] == ["batch.zip"]
+    assert "Queued" in client.get(f"/images/import/{batch.pk}/").content.decode()
+
+    import_batch(batch.pk)  # what the worker runs
+
+    batch.refresh_from_db()
+    assert batch.status == ImportBatchStatus.DONE
+    assert (batch.summary["imported"], batch.summary["rejected"]) == (3, 1)
+    assert Image.objects.filter(source="zip", domain__slug="ocr").count() == 3
+    assert not staged.exists()
+    page = client.get(f"/images/import/{batch.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert 'class="n-imported">3<' in page and "hx-trigger" not in page  # finished: polling stops
+    assert "batch.zip:readme.txt" in page
+
+
+@pytest.mark.django_db
+def test_running_a_finished_batch_again_changes_nothing(admin_user):
+    batch = stage_upload([zip_upload()], domain=Domain.objects.get(slug="ocr"), by=admin_user)
+    import_batch(batch.pk)
+    first = ImportBatch.objects.get(pk=batch.pk).summary
+    import_batch(batch.pk)
+    assert ImportBatch.objects.get(pk=batch.pk).summary == first
+    assert Image.objects.count() == 3
+    import_batch(999_999)  # a missing batch is logged and ignored
+
+
+@pytest.mark.django_db
+def test_many_files_go_to_the_background_and_few_are_imported_at_once(client, admin_user, settings):
+    settings.IMPORT_INLINE_MAX_FILES = 2
+    client.force_login(admin_user)
+    few = [SimpleUploadedFile(f"{n}.png", png_bytes(n)) for n in range(2)]
+    assert client.post("/images/import/", {"domain": "ocr", "files": few}).status_code == 200
+    assert Image.objects.count() == 2 and not ImportBatch.objects.exists()
+    many = [SimpleUploadedFile(f"{n}.png", png_bytes(10 + n)) for n in range(3)]
+    assert client.post("/images/import/", {"domain": "ocr", "files": many}).status_code == 302
+    assert ImportBatch.objects.get().n_files == 3
+
+
+@pytest.mark.django_db
+def test_api_zip_upload_answers_202_with_the_batch_and_its_summary_later(admin_user, annotator):
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    response = api.post(
+        "/api/v1/images/upload/", {"domain": "ocr", "files": [zip_upload()]}, format="multipart"
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and body["summary"] is None
+    import_batch(body["id"])
+    done = api.get(f"/api/v1/import-batches/{body['id']}/").json()
+    assert done["status"] == "done" and done["summary"]["imported"] == 3
+    api.force_authenticate(annotator)
+    assert api.get(f"/api/v1/import-batches/{body['id']}/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_annotator_cannot_see_import_batches(client, annotator, admin_user):
+    batch = stage_upload([zip_upload()], domain=Domain.objects.get(slug="ocr"), by=admin_user)
+    client.force_login(annotator)
+    assert client.get(f"/images/import/{batch.pk}/").status_code == 403
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_celery_worker_imports_a_staged_upload(postgres, redis_url, admin_user, settings, tmp_path):
+    domain = Domain.objects.get_or_create(slug="worker-test", defaults={"name": "Worker test"})[0]
+    env = os.environ | {
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": redis_url,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    pidfile = tmp_path / "worker.pid"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mminstruct_site",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "-n",
+            f"corpus-test-{uuid.uuid4().hex[:8]}@%h",
+            "--pidfile",
+            str(pidfile),
+        ],  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        batch = stage_upload([zip_upload(members=2)], domain=domain, by=admin_user)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            batch.refresh_from_db()
+            if batch.is_finished:
+                break
+            time.sleep(0.5)
+        log = (tmp_path / "worker.log").read_text(errors="replace")
+        assert batch.status == ImportBatchStatus.DONE, log[-3000:]
+        assert batch.summary["imported"] == 2
+        assert Image.objects.filter(domain=domain).count() == 2
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
