@@ -160,3 +160,15 @@ def test_a_real_celery_worker_imports_a_staged_upload(postgres, redis_url, admin
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+@pytest.mark.django_db
+def test_import_batch_list_endpoint_has_no_n_plus_one(admin_user, django_assert_max_num_queries):
+    ocr = Domain.objects.get(slug="ocr")
+    for _ in range(4):
+        stage_upload([zip_upload()], domain=ocr, by=admin_user)
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    with django_assert_max_num_queries(5):
+        response = api.get("/api/v1/import-batches/")
+    assert response.json()["count"] == 4

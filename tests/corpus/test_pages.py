@@ -235,3 +235,16 @@ def test_annotator_cannot_upload(client, annotator):
     files = [SimpleUploadedFile("one.png", png_bytes(1), content_type="image/png")]
     assert client.post("/images/import/", {"domain": "ocr", "files": files}).status_code == 403
     assert not Image.objects.exists()
+
+
+def test_image_detail_costs_a_constant_number_of_queries(client, annotator, django_assert_max_num_queries):
+    image = ImageFactory()
+    for _ in range(3):
+        caption = CaptionFactory(image=image)
+        InstructionFactory(image=image, caption=caption)
+        InstructionFactory(image=image, type=InstructionType.JUDGEMENT)
+        ImageFactory(domain=image.domain, near_duplicate_of=image)
+    client.force_login(annotator)
+    with django_assert_max_num_queries(10):
+        response = client.get(f"/images/{image.pk}/")
+    assert response.content.decode().count('class="caption"') == 3
