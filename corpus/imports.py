@@ -288,6 +288,8 @@ def _inspect(spool: IO[bytes], max_pixels: int) -> tuple[PILImage.Image, str]:
         try:
             with PILImage.open(spool) as probe:
                 fmt = probe.format or ""
+                if fmt == "MPO":  # phone cameras' multi-picture JPEGs: the first picture is a plain JPEG
+                    fmt = "JPEG"
                 width, height = probe.size  # from the header: nothing decoded yet
                 if fmt not in ALLOWED_FORMATS:
                     raise _Rejected(f"unsupported image format {fmt or 'unknown'}")

@@ -201,3 +201,25 @@ def test_command_succeeds_when_some_files_are_bad(tmp_path, capsys):
     (tmp_path / "bad.png").write_text("x")
     call_command("import_images", str(tmp_path), "--domain", "d", "--no-progress")
     assert "rejected: 1" in capsys.readouterr().out
+
+
+def test_multi_picture_jpeg_from_a_phone_is_imported_as_jpeg(tmp_path):
+    first = picture(5)
+    path = tmp_path / "phone.jpg"
+    first.save(path, format="MPO", save_all=True, append_images=[picture(6)])
+    with PILImage.open(path) as probe:
+        assert probe.format == "MPO"
+    summary = import_images(sources_from_paths([path]), domain=DomainFactory())
+    image = Image.objects.get(pk=summary.imported[0].image_id)
+    assert image.format == "JPEG" and image.file.name.endswith(".jpeg")
+
+
+def test_palette_png_with_transparency_gets_a_thumbnail(tmp_path):
+    img = picture(7).convert("P")
+    img.info["transparency"] = 0
+    path = tmp_path / "palette.png"
+    img.save(path, transparency=0)
+    summary = import_images(sources_from_paths([path]), domain=DomainFactory())
+    assert len(summary.imported) == 1
+    with PILImage.open(Image.objects.get().thumbnail.path) as thumb:
+        assert thumb.mode == "RGB"
