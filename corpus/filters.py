@@ -1,6 +1,7 @@
 """django-filter FilterSets shared by the image browser page and the API."""
 
 import django_filters
+from django import forms
 
 from .models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
 from .rules import InstructionType
@@ -12,7 +13,13 @@ class ImageFilter(django_filters.FilterSet):
     )
     review_status = django_filters.ChoiceFilter(choices=ReviewStatus.choices, empty_label="Any status")
     near_duplicates = django_filters.BooleanFilter(
-        field_name="near_duplicate_of", lookup_expr="isnull", exclude=True, label="Near-duplicates only"
+        field_name="near_duplicate_of",
+        lookup_expr="isnull",
+        exclude=True,
+        label="Near-duplicates",
+        widget=forms.Select(
+            choices=[("", "All images"), ("true", "Near-duplicates only"), ("false", "No near-duplicates")]
+        ),
     )
 
     class Meta:

@@ -248,3 +248,14 @@ def test_image_detail_costs_a_constant_number_of_queries(client, annotator, djan
     with django_assert_max_num_queries(10):
         response = client.get(f"/images/{image.pk}/")
     assert response.content.decode().count('class="caption"') == 3
+
+
+def test_image_browser_filters_near_duplicates(client, annotator):
+    original = ImageFactory()
+    copy = ImageFactory(domain=original.domain, near_duplicate_of=original)
+    client.force_login(annotator)
+    only = client.get("/images/", {"near_duplicates": "true"})
+    assert [i.pk for i in only.context["page"]] == [copy.pk]
+    without = client.get("/images/", {"near_duplicates": "false"})
+    assert [i.pk for i in without.context["page"]] == [original.pk]
+    assert "Near-duplicates only" in only.content.decode()
