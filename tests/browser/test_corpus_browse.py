@@ -1,9 +1,12 @@
 """Browse and import images in a real Chromium."""
 
+import zipfile
+
 import pytest
 from playwright.sync_api import expect
 
-from corpus.models import Image
+from corpus.models import Image, ImportBatch
+from corpus.tasks import import_batch
 from tests.corpus.factories import CaptionFactory, DomainFactory, ImageFactory, InstructionFactory, png_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -71,3 +74,26 @@ def test_annotator_does_not_see_the_import_link_and_gets_403(page, live_server, 
     assert page.get_by_role("navigation", name="Main").get_by_role("link", name="Import").count() == 0
     response = page.goto(f"{live_server.url}/images/import/")
     assert response.status == 403
+
+
+def test_zip_upload_runs_in_the_background_and_its_page_updates_by_itself(
+    page, live_server, login, admin_user, tmp_path
+):
+    DomainFactory(name="Zips", slug="zips")
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(3):
+            zf.writestr(f"p{n}.png", png_bytes(300 + n))
+    login(page, admin_user)
+    page.goto(f"{live_server.url}/images/import/")
+    page.set_input_files("input[name=files]", [str(archive)])
+    page.select_option("select[name=domain]", "zips")
+    page.get_by_role("button", name="Import").click()
+    batch = ImportBatch.objects.get()
+    page.wait_for_url(f"{live_server.url}/images/import/{batch.pk}/")
+    expect(page.locator("#import-batch")).to_contain_text("Queued")
+
+    import_batch(batch.pk)  # what the worker does; the page polls every 2 s and shows the summary
+
+    expect(page.locator("#import-batch .n-imported")).to_have_text("3", timeout=10_000)
+    expect(page.locator("#import-batch")).to_contain_text("Done")

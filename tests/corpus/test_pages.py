@@ -259,3 +259,9 @@ def test_image_browser_filters_near_duplicates(client, annotator):
     without = client.get("/images/", {"near_duplicates": "false"})
     assert [i.pk for i in without.context["page"]] == [original.pk]
     assert "Near-duplicates only" in only.content.decode()
+
+
+def test_a_user_without_a_role_is_told_so_on_the_home_page(client, outsider):
+    client.force_login(outsider)
+    html = client.get("/").content.decode()
+    assert "no role yet" in html and 'href="/images/"' not in html.split("</nav>")[-1]
