@@ -116,7 +116,7 @@ def image_import(request):
         {
             "form": form,
             "summary": summary,
-            "max_pixels": settings.IMAGE_MAX_PIXELS,
+            "max_pixels": f"{settings.IMAGE_MAX_PIXELS:,}",
             "max_mb": settings.IMAGE_MAX_BYTES // (1024 * 1024),
             "recent_batches": ImportBatch.objects.select_related("domain").order_by("-id")[:5],
         },
