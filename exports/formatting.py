@@ -15,15 +15,21 @@ ANSWER_HINT: dict[str, str] = {
 }
 
 
+# The hint as it follows the question (or the last option): on its own line. Plain str keys, so the
+# hot loop's lookups do not go through the enum.
+_SUFFIX = {str(type_): f"\n{hint}" if hint else "" for type_, hint in ANSWER_HINT.items()}
+_MCQ = InstructionType.MULTIPLE_CHOICE.value
+
+
 def format_question(type_: str, question: str, options: list[str]) -> str:
-    """The human turn's text (without the image token): question, MCQ options one per line, hint."""
-    parts = [question.strip()]
-    if type_ == InstructionType.MULTIPLE_CHOICE.value:
-        parts.extend(f"{OPTION_LABELS[i]}. {option.strip()}" for i, option in enumerate(options))
-    hint = ANSWER_HINT.get(type_, "")
-    if hint:
-        parts.append(hint)
-    return "\n".join(parts)
+    """The human turn's text (without the image token): question, MCQ options one per line as "A. …",
+    then the type's hint on its own line."""
+    if type_ == _MCQ:
+        lines = "\n".join(
+            f"{label}. {option.strip()}" for label, option in zip(OPTION_LABELS, options, strict=False)
+        )
+        return f"{question.strip()}\n{lines}{_SUFFIX[_MCQ]}"
+    return question.strip() + _SUFFIX.get(type_, "")
 
 
 def format_answer(type_: str, answer: str) -> str:

@@ -13,7 +13,7 @@ BEGIN
                                 NEW.counts, NEW.manifest)
             IS DISTINCT FROM (OLD.status, OLD.spec_id, OLD.number, OLD.file_path, OLD.size_bytes, OLD.sha256,
                               OLD.counts, OLD.manifest) THEN
-        RAISE EXCEPTION 'export version % is done and immutable', OLD.id;
+        RAISE EXCEPTION 'export version %% is done and immutable', OLD.id;
     END IF;
     RETURN NEW;
 END;

@@ -146,8 +146,8 @@ def stream_records(
     copy_images = spec.image_mode == ImageMode.COPY
     media_root = str(settings.MEDIA_ROOT)
     seed, ratio = spec.seed, spec.train_ratio
-    index_lines: list[bytes] = []
-    image_lines: list[bytes] = []
+    index_lines: list[str] = []
+    image_lines: list[str] = []
 
     current_image = None
     split = path = domain = abs_file = ""
@@ -165,11 +165,14 @@ def stream_records(
         records[split] += 1
 
     seen = 0
+    mcq = "multiple_choice"
+    index_write = index_fp.write
     for iid, ver, typ, question, options_text, answer, image_id, sha, file_name, dom in rows:
         seen += 1
         if seen % _PROGRESS_EVERY == 0:
             on_progress(seen)
-        options = loads(options_text) if options_text and options_text != "[]" else []
+        # Only MCQ rows carry options; anything else with options is parsed so the rules can refuse it.
+        options = loads(options_text) if typ == mcq or options_text != "[]" else []
         violations = check(typ, question, options, answer)
         if violations:
             skipped[violations[0].rule] += 1
@@ -185,36 +188,37 @@ def stream_records(
             abs_file = f"{media_root}/{file_name}"
             if copy_images:
                 path = image_arcname(dom, sha, file_name)
-                image_lines.append(f"{path}\t{file_name}\t{sha}\n".encode())
+                image_lines.append(f"{path}\t{file_name}\t{sha}\n")
             else:
                 path = file_name
             result.images += 1
         human = fmt_question(typ, question, options)
-        gpt = answer.strip()
         if multi_turn:
-            turns.append((human, gpt))
+            turns.append((human, answer.strip()))
             ids.append(iid)
             types.append(typ)
         else:
-            record = Record(f"instruction-{iid}", path, domain, [(human, gpt)], [iid], [typ], abs_file)
+            record = Record(
+                f"instruction-{iid}", path, domain, [(human, answer.strip())], [iid], [typ], abs_file
+            )
             for writer in writers:
                 writer.write(record)
             records[split] += 1
         counts[(dom, typ, split)] += 1
-        index_lines.append(b'[%d,%d,"%s","%s","%s"]' % (iid, ver, dom.encode(), typ.encode(), split.encode()))
+        index_lines.append(f'[{iid},{ver},"{dom}","{typ}","{split}"],\n')
         if len(index_lines) >= 4096:
-            index_fp.write(b",\n".join(index_lines) + b",\n")
+            index_write("".join(index_lines).encode())
             index_lines.clear()
             if image_lines:
-                images_fp.write(b"".join(image_lines))
+                images_fp.write("".join(image_lines).encode())
                 image_lines.clear()
     if multi_turn:
         flush_image()
-    # The index is written as "line,\n" pairs; the last line's comma is dropped when the manifest is made.
+    # Every index line ends in ",\n"; the last one's comma is dropped when the manifest is made.
     if index_lines:
-        index_fp.write(b",\n".join(index_lines) + b",\n")
+        index_write("".join(index_lines).encode())
     if image_lines:
-        images_fp.write(b"".join(image_lines))
+        images_fp.write("".join(image_lines).encode())
     on_progress(seen)
     return result
 

@@ -81,7 +81,7 @@ class ParquetWriter:
         columns["image"].append({"bytes": data, "path": record.image})
         columns["domain"].append(record.domain)
         columns["conversations"].append(conversations(record.turns))
-        columns["instruction_ids"].append(list(record.instruction_ids))
+        columns["instruction_ids"].append([int(i) for i in record.instruction_ids])
         columns["types"].append(list(record.types))
         self._pending_bytes += len(data)
         self.count += 1
