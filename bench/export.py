@@ -143,6 +143,32 @@ def child_floor() -> None:
     print(json.dumps({"seconds": time.perf_counter() - started, "bytes": total, "vmhwm_kb": peak_rss_kb()}))
 
 
+def child_stages() -> None:
+    """Where a build's time goes: reading the rows through the export's own reader, then the same
+    plus corpus.rules.check_instruction on every row (what the build must do before writing)."""
+    child_setup()
+    import orjson
+    from django.db import transaction
+
+    from corpus.rules import check_instruction
+    from exports.models import ExportSpec
+    from exports.services.rows import iter_rows
+    from exports.services.specs import parse_selection
+
+    selection = parse_selection(ExportSpec.objects.get(name="bench").selection)
+    started = time.perf_counter()
+    with transaction.atomic():
+        for _row in iter_rows(selection):
+            pass
+    read = time.perf_counter() - started
+    started = time.perf_counter()
+    with transaction.atomic():
+        for _iid, _ver, typ, question, options, answer, *_rest in iter_rows(selection):
+            check_instruction(typ, question, orjson.loads(options) if options != "[]" else [], answer)
+    checked = time.perf_counter() - started
+    print(json.dumps({"read": read, "read_check": checked}))
+
+
 def child_idle() -> None:
     """The bare interpreter + Django, to show what the build adds."""
     child_setup()
@@ -197,12 +223,17 @@ def main() -> None:
     parser.add_argument("--db", default="mmi_bench_exports")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--child", choices=["floor", "build", "idle", "spec"])
+    parser.add_argument("--child", choices=["floor", "build", "idle", "spec", "stages"])
     args = parser.parse_args()
     if args.child:
-        {"floor": child_floor, "build": child_build, "idle": child_idle, "spec": child_make_spec}[
-            args.child
-        ]()
+        children = {
+            "floor": child_floor,
+            "build": child_build,
+            "idle": child_idle,
+            "spec": child_make_spec,
+            "stages": child_stages,
+        }
+        children[args.child]()
         return
 
     ensure_database(args.db)
@@ -218,6 +249,11 @@ def main() -> None:
         run_child("spec", env)
         print(f"seeded {size:,} instructions ({size // 4:,} images) in {seconds:.1f}s; load {loadavg()}")
         floors, builds = [], []
+        stages = run_child("stages", env)
+        print(
+            f"  stages: rows read through the exporter's reader {stages['read']:.2f}s; "
+            f"+ check_instruction on each {stages['read_check']:.2f}s; load {loadavg()}"
+        )
         for run in range(args.runs):
             floor = run_child("floor", env)
             build = run_child("build", env)
@@ -241,6 +277,8 @@ def main() -> None:
             "ratio": statistics.median(ratios),
             "rss_kb": max(b["vmhwm_kb"] for b in builds),
             "identical": len(shas) == 1,
+            "read": stages["read"],
+            "read_check": stages["read_check"],
         }
         print(
             f"  median: floor {floor_s:.2f}s build {build_s:.2f}s ratio {results[size]['ratio']:.2f}×; "

@@ -19,7 +19,7 @@ from exports.http import archive_response
 from exports.models import ExportSpec, ExportVersion
 from exports.permissions import BUILD_ROLES, read_roles
 from exports.serializers import ExportSpecCreateSerializer, ExportSpecSerializer, ExportVersionSerializer
-from exports.services.diff import diff_as_json, diff_versions, iter_diff_csv
+from exports.services.diff import cached_diff, diff_as_json, iter_diff_csv
 from exports.services.specs import ExportError, InvalidSpec, create_spec, request_build
 
 
@@ -103,7 +103,7 @@ class ExportVersionViewSet(_ExportRoles, viewsets.ReadOnlyModelViewSet):
         if old.number > new.number:
             old, new = new, old
         try:
-            diff = diff_versions(old, new)
+            diff = cached_diff(old, new)
         except ExportError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         if request.query_params.get("format") == "csv":

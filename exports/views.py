@@ -10,7 +10,7 @@ from exports.http import archive_response
 from exports.models import ExportSpec, ExportVersion
 from exports.permissions import can_build, exports_page
 from exports.services import progress
-from exports.services.diff import diff_as_json, diff_versions, iter_diff_csv
+from exports.services.diff import cached_diff, diff_as_json, iter_diff_csv
 from exports.services.specs import ExportError, InvalidSpec, create_spec, request_build
 
 DIFF_PAGE_ROWS = 500
@@ -101,7 +101,7 @@ def version_diff(request, pk: int):
     if old.number > new.number:
         old, new = new, old
     try:
-        diff = diff_versions(old, new)
+        diff = cached_diff(old, new)
     except ExportError as exc:
         return HttpResponse(str(exc), status=409, content_type="text/plain")
     fmt = request.GET.get("format", "")

@@ -7,6 +7,7 @@ instruction ids to (revision, domain, type), and the list of changes."""
 
 import csv
 import io
+import os
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -99,6 +100,35 @@ def diff_versions(old: ExportVersion, new: ExportVersion) -> Diff:
     for iid, (rev, domain, type_) in before.items():
         note("removed", iid, rev, None, domain, type_)
     diff.changes.sort()
+    return diff
+
+
+def _cache_path(old: ExportVersion, new: ExportVersion) -> Path:
+    return Path(settings.EXPORTS_ROOT) / new.spec.name / "diffs" / f"v{old.number}-v{new.number}.json"
+
+
+def cached_diff(old: ExportVersion, new: ExportVersion) -> Diff:
+    """diff_versions, computed once per pair: both versions are immutable, so their diff is too. Kept as
+    JSON beside the archives (written atomically); the next page view or download reads it."""
+    if old.spec_id != new.spec_id:
+        raise ExportError("a diff compares two versions of the same export")
+    path = _cache_path(old, new)
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        data = None
+    if data and data["from"]["sha256"] == old.sha256 and data["to"]["sha256"] == new.sha256:
+        diff = Diff(old=old, new=new)
+        diff.changes = [tuple(c[f] for f in CHANGE_FIELDS) for c in data["changes"]]
+        diff.totals = Counter({k: data[k] for k in ("added", "removed", "changed", "unchanged")})
+        diff.by_domain = {k: Counter(v) for k, v in data["by_domain"].items()}
+        diff.by_type = {k: Counter(v) for k, v in data["by_type"].items()}
+        return diff
+    diff = diff_versions(old, new)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(diff_as_json(diff))
+    os.replace(tmp, path)
     return diff
 
 

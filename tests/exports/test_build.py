@@ -309,3 +309,23 @@ def test_a_new_image_file_in_the_corpus_does_not_move_other_images_between_split
     before = {row[0]: row[4] for row in manifest(v1)["instructions"]}
     after = {row[0]: row[4] for row in manifest(v2)["instructions"]}
     assert {k: after[k] for k in before} == before
+
+
+def test_a_diff_is_computed_once_and_then_read_from_its_cache(corpus, make_spec, annotator):
+    from exports.services.diff import cached_diff
+
+    spec = make_spec(formats=["llava"])
+    v1 = build(spec)
+    edited = Instruction.objects.filter(status=ItemStatus.ACCEPTED, type="long_vqa").first()
+    update_item(
+        edited,
+        by=annotator,
+        expected_version=edited.version,
+        changes={"answer": "A new and longer answer here."},
+    )
+    v2 = build(spec)
+    first = cached_diff(v1, v2)
+    archive_path(v1).unlink()  # the cached diff no longer needs the archives
+    second = cached_diff(v1, v2)
+    assert second.summary() == first.summary() and second.changes == first.changes
+    assert first.changes == [(edited.pk, "changed", 1, 2, edited.image.domain.slug, "long_vqa")]
