@@ -285,11 +285,15 @@ def main() -> None:
             f"peak RSS {results[size]['rss_kb'] / 1024:.1f} MiB; all {args.runs} builds byte-identical: "
             f"{results[size]['identical']}\n"
         )
-    print("| instructions | COPY floor (s) | build (s) | build / floor | peak RSS (MiB) |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "| instructions | COPY floor (s) | rows read (s) | read + rule check (s) | build (s) | build / floor "
+        "| peak RSS (MiB) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for size, r in results.items():
         print(
-            f"| {size:,} | {r['floor']:.2f} | {r['build']:.2f} | {r['ratio']:.2f}× | {r['rss_kb'] / 1024:.1f} |"
+            f"| {size:,} | {r['floor']:.2f} | {r['read']:.2f} | {r['read_check']:.2f} | {r['build']:.2f} "
+            f"| {r['ratio']:.2f}× | {r['rss_kb'] / 1024:.1f} |"
         )
     if 100_000 in results and 1_000_000 in results:
         small, big = results[100_000], results[1_000_000]

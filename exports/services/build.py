@@ -361,13 +361,14 @@ def _write_manifest(path: Path, head: dict, index_path: Path) -> None:
     assert head_bytes.endswith(b"\n}")
     with open(path, "wb", buffering=1 << 20) as out, open(index_path, "rb") as index:
         out.write(head_bytes[:-2] + b",\n" + INDEX_OPEN)
-        previous = None
-        for line in index:
-            if previous is not None:
-                out.write(previous)
-            previous = line
-        if previous is not None:
-            out.write(previous.rstrip(b",\n") + b"\n")
+        # Every index line ends in ",\n": copy all but the last comma, in large blocks.
+        remaining = index_path.stat().st_size - 2
+        while remaining > 0:
+            block = index.read(min(1 << 20, remaining))
+            out.write(block)
+            remaining -= len(block)
+        if index_path.stat().st_size:
+            out.write(b"\n")
         out.write(b"  ]\n}\n")
 
 

@@ -134,14 +134,49 @@ def _unescape_field(text: str) -> str:
 
 
 def _iter_copy_text(query: str) -> Iterator[list[str]]:
+    """Rows of `COPY (query) TO STDOUT`, read straight from libpq (psycopg's `pgconn`).
+
+    psycopg's `Copy` iterator costs more per row than the server does (generator + wait layers per
+    CopyData message: 0.43 s against 0.26 s for 100k rows, measured); a blocking `PQgetCopyData` loop
+    does not. If the caller stops early, the COPY is cancelled and drained so the connection stays
+    usable (the surrounding atomic block then rolls back)."""
+    from psycopg import errors, pq
+
     connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
-        with cursor.copy(f"COPY ({query}) TO STDOUT") as copy:
-            for block in copy:  # PostgreSQL sends one CopyData message per row, ending in a newline
-                text = str(block, "utf-8")
-                # Newlines inside values are escaped, so a raw one inside means several rows in a block.
-                for line in text[:-1].split("\n") if "\n" in text[:-1] else (text[:-1],):
-                    if "\\" in line:
-                        yield [_unescape_field(field) for field in line.split("\t")]
-                    else:
-                        yield line.split("\t")
+    conn = connection.connection
+    pgconn = conn.pgconn
+    pgconn.send_query(f"COPY ({query}) TO STDOUT".encode())
+    result = pgconn.get_result()
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        message = pgconn.get_error_message() if hasattr(pgconn, "get_error_message") else pgconn.error_message
+        while pgconn.get_result() is not None:
+            pass
+        raise errors.DatabaseError(f"export COPY did not start: {message!r}")
+    get = pgconn.get_copy_data
+    finished = False
+    try:
+        while True:
+            nbytes, data = get(0)  # blocks until PostgreSQL sends the next row
+            if nbytes == -1:
+                break
+            if nbytes == -2:
+                raise errors.DatabaseError(f"export COPY failed: {pgconn.error_message!r}")
+            text = str(data, "utf-8")[:-1]  # one CopyData message = one row, ending in a newline
+            # Newlines inside values are escaped, so a raw one means several rows in one message.
+            for line in text.split("\n") if "\n" in text else (text,):
+                if "\\" in line:
+                    yield [_unescape_field(field) for field in line.split("\t")]
+                else:
+                    yield line.split("\t")
+        finished = True
+    finally:
+        if not finished:
+            conn.cancel_safe() if hasattr(conn, "cancel_safe") else conn.cancel()
+            while get(0)[0] >= 0:
+                pass
+        failure = None
+        while (result := pgconn.get_result()) is not None:
+            if result.status != pq.ExecStatus.COMMAND_OK and finished:
+                failure = result.error_message
+        if failure:
+            raise errors.DatabaseError(f"export COPY failed: {failure!r}")
