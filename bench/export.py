@@ -123,7 +123,8 @@ def child_make_spec() -> None:
 
 
 def child_floor() -> None:
-    """Time COPY (the export's SELECT) TO STDOUT, read to the end by psycopg and thrown away."""
+    """Time COPY (the export's SELECT) TO STDOUT, read to the end and thrown away: by psql (a C client
+    writing to /dev/null) and by psycopg's Copy iterator (what a Python exporter would naively use)."""
     child_setup()
     from django.db import connection, transaction
 
@@ -133,6 +134,28 @@ def child_floor() -> None:
 
     spec = ExportSpec.objects.get(name="bench")
     query = literal_sql(*select_sql(parse_selection(spec.selection)))
+    db = connection.settings_dict["NAME"]
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as devnull:
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-qAt",
+                "-c",
+                "SET random_page_cost = 1.1",
+                "-c",
+                f"COPY ({query}) TO STDOUT",
+            ],
+            stdout=devnull,
+            check=True,
+        )
+    psql_seconds = time.perf_counter() - started
     started = time.perf_counter()
     total = 0
     with transaction.atomic():
@@ -140,7 +163,16 @@ def child_floor() -> None:
             with cursor.copy(f"COPY ({query}) TO STDOUT") as copy:
                 for block in copy:
                     total += len(block)
-    print(json.dumps({"seconds": time.perf_counter() - started, "bytes": total, "vmhwm_kb": peak_rss_kb()}))
+    print(
+        json.dumps(
+            {
+                "seconds": psql_seconds,
+                "psycopg_seconds": time.perf_counter() - started,
+                "bytes": total,
+                "vmhwm_kb": peak_rss_kb(),
+            }
+        )
+    )
 
 
 def child_stages() -> None:
@@ -186,14 +218,17 @@ def child_build() -> None:
     spec = ExportSpec.objects.get(name="bench")
     version = allocate_version(spec, by=None)
     started = time.perf_counter()
+    cpu = time.process_time()
     version = build_version(version)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     if version.status != "done":
         raise SystemExit(f"build failed: {version.error}")
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_seconds": cpu,
                 "vmhwm_kb": peak_rss_kb(),
                 "sha256": version.sha256,
                 "bytes": version.size_bytes,
@@ -260,8 +295,9 @@ def main() -> None:
             floors.append(floor)
             builds.append(build)
             print(
-                f"  run {run + 1}: COPY floor {floor['seconds']:.2f}s ({floor['bytes'] / 1e6:.0f} MB)  "
-                f"build {build['seconds']:.2f}s ({build['bytes'] / 1e6:.0f} MB archive, "
+                f"  run {run + 1}: COPY floor psql {floor['seconds']:.2f}s / psycopg {floor['psycopg_seconds']:.2f}s "
+                f"({floor['bytes'] / 1e6:.0f} MB)  build {build['seconds']:.2f}s (CPU {build['cpu_seconds']:.2f}s; "
+                f"{build['bytes'] / 1e6:.0f} MB archive, "
                 f"{build['instructions']:,} instr)  ratio {build['seconds'] / floor['seconds']:.2f}×  "
                 f"peak RSS {build['vmhwm_kb'] / 1024:.1f} MiB  load {loadavg()}"
             )
@@ -277,6 +313,8 @@ def main() -> None:
             "ratio": statistics.median(ratios),
             "rss_kb": max(b["vmhwm_kb"] for b in builds),
             "identical": len(shas) == 1,
+            "psycopg_floor": statistics.median(f["psycopg_seconds"] for f in floors),
+            "cpu": statistics.median(b["cpu_seconds"] for b in builds),
             "read": stages["read"],
             "read_check": stages["read_check"],
         }
@@ -286,14 +324,14 @@ def main() -> None:
             f"{results[size]['identical']}\n"
         )
     print(
-        "| instructions | COPY floor (s) | rows read (s) | read + rule check (s) | build (s) | build / floor "
-        "| peak RSS (MiB) |"
+        "| instructions | COPY floor psql (s) | COPY via psycopg (s) | rows read (s) | read + rule check (s) "
+        "| build wall (s) | build CPU (s) | build / floor | peak RSS (MiB) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size, r in results.items():
         print(
-            f"| {size:,} | {r['floor']:.2f} | {r['read']:.2f} | {r['read_check']:.2f} | {r['build']:.2f} "
-            f"| {r['ratio']:.2f}× | {r['rss_kb'] / 1024:.1f} |"
+            f"| {size:,} | {r['floor']:.2f} | {r['psycopg_floor']:.2f} | {r['read']:.2f} | {r['read_check']:.2f} "
+            f"| {r['build']:.2f} | {r['cpu']:.2f} | {r['ratio']:.2f}× | {r['rss_kb'] / 1024:.1f} |"
         )
     if 100_000 in results and 1_000_000 in results:
         small, big = results[100_000], results[1_000_000]
