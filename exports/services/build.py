@@ -20,7 +20,8 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -223,27 +224,19 @@ def stream_records(
     return result
 
 
-def _snapshot_atomic():
-    """A transaction that reads one consistent state. On PostgreSQL it is REPEATABLE READ and READ ONLY
-    — unless we are already inside a transaction (tests), whose snapshot then serves."""
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """A transaction that reads one consistent state of the corpus. On PostgreSQL it is REPEATABLE READ
+    and READ ONLY — unless we are already inside a transaction (tests), whose snapshot then serves."""
     outer = connection.in_atomic_block
-    block = transaction.atomic()
-
-    class _Snapshot:
-        def __enter__(self):
-            block.__enter__()
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    if not outer:
-                        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    # Plan for all the rows, not the first ones (PERFORMANCE-NOTES.md: 8.6× otherwise).
-                    cursor.execute("SET LOCAL cursor_tuple_fraction = 1")
-            return self
-
-        def __exit__(self, *exc):
-            return block.__exit__(*exc)
-
-    return _Snapshot()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                if not outer:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                # Plan for all the rows, not the first ones (PERFORMANCE-NOTES.md: 8.6× otherwise).
+                cursor.execute("SET LOCAL cursor_tuple_fraction = 1")
+        yield
 
 
 def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int, int], None]) -> dict:
@@ -257,7 +250,7 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
     sinks = _Sinks(workdir, formats)
     index_path = workdir / "index.part"
     images_path = workdir / "images.tsv"
-    with _snapshot_atomic():
+    with snapshot():
         total = count_rows(selection)
         on_progress(0, total)
         with open(index_path, "wb", buffering=1 << 20) as index_fp, open(images_path, "wb") as images_fp:
