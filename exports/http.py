@@ -19,7 +19,9 @@ _CHUNK = 1 << 20
 
 def _digest_headers(response, version: ExportVersion) -> None:
     response["ETag"] = f'"{version.sha256}"'
-    response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(version.sha256)).decode()
+    encoded = base64.b64encode(bytes.fromhex(version.sha256)).decode()
+    response["Digest"] = f"sha-256={encoded}"  # RFC 3230, still what most clients check
+    response["Repr-Digest"] = f"sha-256=:{encoded}:"  # RFC 9530, its successor
     response["X-Checksum-SHA256"] = version.sha256
     response["Accept-Ranges"] = "bytes"
 

@@ -1,5 +1,6 @@
 """Pages and API of the exports app: who may do what, downloads with their sha256, diffs, query counts."""
 
+import base64
 import hashlib
 import json
 
@@ -214,6 +215,8 @@ def test_download_streams_the_archive_with_its_sha256_headers(client, researcher
     assert response.streaming
     assert response["ETag"] == f'"{built.sha256}"' and response["X-Checksum-SHA256"] == built.sha256
     assert response["Content-Disposition"].startswith("attachment")
+    digest = base64.b64encode(bytes.fromhex(built.sha256)).decode()
+    assert response["Digest"] == f"sha-256={digest}" and response["Repr-Digest"] == f"sha-256=:{digest}:"
     assert content(response) == archive_path(built).read_bytes()
 
 
