@@ -48,7 +48,7 @@ def accepted_valid(corpus):
 
 
 def test_llava_records_alternate_turns_with_one_image_token_and_images_inside_the_archive(corpus, make_spec):
-    version = build(make_spec(train_ratio=0.5, seed=3))
+    version = build(make_spec(train_ratio=0.5, seed=corpus["seed"]))
     assert version.status == VersionStatus.DONE, version.error
     names = set(member_names(version))
     seen_instructions = 0
@@ -65,7 +65,7 @@ def test_llava_records_alternate_turns_with_one_image_token_and_images_inside_th
 
 
 def test_each_format_holds_the_same_records(corpus, make_spec):
-    version = build(make_spec(train_ratio=0.5, seed=3))
+    version = build(make_spec(train_ratio=0.5, seed=corpus["seed"]))
     for split, n_records in version.counts["records_by_split"].items():
         from_llava = llava(version, split)
         lines = read_member(version, f"data/{split}.sharegpt.jsonl").decode().splitlines()
@@ -95,7 +95,7 @@ def test_parquet_loads_with_hugging_face_datasets_where_installed(corpus, make_s
 
 
 def test_questions_and_answers_match_the_database_per_type(corpus, make_spec):
-    version = build(make_spec(conversation_mode="per_instruction"))
+    version = build(make_spec(conversation_mode="per_instruction", train_ratio=1))
     valid = accepted_valid(corpus)
     records = llava(version)
     assert len(records) == len(valid)
@@ -127,7 +127,7 @@ def test_selection_by_domain_and_type(corpus, make_spec):
 
 
 def test_manifest_lists_every_instruction_with_its_revision_counts_and_file_hashes(corpus, make_spec):
-    version = build(make_spec(train_ratio=0.5, seed=3))
+    version = build(make_spec(train_ratio=0.5, seed=corpus["seed"]))
     data = manifest(version)
     valid = accepted_valid(corpus)
     assert {row[0]: row[1] for row in data["instructions"]} == {pk: i.version for pk, i in valid.items()}
@@ -152,20 +152,20 @@ def test_dataset_card_has_tables_and_a_chart_of_domains_and_types(corpus, make_s
 
 
 def test_no_image_lands_in_two_splits_and_the_split_is_the_stable_hash(corpus, make_spec):
-    version = build(make_spec(train_ratio=0.5, seed=3))
+    version = build(make_spec(train_ratio=0.5, seed=corpus["seed"]))
     where: dict[str, set[str]] = {}
     for split in version.counts["by_split"]:
         for record in llava(version, split):
             where.setdefault(record["image"], set()).add(split)
     assert all(len(splits) == 1 for splits in where.values())
-    assert len(version.counts["by_split"]) == 2, "seed 3 puts the six images into both splits"
+    assert len(version.counts["by_split"]) == 2, "the chosen seed puts the six images into both splits"
     for image in corpus["images"]:
-        expected = split_of(3, image.sha256, 0.5)
+        expected = split_of(corpus["seed"], image.sha256, 0.5)
         assert any(path.endswith(image.sha256 + ".png") for path, s in where.items() if expected in s)
 
 
 def test_per_instruction_mode_keeps_an_image_in_one_split(corpus, make_spec):
-    version = build(make_spec(train_ratio=0.5, seed=3, conversation_mode="per_instruction"))
+    version = build(make_spec(train_ratio=0.5, seed=corpus["seed"], conversation_mode="per_instruction"))
     where: dict[str, set[str]] = {}
     for split in version.counts["by_split"]:
         for record in llava(version, split):
@@ -175,7 +175,7 @@ def test_per_instruction_mode_keeps_an_image_in_one_split(corpus, make_spec):
 
 
 def test_reference_mode_writes_media_paths_and_copies_no_image(corpus, make_spec, settings):
-    version = build(make_spec(image_mode="reference"))
+    version = build(make_spec(image_mode="reference", train_ratio=1))
     assert not [n for n in member_names(version) if n.startswith("images/")]
     for record in llava(version):
         assert (settings.MEDIA_ROOT / record["image"]).is_file()
@@ -183,7 +183,7 @@ def test_reference_mode_writes_media_paths_and_copies_no_image(corpus, make_spec
 
 
 def test_same_spec_on_unchanged_data_gives_byte_identical_archives(corpus, make_spec):
-    spec = make_spec(train_ratio=0.5, seed=3)
+    spec = make_spec(train_ratio=0.5, seed=corpus["seed"])
     first, second = build(spec), build(spec)
     assert (first.number, second.number) == (1, 2)
     assert first.sha256 == second.sha256
@@ -195,7 +195,7 @@ def test_same_spec_on_unchanged_data_gives_byte_identical_archives(corpus, make_
 def test_an_edit_after_a_build_leaves_the_version_unchanged_and_shows_in_the_next_diff(
     corpus, make_spec, annotator
 ):
-    spec = make_spec(train_ratio=0.5, seed=3)
+    spec = make_spec(train_ratio=0.5, seed=corpus["seed"])
     v1 = build(spec)
     v1_bytes = archive_path(v1).read_bytes()
     edited = Instruction.objects.filter(status=ItemStatus.ACCEPTED, type="short_vqa").first()
@@ -301,7 +301,7 @@ def test_bad_specs_are_refused_with_each_reason(corpus, make_spec):
 
 
 def test_a_new_image_file_in_the_corpus_does_not_move_other_images_between_splits(corpus, make_spec):
-    spec = make_spec(train_ratio=0.5, seed=3)
+    spec = make_spec(train_ratio=0.5, seed=corpus["seed"])
     v1 = build(spec)
     image = ImageFactory(domain=corpus["domains"][0])
     InstructionFactory(image=image, type="short_vqa", status=ItemStatus.ACCEPTED)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def built(corpus, make_spec):
-    spec = make_spec(formats=["llava"], train_ratio=0.5, seed=3)
+    spec = make_spec(formats=["llava"], train_ratio=0.5, seed=corpus["seed"])
     return build(spec)
 
 
