@@ -272,7 +272,8 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
     }
     head = _manifest_head(spec, selection, result, files)
     manifest_path = workdir / "manifest.json"
-    _write_manifest(manifest_path, head, index_path)
+    image_files = images_path if spec.image_mode == ImageMode.COPY else None
+    _write_manifest(manifest_path, head, index_path, image_files)
     card_path = workdir / "README.md"
     card_path.write_text(render_card(head), encoding="utf-8")
 
@@ -347,9 +348,10 @@ def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult,
     }
 
 
-def _write_manifest(path: Path, head: dict, index_path: Path) -> None:
+def _write_manifest(path: Path, head: dict, index_path: Path, images_path: Path | None) -> None:
     """manifest.json: the head, then "instructions" with one [id, version, domain, type, split] per line
-    (so that readers, like the diff, can stream it line by line)."""
+    (so that readers, like the diff, can stream it line by line), then — when images are copied —
+    "image_files" with one [path in the archive, sha256, bytes] per line."""
     head_bytes = orjson.dumps(head, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     assert head_bytes.endswith(b"\n}")
     with open(path, "wb", buffering=1 << 20) as out, open(index_path, "rb") as index:
@@ -362,7 +364,22 @@ def _write_manifest(path: Path, head: dict, index_path: Path) -> None:
             remaining -= len(block)
         if index_path.stat().st_size:
             out.write(b"\n")
-        out.write(b"  ]\n}\n")
+        if images_path is None:
+            out.write(b"  ]\n}\n")
+            return
+        out.write(b'  ],\n  "image_files": [\n')
+        media_root = Path(settings.MEDIA_ROOT)
+        first = True
+        with open(images_path, encoding="utf-8") as images:
+            for line in images:
+                arcname, file_name, sha = line.rstrip("\n").split("\t")
+                source = media_root / file_name
+                if not source.is_file():
+                    raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
+                entry = orjson.dumps([arcname, sha, source.stat().st_size])
+                out.write(entry if first else b",\n" + entry)
+                first = False
+        out.write(b"\n  ]\n}\n" if not first else b"  ]\n}\n")
 
 
 def version_path(version: ExportVersion) -> str:

@@ -139,6 +139,13 @@ def test_manifest_lists_every_instruction_with_its_revision_counts_and_file_hash
         assert hashlib.sha256(content).hexdigest() == entry["sha256"]
         assert len(content) == entry["bytes"]
     assert version.sha256 == hashlib.sha256(archive_path(version).read_bytes()).hexdigest()
+    # Copied images are listed too, each with its sha256 and size.
+    listed = {path: (sha, size) for path, sha, size in data["image_files"]}
+    in_archive = [name for name in member_names(version) if name.startswith("images/")]
+    assert sorted(listed) == sorted(in_archive) and len(listed) == len(corpus["images"])
+    for name in in_archive:
+        content = read_member(version, name)
+        assert listed[name] == (hashlib.sha256(content).hexdigest(), len(content))
 
 
 def test_dataset_card_has_tables_and_a_chart_of_domains_and_types(corpus, make_spec):
