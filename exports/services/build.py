@@ -400,7 +400,10 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
     attempt = version.attempt
     root = Path(settings.EXPORTS_ROOT)
     workdir = root / ".building" / f"{version.pk}-{attempt}"
-    shutil.rmtree(workdir, ignore_errors=True)
+    # Leftovers of earlier attempts (a killed worker cleans nothing up). Should such an attempt still
+    # be running, it fails on its missing files — and its failure loses the compare-and-swap anyway.
+    for stale in (root / ".building").glob(f"{version.pk}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     started = time.monotonic()
     try:
         built = build_archive(
