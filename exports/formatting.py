@@ -16,8 +16,9 @@ ANSWER_HINT: dict[str, str] = {
 
 
 # The hint as it follows the question (or the last option): on its own line. Plain str keys, so the
-# hot loop's lookups do not go through the enum.
-_SUFFIX = {str(type_): f"\n{hint}" if hint else "" for type_, hint in ANSWER_HINT.items()}
+# hot loop's lookups do not go through the enum; the export loop uses it directly for non-MCQ types
+# (the same text format_question makes, without a call per row).
+HINT_SUFFIX = {str(type_): f"\n{hint}" if hint else "" for type_, hint in ANSWER_HINT.items()}
 _MCQ = InstructionType.MULTIPLE_CHOICE.value
 
 
@@ -28,8 +29,8 @@ def format_question(type_: str, question: str, options: list[str]) -> str:
         lines = "\n".join(
             f"{label}. {option.strip()}" for label, option in zip(OPTION_LABELS, options, strict=False)
         )
-        return f"{question.strip()}\n{lines}{_SUFFIX[_MCQ]}"
-    return question.strip() + _SUFFIX.get(type_, "")
+        return f"{question.strip()}\n{lines}{HINT_SUFFIX[_MCQ]}"
+    return question.strip() + HINT_SUFFIX.get(type_, "")
 
 
 def format_answer(type_: str, answer: str) -> str:

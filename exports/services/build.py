@@ -32,7 +32,7 @@ from django.db import connection, transaction
 
 from corpus.rules import check_instruction
 from exports.archive import Member, file_sha256, write_tar
-from exports.formatting import format_question
+from exports.formatting import HINT_SUFFIX, format_question
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode, VersionStatus
 from exports.writers import Record
 from exports.writers.llava import LlavaWriter
@@ -149,6 +149,7 @@ def stream_records(
     seed, ratio = spec.seed, spec.train_ratio
     index_lines: list[str] = []
     image_lines: list[str] = []
+    counts_by_group: dict[tuple[str, str], Counter] = {}
 
     current_image = None
     split = path = domain = abs_file = ""
@@ -165,13 +166,15 @@ def stream_records(
             writer.write(record)
         records[split] += 1
 
-    seen = 0
     mcq = "multiple_choice"
+    suffix = HINT_SUFFIX
     index_write = index_fp.write
-    for iid, ver, typ, question, options_text, answer, image_id, sha, file_name, dom in rows:
-        seen += 1
-        if seen % _PROGRESS_EVERY == 0:
-            on_progress(seen)
+    seen = 0
+    type_counts: Counter = Counter()
+    index_dom = index_split = ""
+    for seen, (iid, ver, typ, question, options_text, answer, image_id, sha, file_name, dom) in enumerate(
+        rows, 1
+    ):
         # Only MCQ rows carry options; anything else with options is parsed so the rules can refuse it.
         options = loads(options_text) if typ == mcq or options_text != "[]" else []
         violations = check(typ, question, options, answer)
@@ -186,6 +189,10 @@ def stream_records(
             domain = dom
             split = split_of(seed, sha, ratio)
             writers = sinks.writers(split)
+            # Per image, not per row: the counter of its (domain, split) and the index line's pieces.
+            type_counts = counts_by_group.setdefault((dom, split), Counter())
+            index_dom = f',"{dom}","'
+            index_split = f'","{split}"],\n'
             abs_file = f"{media_root}/{file_name}"
             if copy_images:
                 path = image_arcname(dom, sha, file_name)
@@ -193,7 +200,7 @@ def stream_records(
             else:
                 path = file_name
             result.images += 1
-        human = fmt_question(typ, question, options)
+        human = fmt_question(typ, question, options) if typ == mcq else question.strip() + suffix[typ]
         if multi_turn:
             turns.append((human, answer.strip()))
             ids.append(iid)
@@ -205,14 +212,15 @@ def stream_records(
             for writer in writers:
                 writer.write(record)
             records[split] += 1
-        counts[(dom, typ, split)] += 1
-        index_lines.append(f'[{iid},{ver},"{dom}","{typ}","{split}"],\n')
+        type_counts[typ] += 1
+        index_lines.append(f"[{iid},{ver}{index_dom}{typ}{index_split}")
         if len(index_lines) >= 4096:
             index_write("".join(index_lines).encode())
             index_lines.clear()
             if image_lines:
                 images_fp.write("".join(image_lines).encode())
                 image_lines.clear()
+            on_progress(seen)
     if multi_turn:
         flush_image()
     # Every index line ends in ",\n"; the last one's comma is dropped when the manifest is made.
@@ -220,6 +228,9 @@ def stream_records(
         index_write("".join(index_lines).encode())
     if image_lines:
         images_fp.write("".join(image_lines).encode())
+    for (dom, split_name), per_type in counts_by_group.items():
+        for typ, n in per_type.items():
+            counts[(dom, typ, split_name)] += n
     on_progress(seen)
     return result
 
