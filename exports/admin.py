@@ -26,6 +26,23 @@ class ExportSpecAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     inlines = [ExportVersionInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Once built, what a spec selects is fixed: a different selection is a new export name, so that
+        # versions of one export differ only by the data, and their diffs mean something.
+        if obj is not None and obj.versions.exists():
+            return (
+                "name",
+                "selection",
+                "train_ratio",
+                "seed",
+                "formats",
+                "image_mode",
+                "conversation_mode",
+                "created_by",
+                "created_at",
+            )
+        return ()
+
 
 class EventInline(admin.TabularInline):
     model = ExportVersionEvent

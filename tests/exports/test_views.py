@@ -369,3 +369,16 @@ def test_api_version_detail_reports_progress_while_building(researcher, corpus, 
     data = api_client(researcher).get(f"/api/v1/export-versions/{version.pk}/").json()
     assert data["status"] == "building" and data["progress"] == {"done": 10, "total": 40, "percent": 25}
     assert data["download_url"] is None
+
+
+def test_django_admin_shows_a_built_spec_read_only_and_versions_unchangeable(client, admin_user, built):
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    page = client.get(f"/django-admin/exports/exportspec/{built.spec_id}/change/")
+    assert page.status_code == 200
+    assert 'name="selection"' not in page.content.decode()
+    response = client.post(f"/django-admin/exports/exportversion/{built.pk}/change/", {"sha256": "0" * 64})
+    assert response.status_code == 403
+    built.refresh_from_db()
+    assert built.sha256 != "0" * 64
