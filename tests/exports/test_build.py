@@ -336,3 +336,21 @@ def test_a_diff_is_computed_once_and_then_read_from_its_cache(corpus, make_spec,
     second = cached_diff(v1, v2)
     assert second.summary() == first.summary() and second.changes == first.changes
     assert first.changes == [(edited.pk, "changed", 1, 2, edited.image.domain.slug, "long_vqa")]
+
+
+def test_selection_by_model_and_creation_date(corpus, make_spec):
+    import datetime
+
+    from django.utils import timezone
+
+    old = Instruction.objects.filter(status=ItemStatus.ACCEPTED, type="judgement").first()
+    Instruction.objects.filter(pk=old.pk).update(
+        created_at=timezone.make_aware(datetime.datetime(2024, 1, 15, 12)), model_name="other-model"
+    )
+    by_model = build(make_spec("by-model", selection={"models": ["other-model"]}))
+    assert [row[0] for row in manifest(by_model)["instructions"]] == [old.pk]
+    in_january = build(make_spec("january", selection={"date_from": "2024-01-15", "date_to": "2024-01-15"}))
+    assert [row[0] for row in manifest(in_january)["instructions"]] == [old.pk]
+    after = build(make_spec("after", selection={"date_from": "2024-01-16"}))
+    assert old.pk not in {row[0] for row in manifest(after)["instructions"]}
+    assert after.counts["instructions"] == len(accepted_valid(corpus)) - 1
