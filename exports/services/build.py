@@ -117,6 +117,8 @@ class _Sinks:
         return found
 
     def close(self) -> None:
+        if not self._open:
+            self.writers("train")  # an empty selection still yields (empty) train files, never none
         for writers in self._open.values():
             for writer in writers:
                 writer.close()

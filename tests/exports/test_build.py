@@ -354,3 +354,13 @@ def test_selection_by_model_and_creation_date(corpus, make_spec):
     after = build(make_spec("after", selection={"date_from": "2024-01-16"}))
     assert old.pk not in {row[0] for row in manifest(after)["instructions"]}
     assert after.counts["instructions"] == len(accepted_valid(corpus)) - 1
+
+
+def test_an_empty_selection_builds_empty_but_loadable_files(corpus, make_spec):
+    version = build(make_spec(selection={"types": ["long_vqa"], "models": ["nobody"]}))
+    assert version.status == VersionStatus.DONE
+    assert version.counts["instructions"] == 0 and version.counts["records"] == 0
+    assert llava(version) == []
+    assert read_member(version, "data/train.sharegpt.jsonl") == b""
+    assert pq.read_table(io.BytesIO(read_member(version, "data/train.parquet"))).num_rows == 0
+    assert manifest(version)["instructions"] == []
