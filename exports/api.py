@@ -1,8 +1,124 @@
-"""REST endpoints of the exports app, mounted under /api/v1/."""
+"""REST endpoints of the exports app, mounted under /api/v1/.
+
+- GET/POST /api/v1/exports/ — exports with their versions; POST creates one and queues v1 (202).
+- POST /api/v1/exports/{id}/build/ — queue the next version (202).
+- GET /api/v1/export-versions/[{id}/] — versions with status, counts, sha256 and live progress.
+- GET /api/v1/export-versions/{id}/download/ — the archive (streamed, ranges, sha256 in ETag/Digest).
+- GET /api/v1/export-versions/{id}/diff/?against={id}[&format=csv] — added/removed/changed.
+"""
+
+import django_filters
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from exports.http import archive_response
+from exports.models import ExportSpec, ExportVersion
+from exports.permissions import BUILD_ROLES, read_roles
+from exports.serializers import ExportSpecCreateSerializer, ExportSpecSerializer, ExportVersionSerializer
+from exports.services.diff import cached_diff, diff_as_json, iter_diff_csv
+from exports.services.specs import ExportError, InvalidSpec, create_spec, request_build
+
+
+class _ExportRoles:
+    """Reads for researchers (and annotators when an admin allows it); writes for researchers."""
+
+    @property
+    def allowed_roles(self):
+        return read_roles()
+
+    write_roles = BUILD_ROLES
+
+
+class ExportSpecViewSet(
+    _ExportRoles,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = ExportSpecSerializer
+
+    def get_queryset(self):
+        # Exports are the team's shared datasets: every researcher sees all of them.
+        return ExportSpec.objects.select_related("created_by").prefetch_related(
+            "versions__built_by", "versions__spec"
+        )
+
+    @extend_schema(request=ExportSpecCreateSerializer, responses={202: ExportVersionSerializer})
+    def create(self, request, *args, **kwargs):
+        data = ExportSpecCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        try:
+            spec = create_spec(fields.pop("name"), by=request.user, **fields)
+        except InvalidSpec as exc:
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        version = request_build(spec, by=request.user)
+        return Response(ExportVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: ExportVersionSerializer})
+    @action(detail=True, methods=["post"])
+    def build(self, request, pk=None):
+        spec = self.get_object()
+        version = request_build(spec, by=request.user)
+        return Response(ExportVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportVersionFilter(django_filters.FilterSet):
+    class Meta:
+        model = ExportVersion
+        fields = ["spec", "status"]
+
+
+class ExportVersionViewSet(_ExportRoles, viewsets.ReadOnlyModelViewSet):
+    serializer_class = ExportVersionSerializer
+    filterset_class = ExportVersionFilter
+
+    def get_queryset(self):
+        return ExportVersion.objects.select_related("spec", "built_by").order_by("spec__name", "-number")
+
+    @extend_schema(responses={(200, "application/x-tar"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        return archive_response(request, self.get_object())
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("against", int, required=True, description="the other version's id"),
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+        ],
+        responses={200: dict},
+    )
+    @action(detail=True, methods=["get"], url_path="diff")
+    def diff(self, request, pk=None):
+        new = self.get_object()
+        against = request.query_params.get("against", "")
+        if not against.isdigit():
+            return Response({"against": ["give the other version's id"]}, status=status.HTTP_400_BAD_REQUEST)
+        old = get_object_or_404(self.get_queryset(), pk=int(against))
+        if old.number > new.number:
+            old, new = new, old
+        try:
+            diff = cached_diff(old, new)
+        except ExportError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if request.query_params.get("format") == "csv":
+            response = StreamingHttpResponse(iter_diff_csv(diff), content_type="text/csv")
+            response["Content-Disposition"] = (
+                f'attachment; filename="{new.spec.name}-v{old.number}-v{new.number}.csv"'
+            )
+            return response
+        return HttpResponse(diff_as_json(diff), content_type="application/json")
 
 
 def register(router) -> None:
     """Add this app's viewsets to the one /api/v1/ router."""
+    router.register("exports", ExportSpecViewSet, basename="export")
+    router.register("export-versions", ExportVersionViewSet, basename="export-version")
 
 
 urlpatterns: list = []

@@ -220,6 +220,12 @@ REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 15 * 60)
 
 # --- exports ----------------------------------------------------------------------------------
 EXPORTS_ROOT = Path(env("EXPORTS_ROOT", str(VAR_DIR / "exports")))
+# Annotators may see and download built exports when an admin turns this on (they never build).
+EXPORTS_ANNOTATORS_MAY_DOWNLOAD = env_bool("EXPORTS_ANNOTATORS_MAY_DOWNLOAD", False)
+# Hash the archive before serving it and refuse a file that no longer matches its recorded sha256.
+EXPORTS_VERIFY_ON_DOWNLOAD = env_bool("EXPORTS_VERIFY_ON_DOWNLOAD", True)
+# Below the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT), or Redis redelivers a running build.
+EXPORTS_BUILD_SOFT_TIME_LIMIT = env_int("EXPORTS_BUILD_SOFT_TIME_LIMIT", 6600)
 # (exports settings above this line)
 
 LOGGING = {

@@ -1,0 +1,38 @@
+"""How an instruction becomes a human turn and a model turn in a training record — the one place the
+per-type answer hints live. Pure functions, used by every writer through exports/services/build.py."""
+
+from corpus.rules import OPTION_LABELS, InstructionType
+
+IMAGE_TOKEN = "<image>"
+
+# The answer-format hint appended to each question, per type. Long VQA gets none: a full answer is
+# what the model should learn to give by default.
+ANSWER_HINT: dict[str, str] = {
+    InstructionType.MULTIPLE_CHOICE.value: "Answer with the option's letter.",
+    InstructionType.JUDGEMENT.value: "Answer Yes or No.",
+    InstructionType.SHORT_VQA.value: "Answer with a word or short phrase.",
+    InstructionType.LONG_VQA.value: "",
+}
+
+
+# The hint as it follows the question (or the last option): on its own line. Plain str keys, so the
+# hot loop's lookups do not go through the enum; the export loop uses it directly for non-MCQ types
+# (the same text format_question makes, without a call per row).
+HINT_SUFFIX = {str(type_): f"\n{hint}" if hint else "" for type_, hint in ANSWER_HINT.items()}
+_MCQ = InstructionType.MULTIPLE_CHOICE.value
+
+
+def format_question(type_: str, question: str, options: list[str]) -> str:
+    """The human turn's text (without the image token): question, MCQ options one per line as "A. …",
+    then the type's hint on its own line."""
+    if type_ == _MCQ:
+        lines = "\n".join(
+            f"{label}. {option.strip()}" for label, option in zip(OPTION_LABELS, options, strict=False)
+        )
+        return f"{question.strip()}\n{lines}{HINT_SUFFIX[_MCQ]}"
+    return question.strip() + HINT_SUFFIX.get(type_, "")
+
+
+def format_answer(type_: str, answer: str) -> str:
+    """The model turn's text. Answers are stored canonical already (letter, Yes/No); trim only."""
+    return answer.strip()

@@ -1,0 +1,459 @@
+"""Building a version: one consistent snapshot of the selected instructions, streamed through the
+writers into per-split data files, then a deterministic tar with manifest.json and README.md.
+
+- Snapshot: on PostgreSQL the rows are read in one REPEATABLE READ, READ ONLY transaction (SQLite: one
+  read transaction), so a version reflects one state of the corpus; the manifest names the revision
+  (Instruction.version) of every instruction it holds.
+- Bounded memory: rows stream (COPY / chunked cursor), writers flush in batches, the per-instruction
+  index and the image list go to temp files, never into lists.
+- Reproducible: nothing time-dependent or version-dependent is in the archive (the version number and
+  the build time live in the database and the file name only), so an unchanged rebuild has the same
+  sha256.
+- Idempotent task: a done/failed version is left alone; a building one is restarted from scratch under a
+  new attempt into its own temp folder, and only the attempt that still holds the row publishes (rename
+  and status swap in one transaction).
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+
+from corpus.rules import check_instruction
+from exports.archive import Member, file_sha256, write_tar
+from exports.formatting import HINT_SUFFIX, format_question
+from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode, VersionStatus
+from exports.writers import Record
+from exports.writers.llava import LlavaWriter
+from exports.writers.parquet import ParquetWriter
+from exports.writers.sharegpt import ShareGptWriter
+
+from . import progress
+from .card import render_card
+from .rows import count_rows, iter_rows
+from .specs import ExportError, Selection, parse_selection, transition
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "mminstruct-export/1"
+INDEX_FIELDS = ["id", "version", "domain", "type", "split"]
+INDEX_OPEN = b'  "instructions": [\n'
+SPLITS = ("train", "validation")
+_DATA_NAME = {
+    ExportFormat.LLAVA: "data/{split}.llava.json",
+    ExportFormat.SHAREGPT: "data/{split}.sharegpt.jsonl",
+    ExportFormat.PARQUET: "data/{split}.parquet",
+}
+_PROGRESS_EVERY = 10_000
+
+
+def software_version() -> str:
+    try:
+        return metadata.version("mminstruct-studio")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+        return "unknown"
+
+
+def split_of(seed: int, sha256: str, train_ratio: float) -> str:
+    """train or validation for an image: a stable hash of (seed, image sha256), independent of row order,
+    so one image is always in exactly one split."""
+    value = int.from_bytes(hashlib.sha256(f"{seed}:{sha256}".encode()).digest()[:8], "big")
+    return "train" if value < train_ratio * 2**64 else "validation"
+
+
+def image_arcname(domain: str, sha256: str, file_name: str) -> str:
+    ext = Path(file_name).suffix.lower() or ".bin"
+    return f"images/{domain}/{sha256}{ext}"
+
+
+@dataclass
+class StreamResult:
+    counts: Counter = field(default_factory=Counter)  # (domain, type, split) → instructions
+    records: Counter = field(default_factory=Counter)  # split → records
+    skipped: Counter = field(default_factory=Counter)  # rule → instructions
+    images: int = 0
+    data_files: dict[str, Path] = field(default_factory=dict)
+
+
+class _Sinks:
+    """The writers of each split, opened on the first record of that split (no empty files)."""
+
+    def __init__(self, workdir: Path, formats: list[str]):
+        self.workdir = workdir
+        self.formats = formats
+        self.files: dict[str, Path] = {}
+        self._open: dict[str, list] = {}
+        self._handles: list = []
+
+    def writers(self, split: str) -> list:
+        found = self._open.get(split)
+        if found is None:
+            found = []
+            for fmt in self.formats:
+                name = _DATA_NAME[fmt].format(split=split)
+                path = self.workdir / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fp = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+                self._handles.append(fp)
+                self.files[name] = path
+                writer = {
+                    ExportFormat.LLAVA: LlavaWriter,
+                    ExportFormat.SHAREGPT: ShareGptWriter,
+                    ExportFormat.PARQUET: ParquetWriter,
+                }[fmt](fp)
+                found.append(writer)
+            self._open[split] = found
+        return found
+
+    def close(self) -> None:
+        if not self._open:
+            self.writers("train")  # an empty selection still yields (empty) train files, never none
+        for writers in self._open.values():
+            for writer in writers:
+                writer.close()
+        for fp in self._handles:
+            fp.close()
+
+
+def stream_records(
+    rows: Iterable[tuple],
+    *,
+    spec: ExportSpec,
+    sinks: _Sinks,
+    index_fp,
+    images_fp,
+    on_progress: Callable[[int], None],
+) -> StreamResult:
+    """The hot loop: check each row against the type rules, group by image, format, fan out to the
+    writers of its split, and note the instruction's revision in the index. Rows arrive ordered by
+    (image id, instruction id)."""
+    result = StreamResult()
+    counts = result.counts
+    records = result.records
+    skipped = result.skipped
+    check = check_instruction
+    loads = orjson.loads
+    fmt_question = format_question
+    multi_turn = spec.conversation_mode == ConversationMode.MULTI_TURN
+    copy_images = spec.image_mode == ImageMode.COPY
+    media_root = str(settings.MEDIA_ROOT)
+    seed, ratio = spec.seed, spec.train_ratio
+    index_lines: list[str] = []
+    image_lines: list[str] = []
+    counts_by_group: dict[tuple[str, str], Counter] = {}
+
+    current_image = None
+    split = path = domain = abs_file = ""
+    writers: list = []
+    turns: list[tuple[str, str]] = []
+    ids: list[int] = []
+    types: list[str] = []
+
+    def flush_image() -> None:
+        if not turns:
+            return
+        record = Record(f"image-{current_image}", path, domain, turns, ids, types, abs_file)
+        for writer in writers:
+            writer.write(record)
+        records[split] += 1
+
+    mcq = "multiple_choice"
+    suffix = HINT_SUFFIX
+    index_write = index_fp.write
+    seen = 0
+    type_counts: Counter = Counter()
+    index_dom = index_split = ""
+    for seen, (iid, ver, typ, question, options_text, answer, image_id, sha, file_name, dom) in enumerate(
+        rows, 1
+    ):
+        # Only MCQ rows carry options; anything else with options is parsed so the rules can refuse it.
+        options = loads(options_text) if typ == mcq or options_text != "[]" else []
+        violations = check(typ, question, options, answer)
+        if violations:
+            skipped[violations[0].rule] += 1
+            continue
+        if image_id != current_image:
+            if multi_turn:
+                flush_image()
+                turns, ids, types = [], [], []
+            current_image = image_id
+            domain = dom
+            split = split_of(seed, sha, ratio)
+            writers = sinks.writers(split)
+            # Per image, not per row: the counter of its (domain, split) and the index line's pieces.
+            type_counts = counts_by_group.setdefault((dom, split), Counter())
+            index_dom = f',"{dom}","'
+            index_split = f'","{split}"],\n'
+            abs_file = f"{media_root}/{file_name}"
+            if copy_images:
+                path = image_arcname(dom, sha, file_name)
+                image_lines.append(f"{path}\t{file_name}\t{sha}\n")
+            else:
+                path = file_name
+            result.images += 1
+        human = fmt_question(typ, question, options) if typ == mcq else question.strip() + suffix[typ]
+        if multi_turn:
+            turns.append((human, answer.strip()))
+            ids.append(iid)
+            types.append(typ)
+        else:
+            record = Record(
+                f"instruction-{iid}", path, domain, [(human, answer.strip())], [iid], [typ], abs_file
+            )
+            for writer in writers:
+                writer.write(record)
+            records[split] += 1
+        type_counts[typ] += 1
+        index_lines.append(f"[{iid},{ver}{index_dom}{typ}{index_split}")
+        if len(index_lines) >= 4096:
+            index_write("".join(index_lines).encode())
+            index_lines.clear()
+            if image_lines:
+                images_fp.write("".join(image_lines).encode())
+                image_lines.clear()
+            on_progress(seen)
+    if multi_turn:
+        flush_image()
+    # Every index line ends in ",\n"; the last one's comma is dropped when the manifest is made.
+    if index_lines:
+        index_write("".join(index_lines).encode())
+    if image_lines:
+        images_fp.write("".join(image_lines).encode())
+    for (dom, split_name), per_type in counts_by_group.items():
+        for typ, n in per_type.items():
+            counts[(dom, typ, split_name)] += n
+    on_progress(seen)
+    return result
+
+
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """A transaction that reads one consistent state of the corpus. On PostgreSQL it is REPEATABLE READ
+    and READ ONLY — unless we are already inside a transaction (tests), whose snapshot then serves."""
+    outer = connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                if not outer:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                # Plan for all the rows, not the first ones (PERFORMANCE-NOTES.md: 8.6× otherwise).
+                cursor.execute("SET LOCAL cursor_tuple_fraction = 1")
+        yield
+
+
+def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int, int], None]) -> dict:
+    """Build the archive of `spec` in `workdir` (which must be empty or absent). Returns a dict with
+    archive (Path), sha256, size, head (the manifest without its instruction list) and counts."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    selection: Selection = parse_selection(spec.selection)
+    formats = [f for f in ExportFormat.values if f in spec.formats]
+    if not formats:
+        raise ExportError("the spec names no format")
+    sinks = _Sinks(workdir, formats)
+    index_path = workdir / "index.part"
+    images_path = workdir / "images.tsv"
+    with snapshot():
+        total = count_rows(selection)
+        on_progress(0, total)
+        with open(index_path, "wb", buffering=1 << 20) as index_fp, open(images_path, "wb") as images_fp:
+            try:
+                result = stream_records(
+                    iter_rows(selection),
+                    spec=spec,
+                    sinks=sinks,
+                    index_fp=index_fp,
+                    images_fp=images_fp,
+                    on_progress=lambda n: on_progress(n, total),
+                )
+            finally:
+                sinks.close()
+
+    files = {
+        name: {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        for name, path in sorted(sinks.files.items())
+    }
+    head = _manifest_head(spec, selection, result, files)
+    manifest_path = workdir / "manifest.json"
+    image_files = images_path if spec.image_mode == ImageMode.COPY else None
+    _write_manifest(manifest_path, head, index_path, image_files)
+    card_path = workdir / "README.md"
+    card_path.write_text(render_card(head), encoding="utf-8")
+
+    def members():
+        yield Member("README.md", card_path)
+        yield Member("manifest.json", manifest_path)
+        for name in sorted(sinks.files):
+            yield Member(name, sinks.files[name])
+        if spec.image_mode == ImageMode.COPY:
+            media_root = Path(settings.MEDIA_ROOT)
+            with open(images_path, encoding="utf-8") as fp:
+                for line in fp:
+                    arcname, file_name, sha = line.rstrip("\n").split("\t")
+                    source = media_root / file_name
+                    if not source.is_file():
+                        raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
+                    yield Member(arcname, source, expect_sha256=sha)
+
+    archive = workdir / "archive.tar"
+    sha, size = write_tar(archive, members())
+    return {"archive": archive, "sha256": sha, "size": size, "head": head}
+
+
+def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult, files: dict) -> dict:
+    by_domain: Counter = Counter()
+    by_type: Counter = Counter()
+    by_split: Counter = Counter()
+    for (domain, type_, split), n in result.counts.items():
+        by_domain[domain] += n
+        by_type[type_] += n
+        by_split[split] += n
+    if spec.image_mode == ImageMode.COPY:
+        images = {"mode": "copy", "layout": "images/<domain>/<sha256>.<ext>", "relative_to": "archive root"}
+    else:
+        images = {
+            "mode": "reference",
+            "relative_to": "the MMInstruct Studio media folder (MEDIA_ROOT; over HTTP: MEDIA_URL)",
+            "resolve": "join the record's image path to your copy of the media folder",
+        }
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": spec.name,
+        "description": spec.description,
+        "software": {"mminstruct-studio": software_version()},
+        "spec": {
+            "selection": selection.as_json(),
+            "train_ratio": spec.train_ratio,
+            "seed": spec.seed,
+            "formats": sorted(spec.formats),
+            "image_mode": spec.image_mode,
+            "conversation_mode": spec.conversation_mode,
+            "split_rule": "sha256(f'{seed}:{image_sha256}')[:8] as an integer < train_ratio * 2**64 → train",
+        },
+        "images": images,
+        "counts": {
+            "instructions": sum(by_split.values()),
+            "records": sum(result.records.values()),
+            "images": result.images,
+            "skipped_invalid": sum(result.skipped.values()),
+            "skipped_by_rule": dict(sorted(result.skipped.items())),
+            "by_split": dict(sorted(by_split.items())),
+            "records_by_split": dict(sorted(result.records.items())),
+            "by_domain": dict(sorted(by_domain.items())),
+            "by_type": dict(sorted(by_type.items())),
+            "by_domain_type_split": [
+                {"domain": d, "type": t, "split": s, "instructions": n}
+                for (d, t, s), n in sorted(result.counts.items())
+            ],
+        },
+        "files": files,
+        "instruction_fields": INDEX_FIELDS,
+    }
+
+
+def _write_manifest(path: Path, head: dict, index_path: Path, images_path: Path | None) -> None:
+    """manifest.json: the head, then "instructions" with one [id, version, domain, type, split] per line
+    (so that readers, like the diff, can stream it line by line), then — when images are copied —
+    "image_files" with one [path in the archive, sha256, bytes] per line."""
+    head_bytes = orjson.dumps(head, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    assert head_bytes.endswith(b"\n}")
+    with open(path, "wb", buffering=1 << 20) as out, open(index_path, "rb") as index:
+        out.write(head_bytes[:-2] + b",\n" + INDEX_OPEN)
+        # Every index line ends in ",\n": copy all but the last comma, in large blocks.
+        remaining = index_path.stat().st_size - 2
+        while remaining > 0:
+            block = index.read(min(1 << 20, remaining))
+            out.write(block)
+            remaining -= len(block)
+        if index_path.stat().st_size:
+            out.write(b"\n")
+        if images_path is None:
+            out.write(b"  ]\n}\n")
+            return
+        out.write(b'  ],\n  "image_files": [\n')
+        media_root = Path(settings.MEDIA_ROOT)
+        first = True
+        with open(images_path, encoding="utf-8") as images:
+            for line in images:
+                arcname, file_name, sha = line.rstrip("\n").split("\t")
+                source = media_root / file_name
+                if not source.is_file():
+                    raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
+                entry = orjson.dumps([arcname, sha, source.stat().st_size])
+                out.write(entry if first else b",\n" + entry)
+                first = False
+        out.write(b"\n  ]\n}\n" if not first else b"  ]\n}\n")
+
+
+def version_path(version: ExportVersion) -> str:
+    return f"{version.spec.name}/{version.spec.name}-v{version.number}.tar"
+
+
+def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
+    """Build `version` and publish it as done (or record why it failed). Idempotent: a done or failed
+    version is returned as it is; a queued or building one is (re)built from scratch."""
+    version = ExportVersion.objects.select_related("spec").get(pk=version.pk)
+    if version.status in (VersionStatus.DONE, VersionStatus.FAILED):
+        log.info("export %s is %s already; nothing to do", version, version.status)
+        return version
+    note = "restarted" if version.status == VersionStatus.BUILDING else "started"
+    if not transition(version, VersionStatus.BUILDING, actor=actor, note=note):
+        log.info("export %s moved on before this build started", version)
+        return ExportVersion.objects.get(pk=version.pk)
+    attempt = version.attempt
+    root = Path(settings.EXPORTS_ROOT)
+    workdir = root / ".building" / f"{version.pk}-{attempt}"
+    # Leftovers of earlier attempts (a killed worker cleans nothing up). Should such an attempt still
+    # be running, it fails on its missing files — and its failure loses the compare-and-swap anyway.
+    for stale in (root / ".building").glob(f"{version.pk}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    started = time.monotonic()
+    try:
+        built = build_archive(
+            version.spec, workdir, on_progress=lambda done, total: progress.write(version.pk, done, total)
+        )
+        relative = version_path(version)
+        final = root / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        head = built["head"]
+        with transaction.atomic():
+            # The status swap first: it takes the row (and on SQLite the write lock), so only the attempt
+            # that still owns the version renames its file into place; a crash before commit leaves a
+            # file that the next attempt overwrites.
+            won = transition(
+                version,
+                VersionStatus.DONE,
+                actor=actor,
+                note=f"built in {time.monotonic() - started:.1f}s",
+                expected_attempt=attempt,
+                file_path=relative,
+                size_bytes=built["size"],
+                sha256=built["sha256"],
+                counts=head["counts"],
+                manifest=head,
+            )
+            if won:
+                os.replace(built["archive"], final)
+        if not won:
+            log.warning("export %s attempt %s lost the version to a newer attempt", version, attempt)
+    except Exception as exc:
+        log.exception("export %s attempt %s failed", version, attempt)
+        version.refresh_from_db()
+        if version.status == VersionStatus.BUILDING:
+            transition(
+                version, VersionStatus.FAILED, actor=actor, expected_attempt=attempt, error=str(exc)[:2000]
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        progress.clear(version.pk)
+    return ExportVersion.objects.get(pk=version.pk)

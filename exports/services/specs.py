@@ -1,0 +1,264 @@
+"""Export specs and versions: creating a spec, allocating the next version, moving a version's status.
+
+The status of a version changes only through `transition` (one table of moves, compare-and-swap on the
+status, an event row in the same transaction); a done version is never rewritten.
+"""
+
+import datetime
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from django.utils.text import slugify
+
+from corpus.models import Domain, ItemStatus
+from corpus.rules import InstructionType
+from exports.models import (
+    ConversationMode,
+    ExportFormat,
+    ExportSpec,
+    ExportVersion,
+    ExportVersionEvent,
+    ImageMode,
+    VersionStatus,
+)
+
+
+class ExportError(Exception):
+    """A request the export service refuses, with a message for people."""
+
+
+class InvalidSpec(ExportError):
+    """The selection or options of a spec are not usable. `errors` maps field → messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {m}" for k, msgs in errors.items() for m in msgs))
+
+
+class VersionImmutable(ExportError):
+    """A done version was asked to change."""
+
+
+# The one table of allowed status moves. building → building is a restart by a redelivered task.
+ALLOWED_MOVES: dict[str, set[str]] = {
+    VersionStatus.QUEUED: {VersionStatus.BUILDING, VersionStatus.FAILED},
+    VersionStatus.BUILDING: {VersionStatus.BUILDING, VersionStatus.DONE, VersionStatus.FAILED},
+    VersionStatus.DONE: set(),
+    VersionStatus.FAILED: set(),
+}
+
+EXPORTABLE_STATUSES = (ItemStatus.ACCEPTED, ItemStatus.DRAFT, ItemStatus.REJECTED)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The parsed, checked selection of a spec. Empty tuples mean "all"."""
+
+    domains: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = (ItemStatus.ACCEPTED.value,)
+    models: tuple[str, ...] = ()
+    date_from: datetime.date | None = None
+    date_to: datetime.date | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "domains": list(self.domains),
+            "types": list(self.types),
+            "statuses": list(self.statuses),
+            "models": list(self.models),
+            "date_from": self.date_from.isoformat() if self.date_from else None,
+            "date_to": self.date_to.isoformat() if self.date_to else None,
+        }
+
+
+def _strings(value, field: str, errors: dict) -> tuple[str, ...]:
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        errors.setdefault(field, []).append("must be a list of texts")
+        return ()
+    # Sorted and de-duplicated so that the same choice always reads (and hashes) the same.
+    return tuple(sorted({v.strip() for v in value if v.strip()}))
+
+
+def _date(value, field: str, errors: dict) -> datetime.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.date.fromisoformat(str(value))
+    except ValueError:
+        errors.setdefault(field, []).append(f"'{value}' is not a date (YYYY-MM-DD)")
+        return None
+
+
+def parse_selection(raw: dict | None) -> Selection:
+    """Check a selection dict; raise InvalidSpec naming each bad field."""
+    raw = dict(raw or {})
+    errors: dict[str, list[str]] = {}
+    unknown = set(raw) - {"domains", "types", "statuses", "models", "date_from", "date_to"}
+    if unknown:
+        errors["selection"] = [f"unknown keys: {', '.join(sorted(unknown))}"]
+    domains = _strings(raw.get("domains"), "domains", errors)
+    types = _strings(raw.get("types"), "types", errors)
+    statuses = _strings(raw.get("statuses"), "statuses", errors) or (ItemStatus.ACCEPTED.value,)
+    models = _strings(raw.get("models"), "models", errors)
+    date_from = _date(raw.get("date_from"), "date_from", errors)
+    date_to = _date(raw.get("date_to"), "date_to", errors)
+    if domains:
+        known = set(Domain.objects.filter(slug__in=domains).values_list("slug", flat=True))
+        missing = [d for d in domains if d not in known]
+        if missing:
+            errors.setdefault("domains", []).append(f"no such domain: {', '.join(missing)}")
+    bad_types = [t for t in types if t not in InstructionType.values]
+    if bad_types:
+        errors.setdefault("types", []).append(
+            f"not an instruction type: {', '.join(bad_types)} (use {', '.join(InstructionType.values)})"
+        )
+    bad_statuses = [s for s in statuses if s not in EXPORTABLE_STATUSES]
+    if bad_statuses:
+        errors.setdefault("statuses", []).append(
+            f"cannot export status {', '.join(bad_statuses)} (use {', '.join(EXPORTABLE_STATUSES)}; "
+            "invalid items are never exported)"
+        )
+    if date_from and date_to and date_from > date_to:
+        errors.setdefault("date_to", []).append("must not be before date_from")
+    if errors:
+        raise InvalidSpec(errors)
+    return Selection(domains, types, statuses, models, date_from, date_to)
+
+
+def create_spec(
+    name: str,
+    *,
+    by,
+    selection: dict | None = None,
+    formats: list[str] | None = None,
+    train_ratio: float = 0.95,
+    seed: int = 0,
+    image_mode: str = ImageMode.COPY,
+    conversation_mode: str = ConversationMode.MULTI_TURN,
+    description: str = "",
+) -> ExportSpec:
+    """Create a named export spec after checking every field. Not idempotent: a taken name → InvalidSpec."""
+    errors: dict[str, list[str]] = {}
+    slug = slugify(name or "")
+    if not slug:
+        errors["name"] = ["must contain letters or digits"]
+    elif slug != name:
+        errors["name"] = [f"use lowercase letters, digits and hyphens, e.g. '{slug}'"]
+    formats = sorted(set(formats or [ExportFormat.LLAVA]))
+    bad = [f for f in formats if f not in ExportFormat.values]
+    if bad:
+        errors["formats"] = [f"unknown format {', '.join(bad)} (use {', '.join(ExportFormat.values)})"]
+    try:
+        train_ratio = float(train_ratio)
+    except (TypeError, ValueError):
+        train_ratio = -1
+    if not 0 <= train_ratio <= 1:
+        errors["train_ratio"] = ["must be a number between 0 and 1"]
+    if image_mode not in ImageMode.values:
+        errors["image_mode"] = [f"use one of {', '.join(ImageMode.values)}"]
+    if conversation_mode not in ConversationMode.values:
+        errors["conversation_mode"] = [f"use one of {', '.join(ConversationMode.values)}"]
+    if not isinstance(seed, int) or seed < 0:
+        errors["seed"] = ["must be a whole number ≥ 0"]
+    try:
+        parsed = parse_selection(selection)
+    except InvalidSpec as exc:
+        errors.update(exc.errors)
+        parsed = None
+    if errors:
+        raise InvalidSpec(errors)
+    try:
+        with transaction.atomic():
+            return ExportSpec.objects.create(
+                name=slug,
+                description=description,
+                selection=parsed.as_json(),
+                formats=formats,
+                train_ratio=train_ratio,
+                seed=seed,
+                image_mode=image_mode,
+                conversation_mode=conversation_mode,
+                created_by=by,
+            )
+    except IntegrityError as exc:
+        raise InvalidSpec({"name": [f"an export named '{slug}' exists already"]}) from exc
+
+
+def allocate_version(spec: ExportSpec, *, by) -> ExportVersion:
+    """Create the spec's next version (v1, v2, …) as queued. Safe under concurrency: the spec row is
+    locked while the number is chosen, and the unique (spec, number) constraint backs it up (SQLite has
+    no row locks; a lost race retries)."""
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                ExportSpec.objects.select_for_update().filter(pk=spec.pk).first()
+                last = spec.versions.aggregate(n=Max("number"))["n"] or 0
+                version = ExportVersion.objects.create(spec=spec, number=last + 1, built_by=by)
+                ExportVersionEvent.objects.create(
+                    version=version,
+                    from_status=VersionStatus.QUEUED,
+                    to_status=VersionStatus.QUEUED,
+                    actor=by,
+                    note="queued",
+                )
+                return version
+        except IntegrityError:
+            continue
+    raise ExportError("could not allocate a version number; try again")
+
+
+def request_build(spec: ExportSpec, *, by) -> ExportVersion:
+    """Allocate the next version and queue its build after commit. Each call makes a new version."""
+    from exports.tasks import build_export_version
+
+    with transaction.atomic():
+        version = allocate_version(spec, by=by)
+        build_export_version.delay_on_commit(version.pk)
+    return version
+
+
+def transition(
+    version: ExportVersion,
+    to: str,
+    *,
+    actor=None,
+    note: str = "",
+    expected_attempt: int | None = None,
+    **fields,
+) -> bool:
+    """Move `version` to `to` if its status (and attempt, when given) is still what the caller saw.
+
+    Returns False when another worker moved it first (never overwrites). A move into `building` takes
+    the next attempt number. Raises VersionImmutable for a done version, ExportError for a move the
+    table does not hold."""
+    current = version.status
+    if current == VersionStatus.DONE:
+        raise VersionImmutable(f"{version} is done; a built version is never rewritten")
+    if to not in ALLOWED_MOVES[current]:
+        raise ExportError(f"cannot move an export version from {current} to {to}")
+    now = timezone.now()
+    updates = dict(fields, status=to)
+    if to == VersionStatus.BUILDING:
+        updates.update(attempt=F("attempt") + 1, started_at=now, error="")
+    if to in (VersionStatus.DONE, VersionStatus.FAILED):
+        updates["finished_at"] = now
+    filters = {"pk": version.pk, "status": current}
+    if expected_attempt is not None:
+        filters["attempt"] = expected_attempt
+    with transaction.atomic():
+        if ExportVersion.objects.filter(**filters).update(**updates) != 1:
+            return False
+        ExportVersionEvent.objects.create(
+            version=version, from_status=current, to_status=to, actor=actor, note=note
+        )
+    version.refresh_from_db()
+    return True

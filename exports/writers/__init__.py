@@ -1,0 +1,31 @@
+"""Pure writers, one per format: each takes an iterator of Records and a binary file, writes, and returns
+how many records it wrote. They know nothing of Django or the database (golden-file tests pin them).
+
+The push classes (`LlavaWriter` …) exist so one pass over the database can feed several formats and
+splits at once; the `write_*` functions are the same writers for a plain iterator."""
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from exports.formatting import IMAGE_TOKEN
+
+
+class Record(NamedTuple):
+    """One training record: an image and one or more question/answer turns about it."""
+
+    id: str
+    image: str  # the path written into the data file (inside the archive, or referenced)
+    domain: str
+    turns: list[tuple[str, str]]  # (human text without the image token, model text)
+    instruction_ids: list[int]
+    types: list[str]
+    image_file: str = ""  # where the image bytes can be read (Parquet embeds them)
+
+
+def conversations(turns: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """Alternating human/gpt turns; only the first human turn carries the image token."""
+    out: list[dict[str, str]] = []
+    for index, (human, gpt) in enumerate(turns):
+        out.append({"from": "human", "value": f"{IMAGE_TOKEN}\n{human}" if index == 0 else human})
+        out.append({"from": "gpt", "value": gpt})
+    return out
