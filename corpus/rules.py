@@ -64,6 +64,11 @@ class InstructionRuleError(ValueError):
         return out
 
 
+# Computed once: check_instruction runs for every row of an export, and TextChoices.values builds a new
+# list on each access.
+_TYPE_VALUES = frozenset(InstructionType.values)
+_TYPE_LABELS = dict(InstructionType.choices)
+
 _LABEL_PREFIX = re.compile(r"^\s*\(?([A-Fa-f])[\.\):]\s+")
 
 
@@ -100,10 +105,10 @@ def check_instruction(
     def fail(field: str, rule: str, message: str) -> None:
         violations.append(RuleViolation(field, rule, message))
 
-    if type_ not in InstructionType.values:
+    if type_ not in _TYPE_VALUES:
         fail("type", "unknown_type", f"type: '{type_}' is not one of {', '.join(InstructionType.values)}")
         return violations
-    label = InstructionType(type_).label
+    label = _TYPE_LABELS[type_]
     question = question or ""
     answer = answer or ""
     options = list(options or [])

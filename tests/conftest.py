@@ -5,8 +5,9 @@ import os
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
+from django.db.models.signals import post_migrate
 
-from corpus.roles import ADMIN, ANNOTATOR, RESEARCHER
+from corpus.roles import ADMIN, ALL_ROLES, ANNOTATOR, RESEARCHER
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -34,6 +35,20 @@ def redis_available() -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
+
+
+def _recreate_role_groups(sender, using="default", **kwargs):
+    """Transactional tests end with a flush of the test database, which also removes the role groups
+    corpus's data migration made; `serialized_rollback` cannot bring them back inside a Playwright test
+    (the sync API runs an event loop, so Django's context-local connection there is not the one holding
+    the serialized data). Flush sends post_migrate when nothing was serialized: recreate them then."""
+    if getattr(sender, "label", None) != "corpus":
+        return
+    for name in ALL_ROLES:
+        Group.objects.using(using).get_or_create(name=name)
+
+
+post_migrate.connect(_recreate_role_groups, dispatch_uid="tests.conftest.recreate_role_groups")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from corpus.models import ItemStatus
 from exports.models import ExportSpec
 from exports.services.build import build_version
 from tests.corpus.factories import DomainFactory, ImageFactory, InstructionFactory
-from tests.exports import flush_keeps_roles  # noqa: F401  (role groups survive the flush)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

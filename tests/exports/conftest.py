@@ -12,7 +12,6 @@ from corpus.rules import InstructionType
 from exports.services.build import build_version, split_of
 from exports.services.specs import allocate_version, create_spec
 from tests.corpus.factories import DomainFactory, ImageFactory, InstructionFactory
-from tests.exports import flush_keeps_roles  # noqa: F401  (see its docstring)
 
 T = InstructionType
 
