@@ -153,3 +153,7 @@ class SecondVerdict(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["agrees", "at"], name="verdict_agrees_idx")]
+
+    def __str__(self) -> str:
+        item = f"caption {self.caption_id}" if self.caption_id else f"instruction {self.instruction_id}"
+        return f"{item}: {'agrees' if self.agrees else 'disagrees'}"
