@@ -46,9 +46,11 @@ def active_domain_ids() -> list[int]:
 #  - `swept` returns expired leases to the queue. It reads image_lease_expiry_idx (lease_expires_at
 #    WHERE review_status='in_review'), so it costs one empty index probe when nothing expired, and
 #    SKIP LOCKED leaves alone an image whose holder is saving right now (the save locks the row).
-#  - `pick` does one lookup per requested domain on image_claim_pending_idx ((domain_id, id) WHERE
-#    review_status='pending') and keeps the smallest id. A single `domain_id = ANY(…) ORDER BY id`
-#    scan walks past rows other claimers hold locked and is no better than no index.
+#  - `pick` does one lookup per requested domain on review_claim_idx ((domain_id, id + 0) WHERE
+#    review_status='pending', migration review/0002) and keeps the smallest id. A single
+#    `domain_id = ANY(…) ORDER BY id` scan walks past rows other claimers hold locked and is no better
+#    than no index. `ORDER BY id + 0` is an order only that index provides, so the planner cannot fall
+#    back to walking the primary key through the reviewed rows (it would at random_page_cost = 4).
 #  - `claimed` swaps pending → in_review (the move IMAGE_MOVES allows) and the events are written in
 #    the same statement, like transitions.transition() does for one image.
 # Rows swept here become claimable from the next statement on (CTEs share one snapshot).
@@ -71,7 +73,7 @@ WITH swept AS (
     CROSS JOIN LATERAL (
         SELECT id FROM corpus_image
         WHERE domain_id = d.dom AND review_status = 'pending'
-        ORDER BY id LIMIT 1
+        ORDER BY id + 0 LIMIT 1
         FOR UPDATE SKIP LOCKED
     ) AS c
     ORDER BY c.id LIMIT 1
@@ -95,7 +97,7 @@ FROM unnest(%s::bigint[]) AS d(dom)
 CROSS JOIN LATERAL (
     SELECT id FROM corpus_image
     WHERE domain_id = d.dom AND review_status = 'pending'
-    ORDER BY id LIMIT 1
+    ORDER BY id + 0 LIMIT 1
     FOR UPDATE SKIP LOCKED
 ) AS c
 ORDER BY c.id LIMIT 1

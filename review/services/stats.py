@@ -35,18 +35,18 @@ def correction_rates() -> dict:
     as-is — overall and by kind, domain, instruction type and model."""
     rows = []
     for kind, model in (("caption", Caption), ("instruction", Instruction)):
+        group = ["status", "was_edited", "model_name", "domain_name"] + (
+            ["type"] if kind == "instruction" else []
+        )
         qs = (
             model.objects.filter(origin=Origin.MODEL, status__in=[ItemStatus.ACCEPTED, ItemStatus.REJECTED])
-            .annotate(was_edited=_content_changed(kind))
-            .values("status", "was_edited", "model_name", domain=F("image__domain__name"))
+            .annotate(was_edited=_content_changed(kind), domain_name=F("image__domain__name"))
+            .values(*group)
             .annotate(n=Count("id"))
         )
-        if kind == "instruction":
-            qs = qs.values(
-                "status", "was_edited", "model_name", "type", domain=F("image__domain__name")
-            ).annotate(n=Count("id"))
         for row in qs:
             row["item_type"] = row.pop("type", "caption")
+            row["domain"] = row.pop("domain_name")
             rows.append(row)
 
     def empty():

@@ -10,6 +10,7 @@ from review.models import EventSubject, ReviewEvent
 from review.services.queue import (
     LeaseError,
     LeaseHeld,
+    _claim_compare_and_swap,
     claim_next_image,
     hold_lease,
     previous_image_id,
@@ -149,7 +150,7 @@ def test_the_image_is_reviewed_when_its_last_draft_is_decided_and_released_then(
 # --- real concurrency on PostgreSQL ----------------------------------------------------------------
 
 
-def _claim_in_threads(users, domain_ids, per_thread):
+def _claim_in_threads(users, domain_ids, per_thread, claim=claim_next_image):
     results: dict[int, list[int]] = {u.pk: [] for u in users}
     errors = []
     barrier = threading.Barrier(len(users))
@@ -158,7 +159,7 @@ def _claim_in_threads(users, domain_ids, per_thread):
         try:
             barrier.wait()
             for _ in range(per_thread):
-                got = claim_next_image(user, domain_ids=domain_ids)
+                got = claim(user, domain_ids=domain_ids)
                 if got is not None:
                     results[user.pk].append(got)
         except Exception as exc:  # pragma: no cover - reported below
@@ -175,8 +176,19 @@ def _claim_in_threads(users, domain_ids, per_thread):
     return results
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_claims_never_lease_one_image_twice_and_nothing_stays_stuck(postgres, django_user_model):
+def _compare_and_swap_claim(user, *, domain_ids):
+    return _claim_compare_and_swap(user, domain_ids)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize(
+    "claim", [claim_next_image, _compare_and_swap_claim], ids=["skip-locked", "compare-and-swap"]
+)
+def test_concurrent_claims_never_lease_one_image_twice_and_nothing_stays_stuck(
+    postgres, django_user_model, claim
+):
+    """Both claim paths under real concurrency (threads with their own PostgreSQL connections); the
+    compare-and-swap path is the one SQLite uses, raced here where a race is real."""
     from django.contrib.auth.models import Group
 
     group = Group.objects.get(name="annotator")
@@ -201,7 +213,7 @@ def test_concurrent_claims_never_lease_one_image_twice_and_nothing_stays_stuck(p
     Image.objects.bulk_create(rows)
     total = Image.objects.filter(review_status=ReviewStatus.PENDING).count()
 
-    results = _claim_in_threads(users, [d.pk for d in domains], per_thread=60)
+    results = _claim_in_threads(users, [d.pk for d in domains], per_thread=60, claim=claim)
     claimed = [i for ids in results.values() for i in ids]
     assert len(claimed) == total, "every pending image was claimed"
     assert len(set(claimed)) == len(claimed), "no image was leased twice"
@@ -212,7 +224,7 @@ def test_concurrent_claims_never_lease_one_image_twice_and_nothing_stays_stuck(p
     Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    again = _claim_in_threads(users, [d.pk for d in domains], per_thread=70)
+    again = _claim_in_threads(users, [d.pk for d in domains], per_thread=70, claim=claim)
     reclaimed = [i for ids in again.values() for i in ids]
     assert sorted(reclaimed) == sorted(claimed)
     assert not Image.objects.filter(review_status=ReviewStatus.PENDING).exists()
