@@ -136,6 +136,8 @@
     if (sel && sel.field !== "options") {
       start = sel.start; end = sel.end; label = sel.el.value.slice(sel.start, sel.end);
     }
+    // Collapse the used selection so that the next mark does not take the same span again.
+    if (sel && sel.el && sel.el.setSelectionRange) sel.el.setSelectionRange(sel.end, sel.end);
     addMarkChip(a, btn.dataset.category, field, start, end, label);
     lastSelection.delete(a);
     saveDraft(a);

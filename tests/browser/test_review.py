@@ -1,0 +1,168 @@
+"""The review page in Debian's Chromium: keyboard review of a whole image, conflicts, autosave, escaping."""
+
+import re
+
+import pytest
+from django.contrib.auth.models import Group
+from playwright.sync_api import expect
+
+from corpus.models import Caption, ItemStatus
+from corpus.roles import ALL_ROLES
+from corpus.rules import InstructionType
+from corpus.services import create_instruction, update_item
+from review.models import HallucinationMark
+from tests.corpus.factories import CaptionFactory, DomainFactory
+from tests.review.conftest import make_pending_image
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _role_groups(transactional_db):
+    """Transactional tests flush every table, the role groups made by migration included; put them back
+    before the people fixtures look them up (autouse fixtures run first)."""
+    for name in ALL_ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+def article(page, item):
+    kind = "caption" if isinstance(item, Caption) else "instruction"
+    return page.locator(f"#item-{kind}-{item.pk}")
+
+
+def test_review_a_whole_image_with_the_keyboard_then_reload_and_see_it(page, live_server, login, annotator):
+    domain = DomainFactory()
+    first = make_pending_image(domain, types=(InstructionType.MULTIPLE_CHOICE,))
+    second = make_pending_image(domain, types=(InstructionType.SHORT_VQA,))
+    caption = first.captions.get()
+    mcq = first.instructions.get()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/")
+    page.keyboard.press("Enter")  # "Take the next image" has the focus
+    page.wait_for_url(f"{live_server.url}/review/image/{first.pk}/")
+
+    # The caption is the current item: accept it as it is.
+    expect(article(page, caption)).to_have_class(re.compile(r"\bcurrent\b"))
+    page.keyboard.press("a")
+    expect(article(page, caption)).to_have_attribute("data-status", "accepted")
+
+    # The MCQ is current now: fix its answer, mark a hallucination on a span of the question, accept.
+    expect(article(page, mcq)).to_have_class(re.compile(r"\bcurrent\b"))
+    page.keyboard.press("e")
+    answer = article(page, mcq).locator('input[name="answer"]')
+    expect(answer).to_be_focused()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("C")
+    expect(article(page, mcq).locator(".rules")).to_contain_text("Follows the rules")
+    question = article(page, mcq).locator('textarea[name="question"]')
+    question.focus()
+    question.evaluate("el => el.setSelectionRange(0, 4)")
+    page.keyboard.press("Alt+1")  # object, on the selected span
+    page.keyboard.press("Escape")
+    page.keyboard.press("3")  # count, on the answer
+    expect(article(page, mcq).locator(".new-mark")).to_have_count(2)
+    page.keyboard.press("a")
+
+    # The image is done: the prefetched next image appears without a round trip through the queue.
+    page.wait_for_url(f"{live_server.url}/review/image/{second.pk}/")
+    expect(page.locator(f"#item-caption-{second.captions.get().pk}")).to_be_visible()
+
+    mcq.refresh_from_db()
+    assert (mcq.answer, mcq.status, mcq.version) == ("C", ItemStatus.ACCEPTED, 2)
+    marks = {m.category: m for m in HallucinationMark.objects.filter(instruction=mcq)}
+    assert marks["object"].span_text == mcq.question[:4] and marks["object"].field == "question"
+    assert marks["count"].field == "answer" and marks["object"].revision.version == 2
+
+    page.goto(f"{live_server.url}/review/image/{first.pk}/")
+    page.reload()
+    expect(article(page, mcq)).to_have_attribute("data-status", "accepted")
+    expect(article(page, mcq).locator('input[name="answer"]')).to_have_value("C")
+    expect(article(page, mcq).locator(".saved-mark")).to_have_count(2)
+    expect(article(page, caption)).to_have_attribute("data-status", "accepted")
+    assert dialogs == []
+
+
+def test_a_stale_save_shows_both_versions_and_keeps_mine_on_request(
+    page, live_server, login, annotator, admin_user
+):
+    image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
+    item = image.instructions.get()
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    box = article(page, item)
+    box.locator('input[name="answer"]').fill("teal")
+
+    # Meanwhile someone else changes the same item.
+    update_item(item, by=admin_user, expected_version=1, changes={"answer": "navy"})
+
+    box.locator('input[name="answer"]').focus()
+    page.keyboard.press("Control+Enter")
+    conflict = box.locator(".conflict")
+    expect(conflict).to_be_visible()
+    expect(conflict.locator(".mine")).to_contain_text("teal")
+    expect(conflict.locator(".theirs")).to_contain_text("navy")
+    expect(page.locator("#review-status")).to_contain_text("Conflict")
+    item.refresh_from_db()
+    assert item.answer == "navy"  # nothing was overwritten
+
+    page.keyboard.press("m")  # keep mine, on top of their version
+    expect(box).to_have_attribute("data-version", "3")
+    expect(box.locator(".conflict")).to_have_count(0)
+    item.refresh_from_db()
+    assert (item.answer, item.status, item.version) == ("teal", ItemStatus.ACCEPTED, 3)
+
+
+def test_unsaved_edits_survive_a_reload(page, live_server, login, annotator):
+    image = make_pending_image(DomainFactory(), types=())
+    caption = image.captions.get()
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    article(page, caption).locator("textarea").fill("A picture of three red apples on a table.")
+    page.reload()
+    expect(article(page, caption).locator("textarea")).to_have_value(
+        "A picture of three red apples on a table."
+    )
+    expect(article(page, caption).locator(".flash")).to_contain_text("Restored your unsaved edits")
+    assert Caption.objects.get(pk=caption.pk).version == 1
+
+
+def test_shortcut_overlay_opens_with_question_mark(page, live_server, login, annotator):
+    image = make_pending_image(DomainFactory(), types=())
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts")).to_be_visible()
+    expect(page.locator("#shortcuts")).to_contain_text("mark a hallucination")
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts")).to_be_hidden()
+
+
+def test_model_output_with_markup_appears_as_text_and_runs_nothing(page, live_server, login, annotator):
+    domain = DomainFactory(guidelines="Look **closely**. <script>window.__pwned = 'guidelines'</script>")
+    image = make_pending_image(domain, types=())
+    evil = '<script>window.__pwned = "caption"; alert("x")</script><img src=x onerror="window.__pwned=1;alert(1)">'
+    Caption.objects.filter(image=image).update(text=evil)
+    CaptionFactory(image=image, text="plain")
+    item = create_instruction(
+        image,
+        type=InstructionType.SHORT_VQA,
+        question='What does <img src=x onerror="alert(2)"> show?',
+        answer="<b>bold</b>",
+    )
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator("textarea").first).to_have_value(evil)
+    expect(article(page, item).locator('textarea[name="question"]')).to_have_value(
+        'What does <img src=x onerror="alert(2)"> show?'
+    )
+    expect(page.locator(".guidelines-body strong")).to_have_text("closely")
+    page.goto(f"{live_server.url}/review/item/instruction/{item.pk}/history/")
+    expect(page.locator(".history")).to_contain_text("<b>bold</b>")
+    page.wait_for_timeout(300)
+    assert dialogs == []
+    assert page.evaluate("window.__pwned") is None
