@@ -56,17 +56,23 @@ def active_domain_ids() -> list[int]:
 # Rows swept here become claimable from the next statement on (CTEs share one snapshot).
 _PG_CLAIM_SQL = """
 WITH swept AS (
-    UPDATE corpus_image SET review_status = 'pending', leased_by_id = NULL, lease_expires_at = NULL
-    WHERE id IN (
+    -- Back to the queue when drafts remain; an image someone only reopened to look at is reviewed.
+    UPDATE corpus_image AS i
+    SET review_status = CASE
+            WHEN EXISTS (SELECT 1 FROM corpus_instruction WHERE image_id = i.id AND status = 'draft')
+              OR EXISTS (SELECT 1 FROM corpus_caption WHERE image_id = i.id AND status = 'draft')
+            THEN 'pending' ELSE 'reviewed' END,
+        leased_by_id = NULL, lease_expires_at = NULL
+    WHERE i.id IN (
         SELECT id FROM corpus_image
         WHERE review_status = 'in_review' AND lease_expires_at < now()
         ORDER BY lease_expires_at LIMIT 100
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING id
+    RETURNING i.id, i.review_status
 ), swept_events AS (
     INSERT INTO {events} (image_id, subject, from_status, to_status, actor_id, at, note)
-    SELECT id, 'queue', 'in_review', 'pending', NULL, now(), 'lease expired' FROM swept
+    SELECT id, 'queue', 'in_review', review_status, NULL, now(), 'lease expired' FROM swept
 ), pick AS (
     SELECT c.id
     FROM unnest(%(domains)s::bigint[]) AS d(dom)
@@ -153,7 +159,8 @@ def _claim_compare_and_swap(annotator, domains: list[int], attempts: int = 20) -
 
 
 def sweep_expired_leases(limit: int = 100) -> int:
-    """Return images whose lease expired to the queue. Idempotent. (The PostgreSQL claim does this
+    """Return images whose lease expired to the queue (or to reviewed when no drafts are left, e.g. an
+    image someone reopened only to look at). Idempotent. (The PostgreSQL claim does this
     itself in its statement; this is the portable path and the one the tests call.)"""
     now = timezone.now()
     expired = list(
@@ -166,7 +173,7 @@ def sweep_expired_leases(limit: int = 100) -> int:
         returned += transition(
             image_id,
             from_status=ReviewStatus.IN_REVIEW,
-            to_status=ReviewStatus.PENDING,
+            to_status=ReviewStatus.PENDING if has_drafts(image_id) else ReviewStatus.REVIEWED,
             note="lease expired",
             expect={"leased_by_id": holder_id, "lease_expires_at__lt": now},
             leased_by=None,
@@ -194,18 +201,20 @@ def hold_lease(image_id: int, user) -> Image:
         if image.lease_expires_at and image.lease_expires_at > now:
             holder = image.leased_by.get_username() if image.leased_by_id else "someone"
             raise LeaseHeld(image, holder)
-        # The other person's lease expired: it goes back to the queue, and from there to this user.
+        # The other person's lease expired: it goes back (to the queue, or reviewed when nothing is
+        # left), and from there to this user.
+        back_to = ReviewStatus.PENDING if has_drafts(image_id) else ReviewStatus.REVIEWED
         transition(
             image_id,
             from_status=ReviewStatus.IN_REVIEW,
-            to_status=ReviewStatus.PENDING,
+            to_status=back_to,
             actor=user,
             note="lease expired",
             expect={"leased_by_id": image.leased_by_id},
             leased_by=None,
             lease_expires_at=None,
         )
-        image.review_status = ReviewStatus.PENDING
+        image.review_status = back_to
     if image.review_status == ReviewStatus.NEW:
         raise LeaseError("This image has no drafts to review yet.")
     taken = transition(

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from corpus.models import Image, ItemStatus, ReviewStatus
+from corpus.models import Caption, Image, ItemStatus, ReviewStatus
 from review.models import EventSubject, ReviewEvent
 from review.services.queue import (
     LeaseError,
@@ -212,7 +212,9 @@ def test_concurrent_claims_never_lease_one_image_twice_and_nothing_stays_stuck(
                 review_status=ReviewStatus.PENDING,
             )
         )
-    Image.objects.bulk_create(rows)
+    created = Image.objects.bulk_create(rows)
+    # Each with a draft, so that an expired lease sends it back to the queue (not to reviewed).
+    Caption.objects.bulk_create([Caption(image=image, text="A draft.") for image in created])
     total = Image.objects.filter(review_status=ReviewStatus.PENDING).count()
 
     results = _claim_in_threads(users, [d.pk for d in domains], per_thread=60, claim=claim)
@@ -231,3 +233,19 @@ def test_concurrent_claims_never_lease_one_image_twice_and_nothing_stays_stuck(
     assert sorted(reclaimed) == sorted(claimed)
     assert not Image.objects.filter(review_status=ReviewStatus.PENDING).exists()
     assert connection.vendor == "postgresql"
+
+
+def test_an_expired_lease_on_an_image_without_drafts_goes_back_to_reviewed(
+    annotator, second_annotator, domain
+):
+    image = make_pending_image(domain, types=())
+    claim_next_image(annotator, domain_ids=[domain.pk])
+    image.captions.update(status=ItemStatus.ACCEPTED)
+    Image.objects.filter(pk=image.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    # Whichever path sweeps (the claim's statement on PostgreSQL, the portable sweep elsewhere), the image
+    # has nothing left to review and is not handed out again.
+    assert claim_next_image(second_annotator, domain_ids=[domain.pk]) is None
+    sweep_expired_leases()
+    image.refresh_from_db()
+    assert image.review_status == ReviewStatus.REVIEWED and image.leased_by is None
+    assert ReviewEvent.objects.filter(image=image, note="lease expired", to_status="reviewed").exists()
