@@ -1,6 +1,7 @@
 """REST endpoints of the review app, mounted under /api/v1/: next item, lease renew and release, save
 with version (409 on a stale version or a lost lease), history, regeneration (202)."""
 
+from django.core.files.storage import default_storage
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
@@ -72,6 +73,32 @@ class ReviewImageSerializer(serializers.ModelSerializer):
         return f"/review/image/{obj.pk}/"
 
 
+class ClaimSerializer(serializers.Serializer):
+    """What next-item answers, straight from the claim statement (no further query)."""
+
+    id = serializers.IntegerField(source="image_id")
+    domain = serializers.CharField(source="domain_slug")
+    file = serializers.SerializerMethodField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    review_status = serializers.SerializerMethodField()
+    lease_expires_at = serializers.DateTimeField()
+    page = serializers.SerializerMethodField()
+    detail = serializers.SerializerMethodField()
+
+    def get_file(self, claim) -> str:
+        return default_storage.url(claim.file)
+
+    def get_review_status(self, claim) -> str:
+        return "in_review"
+
+    def get_page(self, claim) -> str:
+        return f"/review/image/{claim.image_id}/"
+
+    def get_detail(self, claim) -> str:
+        return f"/api/v1/review/images/{claim.image_id}/"
+
+
 class RevisionSerializer(serializers.ModelSerializer):
     by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
@@ -134,25 +161,32 @@ def _lease_conflict(exc: LeaseError) -> Response:
 
 
 class ReviewImageViewSet(viewsets.GenericViewSet):
-    """The queue: claim the next image, renew and release its lease."""
+    """The queue: claim the next image, renew and release its lease; read an image with its drafts."""
 
     allowed_roles = (ANNOTATOR,)
+    action_roles = {"retrieve": (ANNOTATOR, RESEARCHER)}
     serializer_class = ReviewImageSerializer
 
     def get_queryset(self):
         return Image.objects.all()
 
-    @extend_schema(request=NextInput, responses={200: ReviewImageSerializer, 204: None})
+    @extend_schema(request=NextInput, responses={200: ClaimSerializer, 204: None})
     @action(detail=False, methods=["post"])
     def next(self, request):
-        """Lease the next pending image of the chosen domains: 200 with it and its drafts, 204 when none."""
+        """Lease the next pending image of the chosen domains: 200 with the image (its drafts at
+        `detail`), 204 when none waits. One database round trip beyond authentication."""
         data = NextInput(data=request.data)
         data.is_valid(raise_exception=True)
-        image_id = queue.claim_next_image(request.user, domain_ids=data.validated_data["domains"])
-        if image_id is None:
+        claim = queue.claim_next(request.user, domain_ids=data.validated_data["domains"])
+        if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        image = _image_with_items(image_id)
-        return Response(ReviewImageSerializer(image, context={"request": request}).data)
+        return Response(ClaimSerializer(claim).data)
+
+    @extend_schema(responses=ReviewImageSerializer)
+    def retrieve(self, request, pk=None):
+        """The image with its caption(s) and instructions (invalid model output left out)."""
+        self._get_image_id(pk)
+        return Response(ReviewImageSerializer(_image_with_items(int(pk)), context={"request": request}).data)
 
     @extend_schema(request=None, responses={200: dict, 409: dict})
     @action(detail=True, methods=["post"])

@@ -5,6 +5,7 @@ people: on PostgreSQL one statement locks candidates with FOR UPDATE SKIP LOCKED
 compare-and-swap UPDATE (via transitions.transition) decides, and the loser retries with the next id.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -75,7 +76,7 @@ WITH swept AS (
     SELECT id, 'queue', 'in_review', review_status, NULL, now(), 'lease expired' FROM swept
 ), pick AS (
     SELECT c.id
-    FROM unnest(%(domains)s::bigint[]) AS d(dom)
+    FROM unnest(COALESCE(%(domains)s::bigint[], ARRAY(SELECT id FROM corpus_domain WHERE is_active))) AS d(dom)
     CROSS JOIN LATERAL (
         SELECT id FROM corpus_image
         WHERE domain_id = d.dom AND review_status = 'pending'
@@ -88,12 +89,13 @@ WITH swept AS (
     SET review_status = 'in_review', leased_by_id = %(user)s,
         lease_expires_at = now() + make_interval(secs => %(secs)s)
     FROM pick WHERE i.id = pick.id AND i.review_status = 'pending'
-    RETURNING i.id
+    RETURNING i.id, i.domain_id, i.file, i.width, i.height, i.lease_expires_at
 ), claim_events AS (
     INSERT INTO {events} (image_id, subject, from_status, to_status, actor_id, at, note)
     SELECT id, 'queue', 'pending', 'in_review', %(user)s, now(), 'claimed' FROM claimed
 )
-SELECT id FROM claimed
+SELECT c.id, c.domain_id, d.slug, c.file, c.width, c.height, c.lease_expires_at
+FROM claimed AS c JOIN corpus_domain AS d ON d.id = c.domain_id
 """
 
 # The pick alone, for the EXPLAIN test and the benchmark's plan check.
@@ -110,13 +112,26 @@ ORDER BY c.id LIMIT 1
 """
 
 
-def claim_next_image(annotator, *, domain_ids: list[int] | None = None) -> int | None:
-    """Lease the next pending image of the given domains (all active ones if none) to `annotator` and
-    return its id, or None when the queue is empty. Not idempotent: each call claims another image."""
-    domains = [int(d) for d in (domain_ids or active_domain_ids())]
-    if not domains:
-        return None
+@dataclass(frozen=True)
+class Claim:
+    """What a claim returns in its one round trip: enough to show or fetch the image."""
+
+    image_id: int
+    domain_id: int
+    domain_slug: str
+    file: str  # storage name
+    width: int
+    height: int
+    lease_expires_at: datetime
+
+
+def claim_next(annotator, *, domain_ids: list[int] | None = None) -> Claim | None:
+    """Lease the next pending image of the given domains (all active ones if none) to `annotator`, or
+    None when the queue is empty. Not idempotent: each call claims another image. On PostgreSQL this is
+    one statement (sweep, pick, swap, events and the image's fields)."""
     if connection.vendor == "postgresql":
+        # No domains chosen: the statement reads the active ones itself (NULL → every active domain).
+        domains = [int(d) for d in domain_ids] if domain_ids else None
         # A second try when the first finds nothing: images its sweep just returned are visible only
         # to the next statement. Costs one more round trip only when the queue looks empty.
         for _ in range(2):
@@ -127,9 +142,30 @@ def claim_next_image(annotator, *, domain_ids: list[int] | None = None) -> int |
                 )
                 row = cursor.fetchone()
             if row:
-                return row[0]
+                return Claim(*row)
         return None
-    return _claim_compare_and_swap(annotator, domains)
+    domains = [int(d) for d in (domain_ids or active_domain_ids())]
+    if not domains:
+        return None
+    image_id = _claim_compare_and_swap(annotator, domains)
+    if image_id is None:
+        return None
+    image = Image.objects.select_related("domain").get(pk=image_id)
+    return Claim(
+        image.pk,
+        image.domain_id,
+        image.domain.slug,
+        image.file.name,
+        image.width,
+        image.height,
+        image.lease_expires_at,
+    )
+
+
+def claim_next_image(annotator, *, domain_ids: list[int] | None = None) -> int | None:
+    """claim_next, returning only the image id."""
+    claim = claim_next(annotator, domain_ids=domain_ids)
+    return claim.image_id if claim else None
 
 
 def _claim_compare_and_swap(annotator, domains: list[int], attempts: int = 20) -> int | None:

@@ -1,4 +1,5 @@
 import pytest
+from django.db import connection
 
 from corpus.models import ItemStatus, Revision
 from corpus.rules import InstructionType
@@ -21,9 +22,23 @@ def test_next_item_leases_and_returns_the_image_with_its_drafts(client, annotato
     assert response.status_code == 200
     body = response.json()
     assert body["id"] == pending_image.pk and body["review_status"] == "in_review"
-    assert len(body["captions"]) == 1 and len(body["instructions"]) == 2
+    assert body["domain"] == pending_image.domain.slug and body["file"].endswith(pending_image.file.name)
     assert body["page"] == f"/review/image/{pending_image.pk}/"
+    assert body["lease_expires_at"]
+    detail = client.get(body["detail"]).json()
+    assert len(detail["captions"]) == 1 and len(detail["instructions"]) == 2
+    assert detail["instructions"][0]["version"] == 1
     assert client.post(NEXT, {}, content_type="application/json").status_code == 204
+
+
+def test_next_item_is_one_query_beyond_authentication(
+    client, annotator, pending_image, django_assert_max_num_queries
+):
+    client.force_login(annotator)
+    client.get("/api/v1/review/images/999999/")  # warm the session and role lookups' code paths
+    # session, user, roles + the claim statement (+ one retry only when the queue looks empty).
+    with django_assert_max_num_queries(4 if connection.vendor == "postgresql" else 8):
+        assert client.post(NEXT, {}, content_type="application/json").status_code == 200
 
 
 def test_next_item_respects_the_domains_asked_for(client, annotator, pending_image):

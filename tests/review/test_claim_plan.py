@@ -40,6 +40,13 @@ def test_claim_plan_uses_the_pending_index(postgres, random_page_cost):
             {"domains": [d.pk for d in domains], "user": 1, "secs": 900},
         )
         claim_plan = "\n".join(r[0] for r in cursor.fetchall())
+        # No domains chosen: the statement reads the active domains itself.
+        cursor.execute(
+            "EXPLAIN " + _PG_CLAIM_SQL.format(events=ReviewEvent._meta.db_table),
+            {"domains": None, "user": 1, "secs": 900},
+        )
+        all_domains_plan = "\n".join(r[0] for r in cursor.fetchall())
     assert "review_claim_idx" in pick_plan, pick_plan
     assert "Seq Scan on corpus_image" not in pick_plan, pick_plan
     assert "review_claim_idx" in claim_plan and "image_lease_expiry_idx" in claim_plan, claim_plan
+    assert "review_claim_idx" in all_domains_plan, all_domains_plan

@@ -80,6 +80,7 @@ def api_calls(pending_image):
         "save": ("post", f"/api/v1/review/captions/{caption.pk}/save/"),
         "regenerate": ("post", f"/api/v1/review/captions/{caption.pk}/regenerate/"),
         "history": ("get", f"/api/v1/review/captions/{caption.pk}/history/"),
+        "image": ("get", f"/api/v1/review/images/{pending_image.pk}/"),
     }
 
 
@@ -95,5 +96,5 @@ def test_api_researchers_read_history_only(client, researcher, annotator, pendin
     claim_next_image(annotator)
     client.force_login(researcher)
     for name, (method, url) in api_calls.items():
-        expected = 200 if name == "history" else 403
+        expected = 200 if name in ("history", "image") else 403
         assert _call(client, method, url).status_code == expected, name
