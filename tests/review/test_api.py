@@ -37,7 +37,8 @@ def test_next_item_is_one_query_beyond_authentication(
     client.force_login(annotator)
     client.get("/api/v1/review/images/999999/")  # warm the session and role lookups' code paths
     # session, user, roles + the claim statement (+ one retry only when the queue looks empty).
-    with django_assert_max_num_queries(4 if connection.vendor == "postgresql" else 8):
+    # (SQLite takes the portable compare-and-swap path: sweep, pick, swap, event, read — a handful more.)
+    with django_assert_max_num_queries(4 if connection.vendor == "postgresql" else 12):
         assert client.post(NEXT, {}, content_type="application/json").status_code == 200
 
 
