@@ -110,7 +110,7 @@ def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -
 def _open_image(request, image_id: int) -> dict:
     image = get_object_or_404(Image.objects.select_related("domain", "leased_by"), pk=image_id)
     try:
-        image = queue.hold_lease(image_id, request.user)
+        queue.hold_lease(image_id, request.user)
         image = Image.objects.select_related("domain").get(pk=image_id)
         return _panel_context(request, image, readonly=False)
     except LeaseError as exc:

@@ -140,7 +140,8 @@ def add_instruction(
     """Add an instruction the models missed, written by the lease holder; it is accepted at once (a
     person wrote it) and keeps both revisions. Not idempotent. Raises InstructionRuleError."""
     with transaction.atomic():
-        image = hold_lease(image_id, by)
+        hold_lease(image_id, by)
+        image = Image.objects.get(pk=image_id)
         created = create_instruction(
             image,
             type=type,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from corpus.models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
@@ -218,22 +218,25 @@ def sweep_expired_leases(limit: int = 100) -> int:
     return returned
 
 
-def hold_lease(image_id: int, user) -> Image:
+def hold_lease(image_id: int, user) -> datetime:
     """Make sure `user` holds the lease on the image — renew it, or take it when nobody else holds an
-    unexpired one (a dropped connection comes back to its image). Locks the image row until the end of
-    the caller's transaction so that no sweep or claim takes it meanwhile. Idempotent.
-    Raises LeaseHeld when someone else holds it, LeaseError when the image has nothing to review."""
+    unexpired one (a dropped connection comes back to its image) — and return its new expiry. The image
+    row stays locked until the end of the caller's transaction, so no sweep or claim takes it meanwhile.
+    Idempotent. Raises LeaseHeld when someone else holds it, LeaseError when there is nothing to review."""
     if not transaction.get_connection().in_atomic_block:
         with transaction.atomic():
             return hold_lease(image_id, user)
+    until = timezone.now() + lease_duration()
+    # The usual case in one round trip: the holder renews (the UPDATE locks the row like FOR UPDATE).
+    if Image.objects.filter(pk=image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=user).update(
+        lease_expires_at=until
+    ):
+        return until
     image = Image.objects.select_for_update().get(pk=image_id)
     now = timezone.now()
-    until = now + lease_duration()
     if image.review_status == ReviewStatus.IN_REVIEW:
-        if image.leased_by_id == user.pk:
-            Image.objects.filter(pk=image_id).update(lease_expires_at=until)
-            image.lease_expires_at = until
-            return image
+        if image.leased_by_id == user.pk:  # pragma: no cover - the fast path above took it
+            return until
         if image.lease_expires_at and image.lease_expires_at > now:
             holder = image.leased_by.get_username() if image.leased_by_id else "someone"
             raise LeaseHeld(image, holder)
@@ -264,27 +267,21 @@ def hold_lease(image_id: int, user) -> Image:
     )
     if not taken:  # pragma: no cover - the row lock makes this unreachable on PostgreSQL
         raise LeaseError("The image changed while you opened it; try again.")
-    image.review_status, image.leased_by, image.lease_expires_at = ReviewStatus.IN_REVIEW, user, until
-    return image
+    return until
 
 
 def renew_lease(image_id: int, user) -> datetime:
     """Extend the user's lease (the page's heartbeat). Idempotent. Takes the image back if the lease
     lapsed and nobody else took it; raises LeaseHeld if someone did."""
-    until = timezone.now() + lease_duration()
-    renewed = Image.objects.filter(pk=image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=user).update(
-        lease_expires_at=until
-    )
-    if renewed:
-        return until
-    return hold_lease(image_id, user).lease_expires_at
+    return hold_lease(image_id, user)
 
 
 def has_drafts(image_id: int) -> bool:
-    return (
-        Instruction.objects.filter(image_id=image_id, status=ItemStatus.DRAFT).exists()
-        or Caption.objects.filter(image_id=image_id, status=ItemStatus.DRAFT).exists()
+    """Whether a caption or instruction of the image still waits for a decision (one query)."""
+    drafts = Q(Exists(Instruction.objects.filter(image_id=OuterRef("pk"), status=ItemStatus.DRAFT))) | Q(
+        Exists(Caption.objects.filter(image_id=OuterRef("pk"), status=ItemStatus.DRAFT))
     )
+    return Image.objects.filter(drafts, pk=image_id).exists()
 
 
 def release_lease(image_id: int, user) -> str:

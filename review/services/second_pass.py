@@ -33,7 +33,7 @@ def transition_second_pass(
     """Compare-and-swap the second pass's status with an event row; False when the race was lost."""
     if to_status not in SECOND_PASS_MOVES[from_status]:
         raise SecondPassError(f"a second pass cannot move from {from_status} to {to_status}")
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         swapped = SecondPass.objects.filter(pk=pass_id, status=from_status, **(expect or {})).update(
             status=to_status, **fields
         )
