@@ -166,3 +166,48 @@ def test_model_output_with_markup_appears_as_text_and_runs_nothing(page, live_se
     page.wait_for_timeout(300)
     assert dialogs == []
     assert page.evaluate("window.__pwned") is None
+
+
+def _wait_for(predicate, timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_prefetched_image_is_leased_ahead_and_released_when_the_page_is_left(
+    page, live_server, login, annotator
+):
+    from corpus.models import Image, ReviewStatus
+
+    domain = DomainFactory()
+    current = make_pending_image(domain, types=())  # one draft left: the page prefetches at once
+    following = make_pending_image(domain, types=())
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{current.pk}/")
+    assert _wait_for(
+        lambda: Image.objects.filter(
+            pk=following.pk, review_status=ReviewStatus.IN_REVIEW, leased_by=annotator
+        ).exists()
+    ), "the next image was not prefetched"
+    page.goto(f"{live_server.url}/review/")  # leaving the page gives the prefetched image back
+    assert _wait_for(lambda: Image.objects.get(pk=following.pk).review_status == ReviewStatus.PENDING)
+    assert Image.objects.get(pk=current.pk).leased_by == annotator  # the one being reviewed stays held
+
+
+def test_an_image_someone_else_holds_is_read_only(page, live_server, login, annotator, second_annotator):
+    from review.services.queue import claim_next_image
+
+    image = make_pending_image(DomainFactory(), types=())
+    claim_next_image(second_annotator)
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator(".notice")).to_contain_text("bob-annotator is reviewing this image now")
+    expect(page.locator("article.item textarea").first).to_be_disabled()
+    page.keyboard.press("a")
+    page.wait_for_timeout(300)
+    assert image.captions.get().status == ItemStatus.DRAFT
