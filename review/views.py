@@ -166,11 +166,15 @@ def item_partial(request, kind: str, item_id: int):
 def _submitted_changes(kind: str, post) -> dict:
     if kind == "caption":
         return {"text": post.get("text", "")}
+    type_ = post.get("type", "")
     options = [o.strip() for o in post.getlist("options")]
     while options and not options[-1]:
         options.pop()
+    if type_ != InstructionType.MULTIPLE_CHOICE:
+        # The option inputs are hidden for other types; what they still hold is not part of the item.
+        options = []
     return {
-        "type": post.get("type", ""),
+        "type": type_,
         "question": post.get("question", ""),
         "options": options,
         "answer": post.get("answer", ""),

@@ -211,3 +211,22 @@ def test_an_image_someone_else_holds_is_read_only(page, live_server, login, anno
     page.keyboard.press("a")
     page.wait_for_timeout(300)
     assert image.captions.get().status == ItemStatus.DRAFT
+
+
+def test_reject_with_a_reason_from_the_keyboard(page, live_server, login, annotator):
+    image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
+    caption, item = image.captions.get(), image.instructions.get()
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    page.keyboard.press("j")  # from the caption to the instruction
+    expect(article(page, item)).to_have_class(re.compile(r"\bcurrent\b"))
+    page.keyboard.press("r")
+    expect(article(page, item).locator("input.reason")).to_be_focused()
+    page.keyboard.type("the corner is red, not green")
+    page.keyboard.press("Enter")
+    expect(article(page, item)).to_have_attribute("data-status", "rejected")
+    expect(article(page, item)).to_contain_text("Rejected: the corner is red, not green")
+    item.refresh_from_db()
+    assert (item.status, item.reason) == (ItemStatus.REJECTED, "the corner is red, not green")
+    # The caption is still to decide, and is current again.
+    expect(article(page, caption)).to_have_class(re.compile(r"\bcurrent\b"))

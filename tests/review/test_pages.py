@@ -273,3 +273,23 @@ def test_review_page_queries_do_not_grow_with_items(client, annotator, domain, d
     with django_assert_max_num_queries(16):
         response = client.get(reverse("review:image", args=[image.pk]))
     assert response.content.decode().count('class="item ') == 11
+
+
+def test_changing_an_mcq_to_another_type_drops_its_hidden_options(client, annotator, pending_image):
+    client.force_login(annotator)
+    claim_next_image(annotator)
+    item = _mcq(pending_image)
+    response = client.post(
+        reverse("review:save", args=["instruction", item.pk]),
+        {
+            "expected_version": 1,
+            "action": "accept",
+            "type": "judgement",
+            "question": "Is the corner green?",
+            "options": ["red", "green", "blue", "black"],
+            "answer": "yes",
+        },
+    )
+    assert response.status_code == 200, response.content.decode()
+    item.refresh_from_db()
+    assert (item.type, item.options, item.answer) == ("judgement", [], "Yes")
