@@ -14,6 +14,7 @@
   let current = null;
   let heartbeat = null;
   let prefetched = null; // {id, html}
+  let prefetchedId = null; // leased ahead, from the moment the claim answers (released on leaving)
   let prefetching = false;
   let queueEmpty = false;
   let zoom = { scale: 1, x: 0, y: 0 };
@@ -172,10 +173,11 @@
       .then((r) => (r.status === 200 ? r.json() : null))
       .then((image) => {
         if (!image) { queueEmpty = true; return null; }
+        prefetchedId = image.id;
         new Image().src = image.file; // warm the browser cache
         return fetch(`/review/image/${image.id}/panel/`, { credentials: "same-origin" })
           .then((r) => r.text())
-          .then((html) => { prefetched = { id: image.id, html }; });
+          .then((html) => { prefetched = { id: image.id, html }; root.dataset.prefetched = String(image.id); });
       })
       .catch(() => {})
       .finally(() => { prefetching = false; });
@@ -183,6 +185,8 @@
   function showPrefetched() {
     const next = prefetched;
     prefetched = null;
+    prefetchedId = null;
+    delete root.dataset.prefetched;
     root.innerHTML = next.html;
     htmx.process(root);
     history.pushState({}, "", `/review/image/${next.id}/`);
@@ -201,10 +205,10 @@
     else window.location.href = "/review/";
   }
   window.addEventListener("pagehide", () => {
-    if (!prefetched) return;
+    if (!prefetchedId) return;
     const data = new FormData();
     data.append("csrfmiddlewaretoken", csrfToken());
-    navigator.sendBeacon(`/api/v1/review/images/${prefetched.id}/release/`, data);
+    navigator.sendBeacon(`/api/v1/review/images/${prefetchedId}/release/`, data);
   });
 
   // --- lease heartbeat -------------------------------------------------------------------------------

@@ -194,6 +194,7 @@ def test_the_prefetched_image_is_leased_ahead_and_released_when_the_page_is_left
             pk=following.pk, review_status=ReviewStatus.IN_REVIEW, leased_by=annotator
         ).exists()
     ), "the next image was not prefetched"
+    expect(page.locator(f'#review-root[data-prefetched="{following.pk}"]')).to_have_count(1)
     page.goto(f"{live_server.url}/review/")  # leaving the page gives the prefetched image back
     assert _wait_for(lambda: Image.objects.get(pk=following.pk).review_status == ReviewStatus.PENDING)
     assert Image.objects.get(pk=current.pk).leased_by == annotator  # the one being reviewed stays held
