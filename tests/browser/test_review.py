@@ -25,6 +25,16 @@ def _role_groups(transactional_db):
         Group.objects.get_or_create(name=name)
 
 
+@pytest.fixture(autouse=True)
+def _patient_with_a_loaded_machine(page):
+    """CI machines here are shared (load 5–7 on 2 cores seen): wait up to 15 s, not Playwright's 5 s,
+    for what must happen, and restore the default for other modules."""
+    page.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 def article(page, item):
     kind = "caption" if isinstance(item, Caption) else "instruction"
     return page.locator(f"#item-{kind}-{item.pk}")
