@@ -61,11 +61,11 @@ def queue_page(request):
 @role_required(ANNOTATOR)
 @require_POST
 def next_image(request):
-    """Release the current image (if any) and lease the next one."""
-    current = request.POST.get("current")
-    if current and current.isdigit():
-        queue.release_lease(int(current), request.user)
-    image_id = queue.claim_next_image(request.user, domain_ids=_chosen_domains(request))
+    """Release the current image (if any) and go to the next: one the user still holds, else a new claim."""
+    current = request.POST.get("current", "")
+    image_id = queue.next_image_for(
+        request.user, domain_ids=_chosen_domains(request), leaving=int(current) if current.isdigit() else None
+    )
     if image_id is None:
         messages.info(request, "Nothing is waiting for review in your domains.")
         return redirect("review:queue")

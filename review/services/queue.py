@@ -168,6 +168,26 @@ def claim_next_image(annotator, *, domain_ids: list[int] | None = None) -> int |
     return claim.image_id if claim else None
 
 
+def next_image_for(
+    annotator, *, domain_ids: list[int] | None = None, leaving: int | None = None
+) -> int | None:
+    """The image the annotator works on next: one they already hold (oldest lease first — after a closed
+    tab, a prefetch, a crash), else a new claim. `leaving` (skip) is released only after the next one is
+    chosen, so a skipped image goes back to the queue for others instead of straight back to this user.
+    Not idempotent when it claims."""
+    held = (
+        Image.objects.filter(review_status=ReviewStatus.IN_REVIEW, leased_by=annotator)
+        .exclude(pk=leaving)
+        .order_by("lease_expires_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+    chosen = held if held is not None else claim_next_image(annotator, domain_ids=domain_ids)
+    if leaving is not None:
+        release_lease(leaving, annotator)
+    return chosen
+
+
 def _claim_compare_and_swap(annotator, domains: list[int], attempts: int = 20) -> int | None:
     """The portable claim (SQLite): read the smallest pending id, swap it to in_review if it is still
     pending; a lost race retries with the next candidate."""

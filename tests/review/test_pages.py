@@ -293,3 +293,14 @@ def test_changing_an_mcq_to_another_type_drops_its_hidden_options(client, annota
     assert response.status_code == 200, response.content.decode()
     item.refresh_from_db()
     assert (item.type, item.options, item.answer) == ("judgement", [], "Yes")
+
+
+def test_next_resumes_an_image_the_annotator_still_holds_before_claiming(client, annotator, domain):
+    held, other = make_pending_image(domain), make_pending_image(domain)
+    claim_next_image(annotator)  # e.g. the tab was closed
+    client.force_login(annotator)
+    assert client.post(reverse("review:next")).url == f"/review/image/{held.pk}/"
+    # Skipping it releases it and moves on to a new claim.
+    assert client.post(reverse("review:next"), {"current": held.pk}).url == f"/review/image/{other.pk}/"
+    held.refresh_from_db()
+    assert held.review_status == ReviewStatus.PENDING and held.leased_by is None
