@@ -215,7 +215,7 @@
   function startHeartbeat() {
     clearInterval(heartbeat);
     if (readonly()) return;
-    const seconds = Math.max(5, parseInt(panel.dataset.heartbeat, 10) || 60);
+    const seconds = Math.max(1, parseInt(panel.dataset.heartbeat, 10) || 60);
     heartbeat = setInterval(() => {
       api(panel.dataset.renewUrl).then((r) => {
         if (r.status === 409) r.json().then((body) => say(`Lease lost: ${body.detail}`));

@@ -241,3 +241,22 @@ def test_reject_with_a_reason_from_the_keyboard(page, live_server, login, annota
     assert (item.status, item.reason) == (ItemStatus.REJECTED, "the corner is red, not green")
     # The caption is still to decide, and is current again.
     expect(article(page, caption)).to_have_class(re.compile(r"\bcurrent\b"))
+
+
+def test_the_open_page_keeps_renewing_its_lease(page, live_server, login, annotator, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from corpus.models import Image
+
+    settings.REVIEW_HEARTBEAT_SECONDS = 1
+    image = make_pending_image(DomainFactory(), types=())
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator("article.item").first).to_be_visible()
+    soon = timezone.now() + timedelta(seconds=5)
+    Image.objects.filter(pk=image.pk).update(lease_expires_at=soon)
+    assert _wait_for(
+        lambda: Image.objects.get(pk=image.pk).lease_expires_at > timezone.now() + timedelta(minutes=10)
+    ), "the heartbeat did not renew the lease"
