@@ -1,5 +1,5 @@
-"""Pages of the review app: the queue, the review page and its htmx partials, history, second pass,
-statistics. Views parse input, call one service, render; the services hold the logic."""
+"""Pages where annotators work: the queue, the review page and its htmx partials (save, validate, add,
+regenerate). Views parse input, call one service, render; the services hold the logic."""
 
 import json
 
@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from corpus.models import Caption, Domain, Image, Instruction, ItemStatus
-from corpus.roles import ADMIN, ANNOTATOR, RESEARCHER, role_required
+from corpus.roles import ANNOTATOR, role_required
 from corpus.rules import (
     ANSWER_RULE,
     MCQ_MAX_OPTIONS,
@@ -20,10 +20,10 @@ from corpus.rules import (
 )
 from corpus.services import InvalidTransition, StaleVersion, clean_instruction_fields
 
-from .models import HallucinationCategory
-from .services import corrections, queue, second_pass, stats
-from .services.corrections import GenerationUnavailable, MarkError, MarkInput
-from .services.queue import LeaseError
+from ..models import HallucinationCategory
+from ..services import corrections, queue, second_pass
+from ..services.corrections import GenerationUnavailable, MarkError, MarkInput
+from ..services.queue import LeaseError
 
 SESSION_DOMAINS = "review_domains"
 
@@ -131,7 +131,7 @@ def image_panel(request, image_id: int):
     return render(request, "review/_image_panel.html", _open_image(request, image_id))
 
 
-def _item_or_404(kind: str, item_id: int):
+def item_or_404(kind: str, item_id: int):
     try:
         return corrections.get_item(kind, item_id)
     except (LookupError, Caption.DoesNotExist, Instruction.DoesNotExist):
@@ -160,7 +160,7 @@ def _render_item(request, item, *, status: int = 200, **extra) -> HttpResponse:
 @require_GET
 def item_partial(request, kind: str, item_id: int):
     """The item as it is now (the "keep theirs" choice of a conflict)."""
-    return _render_item(request, _item_or_404(kind, item_id))
+    return _render_item(request, item_or_404(kind, item_id))
 
 
 def _submitted_changes(kind: str, post) -> dict:
@@ -210,7 +210,7 @@ ACTIONS = {"save": None, "accept": ItemStatus.ACCEPTED, "reject": ItemStatus.REJ
 def save_item(request, kind: str, item_id: int):
     """Save an edit and/or decision (htmx): 200 with the item, 409 with both versions on a stale save or
     a lost lease, 400 with the broken rules."""
-    item = _item_or_404(kind, item_id)
+    item = item_or_404(kind, item_id)
     action = request.POST.get("action", "save")
     version = request.POST.get("expected_version", "")
     changes = _submitted_changes(kind, request.POST)
@@ -286,7 +286,7 @@ def add_instruction(request, image_id: int):
 @require_POST
 def regenerate_item(request, kind: str, item_id: int):
     """Ask the generation engine for a new draft of this item: 202 when queued, 503 when absent."""
-    item = _item_or_404(kind, item_id)
+    item = item_or_404(kind, item_id)
     try:
         corrections.request_regeneration(kind, item.pk, by=request.user)
     except GenerationUnavailable as exc:
@@ -314,95 +314,4 @@ def validate(request):
         request,
         "review/_rules.html",
         {"violations": violations, "rule": ANSWER_RULE.get(fields["type"], "")},
-    )
-
-
-# --- history (annotators and researchers read it) ------------------------------------------------------
-
-
-@role_required(ANNOTATOR, RESEARCHER)
-@require_GET
-def item_history(request, kind: str, item_id: int):
-    item = _item_or_404(kind, item_id)
-    template = "review/_history.html" if request.headers.get("HX-Request") else "review/history.html"
-    return render(request, template, {"item": item, "kind": kind, "history": corrections.item_history(item)})
-
-
-# --- second pass ---------------------------------------------------------------------------------------
-
-
-@role_required(ANNOTATOR)
-@require_http_methods(["GET", "POST"])
-def second_pass_queue(request):
-    if request.method == "POST":
-        claimed = second_pass.claim_second_pass(request.user)
-        if claimed is None:
-            messages.info(request, "No reviewed image is waiting for a second look by you.")
-            return redirect("review:second_pass")
-        return redirect("review:second_pass_image", pass_id=claimed.pk)
-    return render(request, "review/second_pass.html", {"agreement": second_pass.agreement()})
-
-
-@role_required(ANNOTATOR)
-@require_http_methods(["GET", "POST"])
-def second_pass_image(request, pass_id: int):
-    second = get_object_or_404(
-        second_pass.SecondPass.objects.select_related("image", "image__domain", "first_reviewer"),
-        pk=pass_id,
-        reviewer=request.user,
-    )
-    captions, instructions = second_pass.items_to_check(second)
-    error = ""
-    if request.method == "POST":
-        verdicts = []
-        for kind, items in (("caption", captions), ("instruction", instructions)):
-            for item in items:
-                key = f"{kind}-{item.pk}"
-                verdict = request.POST.get(f"verdict-{key}", "")
-                verdicts.append(
-                    second_pass.VerdictInput(
-                        kind=kind,
-                        item_id=item.pk,
-                        agrees=verdict == "agree",
-                        second_status=ItemStatus.REJECTED if verdict == "disagree" else "",
-                        note=request.POST.get(f"note-{key}", ""),
-                    )
-                )
-        try:
-            second_pass.submit_verdicts(second.pk, by=request.user, verdicts=verdicts)
-        except second_pass.SecondPassError as exc:
-            error = str(exc)
-        else:
-            messages.success(request, "Second pass recorded.")
-            return redirect("review:second_pass")
-    return render(
-        request,
-        "review/second_pass_image.html",
-        {"second": second, "captions": captions, "instructions": instructions, "error": error},
-        status=400 if error else 200,
-    )
-
-
-@role_required(ADMIN)
-@require_GET
-def disagreements(request):
-    rows = list(second_pass.disagreements()[:200])
-    return render(request, "review/disagreements.html", {"rows": rows, "agreement": second_pass.agreement()})
-
-
-# --- statistics (admins) ---------------------------------------------------------------------------------
-
-
-@role_required(ADMIN)
-@require_GET
-def stats_page(request):
-    return render(
-        request,
-        "review/stats.html",
-        {
-            "rates": stats.correction_rates(),
-            "hallucinations": stats.hallucination_counts(),
-            "throughput": stats.throughput(),
-            "agreement": second_pass.agreement(),
-        },
     )
