@@ -153,6 +153,10 @@ def _render_item(request, item, *, status: int = 200, **extra) -> HttpResponse:
         "readonly": False,
         **extra,
     }
+    if extra.get("yours") and not extra.get("conflict"):
+        # A refused save (broken rule, missing reason, lost lease) shows what the annotator typed, not
+        # the stored item, so nothing they wrote disappears from the page.
+        context["values"] = extra["yours"]
     return render(request, "review/_item.html", context, status=status)
 
 

@@ -119,7 +119,9 @@ def test_breaking_the_type_rules_is_refused_with_the_rule(client, annotator, pen
         },
     )
     assert response.status_code == 400
-    assert "must be the letter of one of the options" in response.content.decode()
+    html = response.content.decode()
+    assert "must be the letter of one of the options" in html
+    assert 'name="answer" data-field="answer" value="F"' in html  # what was typed stays on the page
     item.refresh_from_db()
     assert item.version == 1
 
