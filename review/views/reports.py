@@ -34,7 +34,11 @@ def second_pass_queue(request):
             messages.info(request, "No reviewed image is waiting for a second look by you.")
             return redirect("review:second_pass")
         return redirect("review:second_pass_image", pass_id=claimed.pk)
-    return render(request, "review/second_pass.html", {"agreement": second_pass.agreement()})
+    # The first reviewer sees where a second reviewer disagreed with them: the feedback loop.
+    about_me = list(second_pass.disagreements().filter(second_pass__first_reviewer=request.user)[:50])
+    return render(
+        request, "review/second_pass.html", {"agreement": second_pass.agreement(), "about_me": about_me}
+    )
 
 
 @role_required(ANNOTATOR)

@@ -72,6 +72,11 @@ def test_verdicts_record_disagreements_and_the_agreement_rate(
     client.force_login(admin_user)
     html = client.get(reverse("review:disagreements")).content.decode()
     assert "it is a dog" in html and "66.7 %" in html
+    # The first reviewer is shown where they were contradicted; the second reviewer is not.
+    client.force_login(annotator)
+    assert "it is a dog" in client.get(reverse("review:second_pass")).content.decode()
+    client.force_login(second_annotator)
+    assert "it is a dog" not in client.get(reverse("review:second_pass")).content.decode()
 
 
 def test_second_pass_through_the_pages(settings, client, annotator, second_annotator, pending_image):
@@ -166,3 +171,28 @@ def test_stats_page_in_few_queries(client, admin_user, annotator, settings, djan
         response = client.get(reverse("review:stats"))
     html = response.content.decode()
     assert response.status_code == 200 and "ann-annotator" in html and "Correction rate" in html
+
+
+def test_disagreement_lists_in_few_queries(
+    settings, client, admin_user, annotator, second_annotator, django_assert_max_num_queries
+):
+    settings.REVIEW_SECOND_PASS_SHARE = 1.0
+    for _ in range(4):
+        image = make_pending_image(DomainFactory())
+        review_everything(image, annotator)
+        second = second_pass.claim_second_pass(second_annotator)
+        captions, instructions = second_pass.items_to_check(second)
+        second_pass.submit_verdicts(
+            second.pk,
+            by=second_annotator,
+            verdicts=[VerdictInput("caption", c.pk, agrees=False, note="wrong colour") for c in captions]
+            + [VerdictInput("instruction", i.pk, agrees=False, note="wrong answer") for i in instructions],
+        )
+    client.force_login(admin_user)
+    with django_assert_max_num_queries(8):
+        html = client.get(reverse("review:disagreements")).content.decode()
+    assert html.count('class="disagreement"') == 12
+    client.force_login(annotator)
+    with django_assert_max_num_queries(8):
+        html = client.get(reverse("review:second_pass")).content.decode()
+    assert html.count('class="disagreement"') == 12
