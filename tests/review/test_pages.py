@@ -306,3 +306,26 @@ def test_next_resumes_an_image_the_annotator_still_holds_before_claiming(client,
     assert client.post(reverse("review:next"), {"current": held.pk}).url == f"/review/image/{other.pk}/"
     held.refresh_from_db()
     assert held.review_status == ReviewStatus.PENDING and held.leased_by is None
+
+
+def test_history_page_queries_do_not_grow_with_revisions(
+    client, annotator, pending_image, django_assert_max_num_queries
+):
+    from review.services.corrections import MarkInput, save_item
+
+    claim_next_image(annotator)
+    caption = pending_image.captions.get()
+    for version in range(1, 6):
+        save_item(
+            "caption",
+            caption.pk,
+            by=annotator,
+            expected_version=version,
+            changes={"text": f"Edit number {version} of the caption."},
+            marks=[MarkInput("object")],
+        )
+    client.force_login(annotator)
+    with django_assert_max_num_queries(9):
+        response = client.get(reverse("review:history", args=["caption", caption.pk]))
+    html = response.content.decode()
+    assert html.count('class="revision"') == 5 and html.count("⚑ Object") == 5  # (the factory made no v1 revision)
