@@ -328,4 +328,6 @@ def test_history_page_queries_do_not_grow_with_revisions(
     with django_assert_max_num_queries(9):
         response = client.get(reverse("review:history", args=["caption", caption.pk]))
     html = response.content.decode()
-    assert html.count('class="revision"') == 5 and html.count("⚑ Object") == 5  # (the factory made no v1 revision)
+    assert (
+        html.count('class="revision"') == 5 and html.count("⚑ Object") == 5
+    )  # (the factory made no v1 revision)
