@@ -260,3 +260,27 @@ def test_the_open_page_keeps_renewing_its_lease(page, live_server, login, annota
     assert _wait_for(
         lambda: Image.objects.get(pk=image.pk).lease_expires_at > timezone.now() + timedelta(minutes=10)
     ), "the heartbeat did not renew the lease"
+
+
+def test_add_a_missing_instruction_from_the_page(page, live_server, login, annotator):
+    image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    page.keyboard.press("i")
+    form = page.locator(".add-instruction form")
+    expect(form.locator("select")).to_be_focused()
+    form.locator("select").select_option("judgement")
+    form.locator("textarea[name=question]").fill("Is there a <b>cat</b> in the picture?")
+    form.locator("input[name=answer]").fill("maybe")
+    form.locator("button[type=submit]").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".add-result")).to_contain_text("Yes or No")
+    form.locator("input[name=answer]").fill("no")
+    form.locator("button[type=submit]").focus()
+    page.keyboard.press("Enter")
+    group = page.locator('.type-group[data-type="judgement"]')
+    expect(group.locator("article.item")).to_have_count(1)
+    expect(group.locator("article.item")).to_have_attribute("data-status", "accepted")
+    expect(group.locator("textarea[name=question]")).to_have_value("Is there a <b>cat</b> in the picture?")
+    added = image.instructions.get(type=InstructionType.JUDGEMENT)
+    assert (added.origin, added.answer, added.created_by) == ("person", "No", annotator)
