@@ -214,7 +214,14 @@ OPENAI_TEXT_MODEL = env("OPENAI_TEXT_MODEL", "gpt-4.1-mini")
 # (generation settings above this line)
 
 # --- review -----------------------------------------------------------------------------------
+# How long a claimed image stays leased to its annotator without a heartbeat (the page renews it).
 REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 15 * 60)
+# How often the review page renews the lease (seconds); well under the lease.
+REVIEW_HEARTBEAT_SECONDS = env_int("REVIEW_HEARTBEAT_SECONDS", 60)
+# Share (0–1) of reviewed images that go to a second reviewer.
+REVIEW_SECOND_PASS_SHARE = float(env("REVIEW_SECOND_PASS_SHARE", "0.1"))
+# Throughput statistics: a gap between two decisions longer than this is a break, not work.
+REVIEW_IDLE_SECONDS = env_int("REVIEW_IDLE_SECONDS", 300)
 
 # (review settings above this line)
 

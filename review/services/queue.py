@@ -1,0 +1,374 @@
+"""The annotator queue: claim the next image, hold, renew and release its lease, finish it.
+
+One lease covers an image with its caption and instructions. Claims never hand one image to two
+people: on PostgreSQL one statement locks candidates with FOR UPDATE SKIP LOCKED; on SQLite a
+compare-and-swap UPDATE (via transitions.transition) decides, and the loser retries with the next id.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from corpus.models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
+
+from ..models import EventSubject, ReviewEvent
+from . import second_pass
+from .transitions import transition
+
+
+class LeaseError(Exception):
+    """The user cannot work on this image now; the message says why."""
+
+
+class LeaseHeld(LeaseError):
+    """Someone else holds an unexpired lease on the image."""
+
+    def __init__(self, image: Image, holder_name: str):
+        self.image = image
+        self.holder_name = holder_name
+        super().__init__(
+            f"{holder_name} is reviewing this image now (lease until {image.lease_expires_at:%H:%M:%S} UTC)"
+        )
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+
+
+def active_domain_ids() -> list[int]:
+    return list(Domain.objects.filter(is_active=True).values_list("id", flat=True))
+
+
+# The claim in one round trip (see ../shared/PERFORMANCE-NOTES.md, "Claiming the next item"):
+#  - `swept` returns expired leases to the queue. It reads image_lease_expiry_idx (lease_expires_at
+#    WHERE review_status='in_review'), so it costs one empty index probe when nothing expired, and
+#    SKIP LOCKED leaves alone an image whose holder is saving right now (the save locks the row).
+#  - `pick` does one lookup per requested domain on review_claim_idx ((domain_id, id + 0) WHERE
+#    review_status='pending', migration review/0002) and keeps the smallest id. A single
+#    `domain_id = ANY(…) ORDER BY id` scan walks past rows other claimers hold locked and is no better
+#    than no index. `ORDER BY id + 0` is an order only that index provides, so the planner cannot fall
+#    back to walking the primary key through the reviewed rows (it would at random_page_cost = 4).
+#  - `claimed` swaps pending → in_review (the move IMAGE_MOVES allows) and the events are written in
+#    the same statement, like transitions.transition() does for one image.
+# Rows swept here become claimable from the next statement on (CTEs share one snapshot).
+_PG_CLAIM_SQL = """
+WITH swept AS (
+    -- Back to the queue when drafts remain; an image someone only reopened to look at is reviewed.
+    UPDATE corpus_image AS i
+    SET review_status = CASE
+            WHEN EXISTS (SELECT 1 FROM corpus_instruction WHERE image_id = i.id AND status = 'draft')
+              OR EXISTS (SELECT 1 FROM corpus_caption WHERE image_id = i.id AND status = 'draft')
+            THEN 'pending' ELSE 'reviewed' END,
+        leased_by_id = NULL, lease_expires_at = NULL
+    WHERE i.id IN (
+        SELECT id FROM corpus_image
+        WHERE review_status = 'in_review' AND lease_expires_at < now()
+        ORDER BY lease_expires_at LIMIT 100
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING i.id, i.review_status
+), swept_events AS (
+    INSERT INTO {events} (image_id, subject, from_status, to_status, actor_id, at, note)
+    SELECT id, 'queue', 'in_review', review_status, NULL, now(), 'lease expired' FROM swept
+), pick AS (
+    SELECT c.id
+    FROM unnest(COALESCE(%(domains)s::bigint[], ARRAY(SELECT id FROM corpus_domain WHERE is_active))) AS d(dom)
+    CROSS JOIN LATERAL (
+        SELECT id FROM corpus_image
+        WHERE domain_id = d.dom AND review_status = 'pending'
+        ORDER BY id + 0 LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.id LIMIT 1
+), claimed AS (
+    UPDATE corpus_image AS i
+    SET review_status = 'in_review', leased_by_id = %(user)s,
+        lease_expires_at = now() + make_interval(secs => %(secs)s)
+    FROM pick WHERE i.id = pick.id AND i.review_status = 'pending'
+    RETURNING i.id, i.domain_id, i.file, i.width, i.height, i.lease_expires_at
+), claim_events AS (
+    INSERT INTO {events} (image_id, subject, from_status, to_status, actor_id, at, note)
+    SELECT id, 'queue', 'pending', 'in_review', %(user)s, now(), 'claimed' FROM claimed
+)
+SELECT c.id, c.domain_id, d.slug, c.file, c.width, c.height, c.lease_expires_at
+FROM claimed AS c JOIN corpus_domain AS d ON d.id = c.domain_id
+"""
+
+# The pick alone, for the EXPLAIN test and the benchmark's plan check.
+PG_PICK_SQL = """
+SELECT c.id
+FROM unnest(%s::bigint[]) AS d(dom)
+CROSS JOIN LATERAL (
+    SELECT id FROM corpus_image
+    WHERE domain_id = d.dom AND review_status = 'pending'
+    ORDER BY id + 0 LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) AS c
+ORDER BY c.id LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a claim returns in its one round trip: enough to show or fetch the image."""
+
+    image_id: int
+    domain_id: int
+    domain_slug: str
+    file: str  # storage name
+    width: int
+    height: int
+    lease_expires_at: datetime
+
+
+def claim_next(annotator, *, domain_ids: list[int] | None = None) -> Claim | None:
+    """Lease the next pending image of the given domains (all active ones if none) to `annotator`, or
+    None when the queue is empty. Not idempotent: each call claims another image. On PostgreSQL this is
+    one statement (sweep, pick, swap, events and the image's fields)."""
+    if connection.vendor == "postgresql":
+        # No domains chosen: the statement reads the active ones itself (NULL → every active domain).
+        domains = [int(d) for d in domain_ids] if domain_ids else None
+        # A second try when the first finds nothing: images its sweep just returned are visible only
+        # to the next statement. Costs one more round trip only when the queue looks empty.
+        for _ in range(2):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _PG_CLAIM_SQL.format(events=ReviewEvent._meta.db_table),
+                    {"domains": domains, "user": annotator.pk, "secs": settings.REVIEW_LEASE_SECONDS},
+                )
+                row = cursor.fetchone()
+            if row:
+                return Claim(*row)
+        return None
+    domains = [int(d) for d in (domain_ids or active_domain_ids())]
+    if not domains:
+        return None
+    image_id = _claim_compare_and_swap(annotator, domains)
+    if image_id is None:
+        return None
+    image = Image.objects.select_related("domain").get(pk=image_id)
+    return Claim(
+        image.pk,
+        image.domain_id,
+        image.domain.slug,
+        image.file.name,
+        image.width,
+        image.height,
+        image.lease_expires_at,
+    )
+
+
+def claim_next_image(annotator, *, domain_ids: list[int] | None = None) -> int | None:
+    """claim_next, returning only the image id."""
+    claim = claim_next(annotator, domain_ids=domain_ids)
+    return claim.image_id if claim else None
+
+
+def next_image_for(
+    annotator, *, domain_ids: list[int] | None = None, leaving: int | None = None
+) -> int | None:
+    """The image the annotator works on next: one they already hold (oldest lease first — after a closed
+    tab, a prefetch, a crash), else a new claim. `leaving` (skip) is released only after the next one is
+    chosen, so a skipped image goes back to the queue for others instead of straight back to this user.
+    Not idempotent when it claims."""
+    held = (
+        Image.objects.filter(review_status=ReviewStatus.IN_REVIEW, leased_by=annotator)
+        .exclude(pk=leaving)
+        .order_by("lease_expires_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+    chosen = held if held is not None else claim_next_image(annotator, domain_ids=domain_ids)
+    if leaving is not None:
+        release_lease(leaving, annotator)
+    return chosen
+
+
+def _claim_compare_and_swap(annotator, domains: list[int], attempts: int = 20) -> int | None:
+    """The portable claim (SQLite): read the smallest pending id, swap it to in_review if it is still
+    pending; a lost race retries with the next candidate."""
+    sweep_expired_leases()
+    for _ in range(attempts):
+        candidate = (
+            Image.objects.filter(review_status=ReviewStatus.PENDING, domain_id__in=domains)
+            .order_by("id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if candidate is None:
+            return None
+        if transition(
+            candidate,
+            from_status=ReviewStatus.PENDING,
+            to_status=ReviewStatus.IN_REVIEW,
+            actor=annotator,
+            note="claimed",
+            leased_by=annotator,
+            lease_expires_at=timezone.now() + lease_duration(),
+        ):
+            return candidate
+    return None
+
+
+def sweep_expired_leases(limit: int = 100) -> int:
+    """Return images whose lease expired to the queue (or to reviewed when no drafts are left, e.g. an
+    image someone reopened only to look at). Idempotent. (The PostgreSQL claim does this
+    itself in its statement; this is the portable path and the one the tests call.)"""
+    now = timezone.now()
+    expired = list(
+        Image.objects.filter(review_status=ReviewStatus.IN_REVIEW, lease_expires_at__lt=now)
+        .order_by("lease_expires_at")
+        .values_list("id", "leased_by_id")[:limit]
+    )
+    returned = 0
+    for image_id, holder_id in expired:
+        returned += transition(
+            image_id,
+            from_status=ReviewStatus.IN_REVIEW,
+            to_status=ReviewStatus.PENDING if has_drafts(image_id) else ReviewStatus.REVIEWED,
+            note="lease expired",
+            expect={"leased_by_id": holder_id, "lease_expires_at__lt": now},
+            leased_by=None,
+            lease_expires_at=None,
+        )
+    return returned
+
+
+def hold_lease(image_id: int, user) -> datetime:
+    """Make sure `user` holds the lease on the image — renew it, or take it when nobody else holds an
+    unexpired one (a dropped connection comes back to its image) — and return its new expiry. The image
+    row stays locked until the end of the caller's transaction, so no sweep or claim takes it meanwhile.
+    Idempotent. Raises LeaseHeld when someone else holds it, LeaseError when there is nothing to review."""
+    if not transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            return hold_lease(image_id, user)
+    until = timezone.now() + lease_duration()
+    # The usual case in one round trip: the holder renews (the UPDATE locks the row like FOR UPDATE).
+    if Image.objects.filter(pk=image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=user).update(
+        lease_expires_at=until
+    ):
+        return until
+    image = Image.objects.select_for_update().get(pk=image_id)
+    now = timezone.now()
+    if image.review_status == ReviewStatus.IN_REVIEW:
+        if image.leased_by_id == user.pk:  # pragma: no cover - the fast path above took it
+            return until
+        if image.lease_expires_at and image.lease_expires_at > now:
+            holder = image.leased_by.get_username() if image.leased_by_id else "someone"
+            raise LeaseHeld(image, holder)
+        # The other person's lease expired: it goes back (to the queue, or reviewed when nothing is
+        # left), and from there to this user.
+        back_to = ReviewStatus.PENDING if has_drafts(image_id) else ReviewStatus.REVIEWED
+        transition(
+            image_id,
+            from_status=ReviewStatus.IN_REVIEW,
+            to_status=back_to,
+            actor=user,
+            note="lease expired",
+            expect={"leased_by_id": image.leased_by_id},
+            leased_by=None,
+            lease_expires_at=None,
+        )
+        image.review_status = back_to
+    if image.review_status == ReviewStatus.NEW:
+        raise LeaseError("This image has no drafts to review yet.")
+    taken = transition(
+        image_id,
+        from_status=image.review_status,
+        to_status=ReviewStatus.IN_REVIEW,
+        actor=user,
+        note="opened" if image.review_status == ReviewStatus.PENDING else "reopened",
+        leased_by=user,
+        lease_expires_at=until,
+    )
+    if not taken:  # pragma: no cover - the row lock makes this unreachable on PostgreSQL
+        raise LeaseError("The image changed while you opened it; try again.")
+    return until
+
+
+def renew_lease(image_id: int, user) -> datetime:
+    """Extend the user's lease (the page's heartbeat). Idempotent. Takes the image back if the lease
+    lapsed and nobody else took it; raises LeaseHeld if someone did."""
+    return hold_lease(image_id, user)
+
+
+def has_drafts(image_id: int) -> bool:
+    """Whether a caption or instruction of the image still waits for a decision (one query)."""
+    drafts = Q(Exists(Instruction.objects.filter(image_id=OuterRef("pk"), status=ItemStatus.DRAFT))) | Q(
+        Exists(Caption.objects.filter(image_id=OuterRef("pk"), status=ItemStatus.DRAFT))
+    )
+    return Image.objects.filter(drafts, pk=image_id).exists()
+
+
+def release_lease(image_id: int, user) -> str:
+    """Give the image back (skip): to the queue when drafts remain, else it is reviewed. Idempotent:
+    releasing an image one does not hold changes nothing. Returns the image's review status."""
+    with transaction.atomic():
+        if has_drafts(image_id):
+            transition(
+                image_id,
+                from_status=ReviewStatus.IN_REVIEW,
+                to_status=ReviewStatus.PENDING,
+                actor=user,
+                note="released",
+                expect={"leased_by": user},
+                leased_by=None,
+                lease_expires_at=None,
+            )
+        else:
+            finish_if_done(image_id, user)
+        return Image.objects.values_list("review_status", flat=True).get(pk=image_id)
+
+
+def finish_if_done(image_id: int, user) -> bool:
+    """When the user's leased image has no drafts left it becomes reviewed, its lease ends, and it may
+    be sampled for the second pass. Idempotent; returns True when this call finished it."""
+    if has_drafts(image_id):
+        return False
+    done = transition(
+        image_id,
+        from_status=ReviewStatus.IN_REVIEW,
+        to_status=ReviewStatus.REVIEWED,
+        actor=user,
+        note="all drafts decided",
+        expect={"leased_by": user},
+        leased_by=None,
+        lease_expires_at=None,
+    )
+    if done:
+        second_pass.sample_for_second_pass(image_id, first_reviewer=user)
+    return done
+
+
+def pending_counts(domain_ids: list[int] | None = None) -> dict[int, int]:
+    """Images waiting per domain (one grouped query on the pending partial index)."""
+    qs = Image.objects.filter(review_status=ReviewStatus.PENDING)
+    if domain_ids:
+        qs = qs.filter(domain_id__in=domain_ids)
+    return dict(qs.values_list("domain_id").annotate(n=Count("id")).values_list("domain_id", "n"))
+
+
+def leases_of(user):
+    """The images the user holds now."""
+    return (
+        Image.objects.filter(review_status=ReviewStatus.IN_REVIEW, leased_by=user)
+        .select_related("domain")
+        .order_by("lease_expires_at")
+    )
+
+
+def previous_image_id(user, *, before: int | None = None) -> int | None:
+    """The image this user opened last before `before` (the "previous" shortcut)."""
+    qs = ReviewEvent.objects.filter(
+        actor=user, subject=EventSubject.QUEUE, to_status=ReviewStatus.IN_REVIEW
+    ).order_by("-at", "-id")
+    if before is not None:
+        anchor = qs.filter(image_id=before).values_list("at", flat=True).first()
+        qs = qs.exclude(image_id=before)
+        if anchor is not None:
+            qs = qs.filter(at__lte=anchor)
+    return qs.values_list("image_id", flat=True).first()

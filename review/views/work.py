@@ -1,0 +1,321 @@
+"""Pages where annotators work: the queue, the review page and its htmx partials (save, validate, add,
+regenerate). Views parse input, call one service, render; the services hold the logic."""
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from corpus.models import Caption, Domain, Image, Instruction, ItemStatus
+from corpus.roles import ANNOTATOR, role_required
+from corpus.rules import (
+    ANSWER_RULE,
+    MCQ_MAX_OPTIONS,
+    InstructionRuleError,
+    InstructionType,
+    check_instruction,
+)
+from corpus.services import InvalidTransition, StaleVersion, clean_instruction_fields
+
+from ..models import HallucinationCategory
+from ..services import corrections, queue, second_pass
+from ..services.corrections import GenerationUnavailable, MarkError, MarkInput
+from ..services.queue import LeaseError
+
+SESSION_DOMAINS = "review_domains"
+
+
+def _chosen_domains(request) -> list[int]:
+    return [int(d) for d in request.session.get(SESSION_DOMAINS, [])]
+
+
+# --- queue ------------------------------------------------------------------------------------------
+
+
+@role_required(ANNOTATOR)
+@require_http_methods(["GET", "POST"])
+def queue_page(request):
+    """Choose domains, see what waits, take the next image."""
+    if request.method == "POST":
+        ids = [int(d) for d in request.POST.getlist("domains") if d.isdigit()]
+        request.session[SESSION_DOMAINS] = list(
+            Domain.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True)
+        )
+        return redirect("review:queue")
+    counts = queue.pending_counts()
+    chosen = set(_chosen_domains(request))
+    domains = [
+        {"domain": d, "pending": counts.get(d.pk, 0), "chosen": d.pk in chosen}
+        for d in Domain.objects.filter(is_active=True)
+    ]
+    return render(
+        request,
+        "review/queue.html",
+        {"domains": domains, "leases": queue.leases_of(request.user), "agreement": second_pass.agreement()},
+    )
+
+
+@role_required(ANNOTATOR)
+@require_POST
+def next_image(request):
+    """Release the current image (if any) and go to the next: one the user still holds, else a new claim."""
+    current = request.POST.get("current", "")
+    image_id = queue.next_image_for(
+        request.user, domain_ids=_chosen_domains(request), leaving=int(current) if current.isdigit() else None
+    )
+    if image_id is None:
+        messages.info(request, "Nothing is waiting for review in your domains.")
+        return redirect("review:queue")
+    return redirect("review:image", image_id=image_id)
+
+
+@role_required(ANNOTATOR)
+@require_GET
+def previous_image(request, image_id: int):
+    previous = queue.previous_image_id(request.user, before=image_id)
+    if previous is None:
+        messages.info(request, "There is no earlier image in your history.")
+        return redirect("review:image", image_id=image_id)
+    return redirect("review:image", image_id=previous)
+
+
+# --- the review page ---------------------------------------------------------------------------------
+
+
+def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -> dict:
+    captions, instructions = corrections.image_items(image)
+    groups = []
+    for type_value, label in InstructionType.choices:
+        items = [i for i in instructions if i.type == type_value]
+        groups.append({"type": type_value, "label": label, "rule": ANSWER_RULE[type_value], "items": items})
+    undecided = sum(1 for i in [*captions, *instructions] if i.status == ItemStatus.DRAFT)
+    return {
+        "image": image,
+        "captions": captions,
+        "groups": groups,
+        "undecided": undecided,
+        "readonly": readonly,
+        "notice": notice,
+        "categories": HallucinationCategory.choices,
+        "types": InstructionType.choices,
+        "option_slots": range(MCQ_MAX_OPTIONS),
+        "heartbeat_seconds": settings.REVIEW_HEARTBEAT_SECONDS,
+        "domains_json": json.dumps(_chosen_domains(request)),
+    }
+
+
+def _open_image(request, image_id: int) -> dict:
+    image = get_object_or_404(Image.objects.select_related("domain", "leased_by"), pk=image_id)
+    try:
+        queue.hold_lease(image_id, request.user)
+        image = Image.objects.select_related("domain").get(pk=image_id)
+        return _panel_context(request, image, readonly=False)
+    except LeaseError as exc:
+        return _panel_context(request, image, readonly=True, notice=str(exc))
+
+
+@role_required(ANNOTATOR)
+@require_GET
+def review_image(request, image_id: int):
+    """The review page of one image; opening it takes (or renews) the lease when nobody else holds it."""
+    return render(request, "review/review.html", _open_image(request, image_id))
+
+
+@role_required(ANNOTATOR)
+@require_GET
+def image_panel(request, image_id: int):
+    """The panel alone (what the page prefetches for the next image)."""
+    return render(request, "review/_image_panel.html", _open_image(request, image_id))
+
+
+def item_or_404(kind: str, item_id: int):
+    try:
+        return corrections.get_item(kind, item_id)
+    except (LookupError, Caption.DoesNotExist, Instruction.DoesNotExist):
+        raise Http404("No such item.") from None
+
+
+def _render_item(request, item, *, status: int = 200, **extra) -> HttpResponse:
+    kind = corrections.item_kind(item)
+    if kind == "caption":
+        item = Caption.objects.prefetch_related("hallucinations").get(pk=item.pk)
+    else:
+        item = Instruction.objects.prefetch_related("hallucinations").get(pk=item.pk)
+    context = {
+        "item": item,
+        "kind": kind,
+        "categories": HallucinationCategory.choices,
+        "types": InstructionType.choices,
+        "option_slots": range(MCQ_MAX_OPTIONS),
+        "readonly": False,
+        **extra,
+    }
+    if extra.get("yours") and not extra.get("conflict"):
+        # A refused save (broken rule, missing reason, lost lease) shows what the annotator typed, not
+        # the stored item, so nothing they wrote disappears from the page.
+        context["values"] = extra["yours"]
+    return render(request, "review/_item.html", context, status=status)
+
+
+@role_required(ANNOTATOR)
+@require_GET
+def item_partial(request, kind: str, item_id: int):
+    """The item as it is now (the "keep theirs" choice of a conflict)."""
+    return _render_item(request, item_or_404(kind, item_id))
+
+
+def _submitted_changes(kind: str, post) -> dict:
+    if kind == "caption":
+        return {"text": post.get("text", "")}
+    type_ = post.get("type", "")
+    options = [o.strip() for o in post.getlist("options")]
+    while options and not options[-1]:
+        options.pop()
+    if type_ != InstructionType.MULTIPLE_CHOICE:
+        # The option inputs are hidden for other types; what they still hold is not part of the item.
+        options = []
+    return {
+        "type": type_,
+        "question": post.get("question", ""),
+        "options": options,
+        "answer": post.get("answer", ""),
+    }
+
+
+def _submitted_marks(post) -> list[MarkInput]:
+    def as_int(value):
+        return int(value) if value not in (None, "") and str(value).lstrip("-").isdigit() else None
+
+    categories = post.getlist("mark_category")
+    fields = post.getlist("mark_field")
+    starts = post.getlist("mark_start")
+    ends = post.getlist("mark_end")
+    marks = []
+    for n, category in enumerate(categories):
+        marks.append(
+            MarkInput(
+                category=category,
+                field=fields[n] if n < len(fields) else "",
+                span_start=as_int(starts[n] if n < len(starts) else None),
+                span_end=as_int(ends[n] if n < len(ends) else None),
+            )
+        )
+    return marks
+
+
+ACTIONS = {"save": None, "accept": ItemStatus.ACCEPTED, "reject": ItemStatus.REJECTED}
+
+
+@role_required(ANNOTATOR)
+@require_POST
+def save_item(request, kind: str, item_id: int):
+    """Save an edit and/or decision (htmx): 200 with the item, 409 with both versions on a stale save or
+    a lost lease, 400 with the broken rules."""
+    item = item_or_404(kind, item_id)
+    action = request.POST.get("action", "save")
+    version = request.POST.get("expected_version", "")
+    changes = _submitted_changes(kind, request.POST)
+    reason = request.POST.get("reason", "").strip()
+    if action not in ACTIONS or not version.isdigit():
+        return _render_item(request, item, status=400, error="The form was incomplete; reload the page.")
+    if action == "reject" and not reason:
+        return _render_item(
+            request, item, status=400, error="Give a reason for rejecting.", yours=changes, action=action
+        )
+    try:
+        result = corrections.save_item(
+            kind,
+            item.pk,
+            by=request.user,
+            expected_version=int(version),
+            changes=changes,
+            status=ACTIONS[action],
+            reason=reason,
+            marks=_submitted_marks(request.POST),
+        )
+    except StaleVersion as exc:
+        return _render_item(
+            request,
+            exc.current,
+            status=409,
+            conflict=True,
+            yours=changes,
+            yours_version=int(version),
+            action=action,
+            reason=reason,
+        )
+    except LeaseError as exc:
+        return _render_item(request, item, status=409, error=str(exc), lease_lost=True, yours=changes)
+    except InstructionRuleError as exc:
+        return _render_item(
+            request,
+            item,
+            status=400,
+            error="; ".join(v.message for v in exc.violations),
+            yours=changes,
+            action=action,
+        )
+    except (InvalidTransition, MarkError) as exc:
+        return _render_item(request, item, status=400, error=str(exc), yours=changes)
+    response = _render_item(request, result.item, saved=True)
+    if result.image_done:
+        response["HX-Trigger-After-Settle"] = json.dumps({"imageDone": {"image": item.image_id}})
+    return response
+
+
+@role_required(ANNOTATOR)
+@require_POST
+def add_instruction(request, image_id: int):
+    """Add a missing instruction by hand (htmx): the new item, or 400 with the broken rules."""
+    get_object_or_404(Image, pk=image_id)
+    changes = _submitted_changes("instruction", request.POST)
+    try:
+        created = corrections.add_instruction(image_id, by=request.user, **changes)
+    except InstructionRuleError as exc:
+        return render(
+            request,
+            "review/_add_result.html",
+            {"error": "; ".join(v.message for v in exc.violations)},
+            status=400,
+        )
+    except LeaseError as exc:
+        return render(request, "review/_add_result.html", {"error": str(exc)}, status=409)
+    return _render_item(request, created, saved=True, added=True)
+
+
+@role_required(ANNOTATOR)
+@require_POST
+def regenerate_item(request, kind: str, item_id: int):
+    """Ask the generation engine for a new draft of this item: 202 when queued, 503 when absent."""
+    item = item_or_404(kind, item_id)
+    try:
+        corrections.request_regeneration(kind, item.pk, by=request.user)
+    except GenerationUnavailable as exc:
+        return render(request, "review/_flash.html", {"error": str(exc)}, status=503)
+    return render(
+        request,
+        "review/_flash.html",
+        {"message": "Regeneration queued; the new draft will join the queue."},
+        status=202,
+    )
+
+
+@role_required(ANNOTATOR)
+@require_POST
+def validate(request):
+    """Check an instruction being typed against the type rules of corpus.rules (the one place they live)."""
+    changes = _submitted_changes("instruction", request.POST)
+    fields = clean_instruction_fields(
+        changes["type"], changes["question"], changes["options"], changes["answer"]
+    )
+    violations = check_instruction(fields["type"], fields["question"], fields["options"], fields["answer"])
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"valid": not violations, "violations": [v.message for v in violations]})
+    return render(
+        request,
+        "review/_rules.html",
+        {"violations": violations, "rule": ANSWER_RULE.get(fields["type"], "")},
+    )

@@ -1,0 +1,387 @@
+/* Review page behaviour: keyboard shortcuts, zoom and pan, the lease heartbeat, autosaved drafts
+   (localStorage, per item and version), hallucination marks, and the prefetched next image.
+   The server renders every piece of HTML; this file never builds markup from model text (it only
+   sets textContent and form values), so nothing a model wrote can run here. */
+(function () {
+  "use strict";
+  const root = document.getElementById("review-root");
+  if (!root) return;
+  const overlay = document.getElementById("shortcuts");
+  const statusLine = document.getElementById("review-status");
+  const DRAFT_PREFIX = "mmi-review:";
+  const lastSelection = new WeakMap(); // article -> {field, start, end}
+  let panel = null;
+  let current = null;
+  let heartbeat = null;
+  let prefetched = null; // {id, html}
+  let prefetchedId = null; // leased ahead, from the moment the claim answers (released on leaving)
+  let prefetching = false;
+  let queueEmpty = false;
+  let zoom = { scale: 1, x: 0, y: 0 };
+
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
+  }
+  function say(message) { statusLine.textContent = message; }
+  function readonly() { return panel && panel.dataset.readonly === "true"; }
+  function items() { return Array.from(panel.querySelectorAll("article.item")); }
+  function undecided() { return panel.querySelectorAll('article.item[data-status="draft"]').length; }
+  function api(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body || {}),
+    });
+  }
+
+  // --- moving between items ------------------------------------------------------------------
+  function setCurrent(article, focus) {
+    if (!article) return;
+    items().forEach((a) => a.classList.toggle("current", a === article));
+    current = article;
+    if (focus) { article.focus({ preventScroll: true }); article.scrollIntoView({ block: "nearest" }); }
+  }
+  function move(delta) {
+    const list = items();
+    if (!list.length) return;
+    const at = list.indexOf(current);
+    const next = at < 0 ? list[0] : list[Math.max(0, Math.min(list.length - 1, at + delta))];
+    setCurrent(next, true);
+  }
+  function nextUndecidedAfter(article) {
+    const list = items();
+    const at = list.indexOf(article);
+    const rest = list.slice(at + 1).concat(list.slice(0, at + 1));
+    return rest.find((a) => a.dataset.status === "draft") || article;
+  }
+
+  // --- drafts (autosave in this browser) --------------------------------------------------------
+  function draftKey(a) { return `${DRAFT_PREFIX}${a.dataset.kind}:${a.dataset.id}:v${a.dataset.version}`; }
+  function formOf(a) { return a.querySelector("form.item-form"); }
+  function stateOf(a) {
+    const form = formOf(a);
+    const state = { options: [], marks: [] };
+    ["text", "type", "question", "answer", "reason"].forEach((name) => {
+      const el = form.elements.namedItem(name);
+      if (el && !(el instanceof RadioNodeList)) state[name] = el.value;
+    });
+    form.querySelectorAll('input[name="options"]').forEach((el) => state.options.push(el.value));
+    a.querySelectorAll(".new-mark").forEach((chip) => state.marks.push({
+      category: chip.dataset.category, field: chip.dataset.field,
+      start: chip.dataset.start, end: chip.dataset.end, label: chip.dataset.label,
+    }));
+    return state;
+  }
+  function saveDraft(a) {
+    try { localStorage.setItem(draftKey(a), JSON.stringify(stateOf(a))); } catch (e) { /* storage full */ }
+    a.classList.add("dirty");
+  }
+  function clearDrafts(a) {
+    const prefix = `${DRAFT_PREFIX}${a.dataset.kind}:${a.dataset.id}:`;
+    Object.keys(localStorage).filter((k) => k.startsWith(prefix)).forEach((k) => localStorage.removeItem(k));
+    a.classList.remove("dirty");
+  }
+  function restoreDraft(a) {
+    let state = null;
+    try { state = JSON.parse(localStorage.getItem(draftKey(a)) || "null"); } catch (e) { state = null; }
+    if (!state || !formOf(a)) return;
+    const form = formOf(a);
+    ["text", "type", "question", "answer", "reason"].forEach((name) => {
+      const el = form.elements.namedItem(name);
+      if (el && state[name] !== undefined && !(el instanceof RadioNodeList)) el.value = state[name];
+    });
+    form.querySelectorAll('input[name="options"]').forEach((el, i) => { el.value = state.options[i] || ""; });
+    (state.marks || []).forEach((m) => addMarkChip(a, m.category, m.field, m.start, m.end, m.label));
+    toggleOptions(a);
+    a.classList.add("dirty");
+    const flash = a.querySelector(".flash");
+    if (flash) flash.textContent = "Restored your unsaved edits from this browser.";
+  }
+
+  // --- hallucination marks ------------------------------------------------------------------------
+  function categoryButtons(a) { return Array.from(a.querySelectorAll(".mark-btn")); }
+  function addMarkChip(a, category, field, start, end, label) {
+    const holder = a.querySelector(".new-marks");
+    if (!holder) return;
+    const chip = document.createElement("span");
+    chip.className = "mark new-mark";
+    Object.assign(chip.dataset, { category, field, start: start ?? "", end: end ?? "", label: label || "" });
+    const btn = categoryButtons(a).find((b) => b.dataset.category === category);
+    const name = btn ? btn.textContent.replace(/^\d+\s*/, "") : category;
+    chip.textContent = `⚑ ${name}${label ? `: “${label}”` : ""} (unsaved) `;
+    const remove = document.createElement("button");
+    remove.type = "button"; remove.className = "link remove-mark"; remove.textContent = "×";
+    remove.setAttribute("aria-label", "Remove this mark");
+    remove.addEventListener("click", () => { chip.remove(); saveDraft(a); });
+    chip.appendChild(remove);
+    [["mark_category", category], ["mark_field", field], ["mark_start", start ?? ""], ["mark_end", end ?? ""]].forEach(([n, v]) => {
+      const input = document.createElement("input");
+      input.type = "hidden"; input.name = n; input.value = v;
+      chip.appendChild(input);
+    });
+    holder.appendChild(chip);
+  }
+  function markHallucination(a, index, fieldEl) {
+    const btn = categoryButtons(a)[index];
+    if (!btn || readonly()) return;
+    let sel = null;
+    if (fieldEl && fieldEl.dataset.field && fieldEl.selectionStart !== fieldEl.selectionEnd) {
+      sel = { field: fieldEl.dataset.field, start: fieldEl.selectionStart, end: fieldEl.selectionEnd, el: fieldEl };
+    } else {
+      sel = lastSelection.get(a) || null;
+    }
+    const defaultField = a.dataset.kind === "caption" ? "text" : "answer";
+    const field = sel ? sel.field : defaultField;
+    let start = "", end = "", label = "";
+    if (sel && sel.field !== "options") {
+      start = sel.start; end = sel.end; label = sel.el.value.slice(sel.start, sel.end);
+    }
+    // Collapse the used selection so that the next mark does not take the same span again.
+    if (sel && sel.el && sel.el.setSelectionRange) sel.el.setSelectionRange(sel.end, sel.end);
+    addMarkChip(a, btn.dataset.category, field, start, end, label);
+    lastSelection.delete(a);
+    saveDraft(a);
+    say(`Marked a ${btn.textContent.replace(/^\d+\s*/, "")} hallucination; it is saved with your next save or decision.`);
+  }
+
+  // --- saving ---------------------------------------------------------------------------------------
+  function submit(a, action) {
+    if (!a || readonly()) return;
+    const form = formOf(a);
+    if (!form || form.querySelector("fieldset").disabled) return;
+    if (action === "reject" && !form.elements.namedItem("reason").value.trim()) {
+      form.elements.namedItem("reason").focus();
+      say("Type why you reject it, then press Enter.");
+      return;
+    }
+    form.elements.namedItem("action").value = action;
+    form.requestSubmit();
+  }
+  function toggleOptions(a) {
+    const select = a.querySelector('select[name="type"]');
+    const block = a.querySelector(".options");
+    if (select && block) block.hidden = select.value !== "multiple_choice";
+  }
+
+  // --- next image, prefetched --------------------------------------------------------------------------
+  function maybePrefetch() {
+    if (prefetched || prefetching || queueEmpty || readonly() || undecided() > 1) return;
+    prefetching = true;
+    const domains = JSON.parse(root.dataset.domains || "[]");
+    api("/api/v1/review/images/next/", { domains })
+      .then((r) => (r.status === 200 ? r.json() : null))
+      .then((image) => {
+        if (!image) { queueEmpty = true; return null; }
+        prefetchedId = image.id;
+        new Image().src = image.file; // warm the browser cache
+        return fetch(`/review/image/${image.id}/panel/`, { credentials: "same-origin" })
+          .then((r) => r.text())
+          .then((html) => { prefetched = { id: image.id, html }; root.dataset.prefetched = String(image.id); });
+      })
+      .catch(() => {})
+      .finally(() => { prefetching = false; });
+  }
+  function showPrefetched() {
+    const next = prefetched;
+    prefetched = null;
+    prefetchedId = null;
+    delete root.dataset.prefetched;
+    root.innerHTML = next.html;
+    htmx.process(root);
+    history.pushState({}, "", `/review/image/${next.id}/`);
+    document.title = `Review image ${next.id} · MMInstruct Studio`;
+    init();
+    say(`Image ${next.id} is yours now.`);
+  }
+  function goNext(finished) {
+    if (prefetched) {
+      if (!finished) api(panel.dataset.releaseUrl);
+      showPrefetched();
+      return;
+    }
+    const form = panel.querySelector(".next-form");
+    if (form) form.submit();
+    else window.location.href = "/review/";
+  }
+  window.addEventListener("pagehide", () => {
+    if (!prefetchedId) return;
+    const data = new FormData();
+    data.append("csrfmiddlewaretoken", csrfToken());
+    navigator.sendBeacon(`/api/v1/review/images/${prefetchedId}/release/`, data);
+  });
+
+  // --- lease heartbeat -------------------------------------------------------------------------------
+  function startHeartbeat() {
+    clearInterval(heartbeat);
+    if (readonly()) return;
+    const seconds = Math.max(1, parseInt(panel.dataset.heartbeat, 10) || 60);
+    heartbeat = setInterval(() => {
+      api(panel.dataset.renewUrl).then((r) => {
+        if (r.status === 409) r.json().then((body) => say(`Lease lost: ${body.detail}`));
+      }).catch(() => say("Offline: your edits are kept in this browser and will be saved when you retry."));
+    }, seconds * 1000);
+  }
+
+  // --- zoom and pan -----------------------------------------------------------------------------------
+  function applyZoom() {
+    const img = panel.querySelector("img.zoomable");
+    if (img) img.style.transform = `translate(${zoom.x}px, ${zoom.y}px) scale(${zoom.scale})`;
+  }
+  function zoomBy(factor) { zoom.scale = Math.min(12, Math.max(1, zoom.scale * factor)); if (zoom.scale === 1) { zoom.x = 0; zoom.y = 0; } applyZoom(); }
+  function setupViewer() {
+    zoom = { scale: 1, x: 0, y: 0 };
+    const viewer = panel.querySelector(".viewer");
+    if (!viewer) return;
+    viewer.addEventListener("wheel", (e) => { e.preventDefault(); zoomBy(e.deltaY < 0 ? 1.2 : 1 / 1.2); }, { passive: false });
+    let drag = null;
+    viewer.addEventListener("pointerdown", (e) => { drag = { x: e.clientX - zoom.x, y: e.clientY - zoom.y }; viewer.setPointerCapture(e.pointerId); });
+    viewer.addEventListener("pointermove", (e) => { if (drag && zoom.scale > 1) { zoom.x = e.clientX - drag.x; zoom.y = e.clientY - drag.y; applyZoom(); } });
+    viewer.addEventListener("pointerup", () => { drag = null; });
+    panel.querySelector(".zoom-in")?.addEventListener("click", () => zoomBy(1.5));
+    panel.querySelector(".zoom-out")?.addEventListener("click", () => zoomBy(1 / 1.5));
+    panel.querySelector(".zoom-reset")?.addEventListener("click", () => { zoom = { scale: 1, x: 0, y: 0 }; applyZoom(); });
+  }
+
+  // --- wiring ---------------------------------------------------------------------------------------------
+  function updateCount() {
+    const n = undecided();
+    panel.dataset.undecided = String(n);
+    const el = panel.querySelector(".undecided-count");
+    if (el) el.textContent = String(n);
+  }
+  function init() {
+    panel = document.getElementById("review-panel");
+    if (!panel) return;
+    items().forEach(restoreDraft);
+    setupViewer();
+    startHeartbeat();
+    const first = items().find((a) => a.dataset.status === "draft") || items()[0];
+    setCurrent(first, true);
+    maybePrefetch();
+  }
+
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-action]");
+    if (button) {
+      const a = button.closest("article.item");
+      const action = button.dataset.action;
+      if (action === "fix") { e.preventDefault(); fix(a); return; }
+      if (action === "reject" && !formOf(a).elements.namedItem("reason").value.trim()) { e.preventDefault(); submit(a, "reject"); return; }
+      formOf(a).elements.namedItem("action").value = action;
+      return;
+    }
+    const markBtn = e.target.closest(".mark-btn");
+    if (markBtn) { const a = markBtn.closest("article.item"); markHallucination(a, categoryButtons(a).indexOf(markBtn), null); }
+  });
+  document.addEventListener("focusin", (e) => { const a = e.target.closest && e.target.closest("article.item"); if (a && a !== current) setCurrent(a, false); });
+  document.addEventListener("input", (e) => {
+    const a = e.target.closest && e.target.closest("article.item");
+    if (a && e.target.form && e.target.form.classList.contains("item-form")) saveDraft(a);
+  });
+  document.addEventListener("change", (e) => {
+    const a = e.target.closest && e.target.closest("article.item");
+    if (a && e.target.name === "type") { toggleOptions(a); saveDraft(a); }
+  });
+  ["select", "keyup", "mouseup"].forEach((type) => document.addEventListener(type, (e) => {
+    const el = e.target;
+    const a = el.closest && el.closest("article.item");
+    if (a && el.dataset && el.dataset.field && el.selectionStart !== undefined && el.selectionStart !== el.selectionEnd) {
+      lastSelection.set(a, { field: el.dataset.field, start: el.selectionStart, end: el.selectionEnd, el });
+    }
+  }));
+
+  document.body.addEventListener("htmx:beforeSwap", (e) => {
+    // Conflicts, broken rules, lost leases and "engine absent" carry a body to show, not an error page.
+    if ([202, 400, 409, 503].includes(e.detail.xhr.status)) { e.detail.shouldSwap = true; e.detail.isError = false; }
+  });
+  document.body.addEventListener("htmx:afterSwap", (e) => {
+    const target = e.detail.target;
+    const swapped = target && target.id && target.id.startsWith("item-") ? document.getElementById(target.id) : null;
+    const added = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest(".add-instruction");
+    if (added && e.detail.xhr.status === 200) {
+      // The new, accepted instruction came back in .add-result: move it into its type group.
+      const article = panel.querySelector(".add-result article.item");
+      const group = article && panel.querySelector(`.type-group[data-type="${article.querySelector('select[name="type"]').value}"]`);
+      if (group) { group.querySelector(".none")?.remove(); group.appendChild(article); setCurrent(article, true); }
+      panel.querySelector(".add-instruction form").reset();
+      say("Instruction added and accepted.");
+      return;
+    }
+    if (!swapped) return;
+    const status = e.detail.xhr.status;
+    if (status === 200) {
+      clearDrafts(swapped);
+      updateCount();
+      const decided = swapped.dataset.status !== "draft";
+      setCurrent(decided ? nextUndecidedAfter(swapped) : swapped, true);
+      say(`Saved ${swapped.dataset.kind} ${swapped.dataset.id} (v${swapped.dataset.version}, ${swapped.dataset.status}).`);
+      maybePrefetch();
+    } else if (status === 409) {
+      setCurrent(swapped, true);
+      say("Conflict: this item changed meanwhile. Press m to keep yours or t to keep theirs.");
+    } else if (status === 400) {
+      restoreDraft(swapped);
+      setCurrent(swapped, true);
+      say("Not saved: see the message on the item.");
+    }
+  });
+  document.body.addEventListener("htmx:sendError", () => say("Not saved: the connection dropped. Your edits are kept in this browser; try again."));
+  document.body.addEventListener("imageDone", () => {
+    say("Image done.");
+    goNext(true);
+  });
+
+  function fix(a) {
+    if (!a || readonly()) return;
+    const field = a.querySelector('[data-field="answer"]') || a.querySelector('[data-field="text"]');
+    if (field) { field.focus(); const end = field.value.length; field.setSelectionRange?.(end, end); }
+  }
+  function toggleOverlay(show) { overlay.hidden = !show; if (show) overlay.querySelector(".card").focus?.(); }
+
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    const inField = t.matches && t.matches("input, textarea, select");
+    const a = (t.closest && t.closest("article.item")) || current;
+    if (!overlay.hidden) {
+      if (e.key === "Escape" || e.key === "?") { e.preventDefault(); toggleOverlay(false); }
+      return;
+    }
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") { e.preventDefault(); submit(a, "save"); return; }
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); submit(a, "accept"); return; }
+    if (inField) {
+      if (e.key === "Escape") { t.blur(); if (a) setCurrent(a, true); return; }
+      if (e.altKey && /^[1-6]$/.test(e.key)) { e.preventDefault(); markHallucination(a, Number(e.key) - 1, t); return; }
+      if (e.key === "Enter" && t.tagName === "INPUT") {
+        e.preventDefault();
+        if (t.classList.contains("reason")) submit(a, "reject");
+      }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const conflict = a && a.querySelector(".conflict");
+    switch (e.key) {
+      case "?": toggleOverlay(true); break;
+      case "j": case "ArrowDown": move(1); break;
+      case "k": case "ArrowUp": move(-1); break;
+      case "a": submit(a, "accept"); break;
+      case "e": case "f": fix(a); break;
+      case "r": a?.querySelector("input.reason")?.focus(); say("Type why you reject it, then press Enter."); break;
+      case "1": case "2": case "3": case "4": case "5": case "6": markHallucination(a, Number(e.key) - 1, null); break;
+      case "n": goNext(false); break;
+      case "p": window.location.href = panel.dataset.previousUrl; break;
+      case "h": if (a) window.open(a.dataset.historyUrl, "_blank", "noopener"); break;
+      case "i": { const d = panel.querySelector(".add-instruction"); if (d) { d.open = true; d.querySelector("select").focus(); } break; }
+      case "z": zoomBy(1.5); break;
+      case "x": zoomBy(1 / 1.5); break;
+      case "0": zoom = { scale: 1, x: 0, y: 0 }; applyZoom(); break;
+      case "o": window.open(panel.querySelector("a.full-res").href, "_blank", "noopener"); break;
+      case "m": if (conflict) conflict.querySelector("button.use-mine").click(); break;
+      case "t": if (conflict) conflict.querySelector("button.use-theirs").click(); break;
+      default: return;
+    }
+    e.preventDefault();
+  });
+
+  init();
+})();

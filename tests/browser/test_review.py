@@ -1,0 +1,286 @@
+"""The review page in Debian's Chromium: keyboard review of a whole image, conflicts, autosave, escaping."""
+
+import re
+
+import pytest
+from django.contrib.auth.models import Group
+from playwright.sync_api import expect
+
+from corpus.models import Caption, ItemStatus
+from corpus.roles import ALL_ROLES
+from corpus.rules import InstructionType
+from corpus.services import create_instruction, update_item
+from review.models import HallucinationMark
+from tests.corpus.factories import CaptionFactory, DomainFactory
+from tests.review.conftest import make_pending_image
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _role_groups(transactional_db):
+    """Transactional tests flush every table, the role groups made by migration included; put them back
+    before the people fixtures look them up (autouse fixtures run first)."""
+    for name in ALL_ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+@pytest.fixture(autouse=True)
+def _patient_with_a_loaded_machine(page):
+    """CI machines here are shared (load 5–7 on 2 cores seen): wait up to 15 s, not Playwright's 5 s,
+    for what must happen, and restore the default for other modules."""
+    page.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
+def article(page, item):
+    kind = "caption" if isinstance(item, Caption) else "instruction"
+    return page.locator(f"#item-{kind}-{item.pk}")
+
+
+def test_review_a_whole_image_with_the_keyboard_then_reload_and_see_it(page, live_server, login, annotator):
+    domain = DomainFactory()
+    first = make_pending_image(domain, types=(InstructionType.MULTIPLE_CHOICE,))
+    second = make_pending_image(domain, types=(InstructionType.SHORT_VQA,))
+    caption = first.captions.get()
+    mcq = first.instructions.get()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/")
+    page.keyboard.press("Enter")  # "Take the next image" has the focus
+    page.wait_for_url(f"{live_server.url}/review/image/{first.pk}/")
+
+    # The caption is the current item: accept it as it is.
+    expect(article(page, caption)).to_have_class(re.compile(r"\bcurrent\b"))
+    page.keyboard.press("a")
+    expect(article(page, caption)).to_have_attribute("data-status", "accepted")
+
+    # The MCQ is current now: fix its answer, mark a hallucination on a span of the question, accept.
+    expect(article(page, mcq)).to_have_class(re.compile(r"\bcurrent\b"))
+    page.keyboard.press("e")
+    answer = article(page, mcq).locator('input[name="answer"]')
+    expect(answer).to_be_focused()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("C")
+    expect(article(page, mcq).locator(".rules")).to_contain_text("Follows the rules")
+    question = article(page, mcq).locator('textarea[name="question"]')
+    question.focus()
+    question.evaluate("el => el.setSelectionRange(0, 4)")
+    page.keyboard.press("Alt+1")  # object, on the selected span
+    page.keyboard.press("Escape")
+    page.keyboard.press("3")  # count, on the answer
+    expect(article(page, mcq).locator(".new-mark")).to_have_count(2)
+    page.keyboard.press("a")
+
+    # The image is done: the prefetched next image appears without a round trip through the queue.
+    page.wait_for_url(f"{live_server.url}/review/image/{second.pk}/")
+    expect(page.locator(f"#item-caption-{second.captions.get().pk}")).to_be_visible()
+
+    mcq.refresh_from_db()
+    assert (mcq.answer, mcq.status, mcq.version) == ("C", ItemStatus.ACCEPTED, 2)
+    marks = {m.category: m for m in HallucinationMark.objects.filter(instruction=mcq)}
+    assert marks["object"].span_text == mcq.question[:4] and marks["object"].field == "question"
+    assert marks["count"].field == "answer" and marks["object"].revision.version == 2
+
+    page.goto(f"{live_server.url}/review/image/{first.pk}/")
+    page.reload()
+    expect(article(page, mcq)).to_have_attribute("data-status", "accepted")
+    expect(article(page, mcq).locator('input[name="answer"]')).to_have_value("C")
+    expect(article(page, mcq).locator(".saved-mark")).to_have_count(2)
+    expect(article(page, caption)).to_have_attribute("data-status", "accepted")
+    assert dialogs == []
+
+
+def test_a_stale_save_shows_both_versions_and_keeps_mine_on_request(
+    page, live_server, login, annotator, admin_user
+):
+    image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
+    item = image.instructions.get()
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    box = article(page, item)
+    box.locator('input[name="answer"]').fill("teal")
+
+    # Meanwhile someone else changes the same item.
+    update_item(item, by=admin_user, expected_version=1, changes={"answer": "navy"})
+
+    box.locator('input[name="answer"]').focus()
+    page.keyboard.press("Control+Enter")
+    conflict = box.locator(".conflict")
+    expect(conflict).to_be_visible()
+    expect(conflict.locator(".mine")).to_contain_text("teal")
+    expect(conflict.locator(".theirs")).to_contain_text("navy")
+    expect(page.locator("#review-status")).to_contain_text("Conflict")
+    item.refresh_from_db()
+    assert item.answer == "navy"  # nothing was overwritten
+
+    page.keyboard.press("m")  # keep mine, on top of their version
+    expect(box).to_have_attribute("data-version", "3")
+    expect(box.locator(".conflict")).to_have_count(0)
+    item.refresh_from_db()
+    assert (item.answer, item.status, item.version) == ("teal", ItemStatus.ACCEPTED, 3)
+
+
+def test_unsaved_edits_survive_a_reload(page, live_server, login, annotator):
+    image = make_pending_image(DomainFactory(), types=())
+    caption = image.captions.get()
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    article(page, caption).locator("textarea").fill("A picture of three red apples on a table.")
+    page.reload()
+    expect(article(page, caption).locator("textarea")).to_have_value(
+        "A picture of three red apples on a table."
+    )
+    expect(article(page, caption).locator(".flash")).to_contain_text("Restored your unsaved edits")
+    assert Caption.objects.get(pk=caption.pk).version == 1
+
+
+def test_shortcut_overlay_opens_with_question_mark(page, live_server, login, annotator):
+    image = make_pending_image(DomainFactory(), types=())
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts")).to_be_visible()
+    expect(page.locator("#shortcuts")).to_contain_text("mark a hallucination")
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts")).to_be_hidden()
+
+
+def test_model_output_with_markup_appears_as_text_and_runs_nothing(page, live_server, login, annotator):
+    domain = DomainFactory(guidelines="Look **closely**. <script>window.__pwned = 'guidelines'</script>")
+    image = make_pending_image(domain, types=())
+    evil = '<script>window.__pwned = "caption"; alert("x")</script><img src=x onerror="window.__pwned=1;alert(1)">'
+    Caption.objects.filter(image=image).update(text=evil)
+    CaptionFactory(image=image, text="plain")
+    item = create_instruction(
+        image,
+        type=InstructionType.SHORT_VQA,
+        question='What does <img src=x onerror="alert(2)"> show?',
+        answer="<b>bold</b>",
+    )
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator("textarea").first).to_have_value(evil)
+    expect(article(page, item).locator('textarea[name="question"]')).to_have_value(
+        'What does <img src=x onerror="alert(2)"> show?'
+    )
+    expect(page.locator(".guidelines-body strong")).to_have_text("closely")
+    page.goto(f"{live_server.url}/review/item/instruction/{item.pk}/history/")
+    expect(page.locator(".history")).to_contain_text("<b>bold</b>")
+    page.wait_for_timeout(300)
+    assert dialogs == []
+    assert page.evaluate("window.__pwned") is None
+
+
+def _wait_for(predicate, timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_prefetched_image_is_leased_ahead_and_released_when_the_page_is_left(
+    page, live_server, login, annotator
+):
+    from corpus.models import Image, ReviewStatus
+
+    domain = DomainFactory()
+    current = make_pending_image(domain, types=())  # one draft left: the page prefetches at once
+    following = make_pending_image(domain, types=())
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{current.pk}/")
+    assert _wait_for(
+        lambda: Image.objects.filter(
+            pk=following.pk, review_status=ReviewStatus.IN_REVIEW, leased_by=annotator
+        ).exists()
+    ), "the next image was not prefetched"
+    expect(page.locator(f'#review-root[data-prefetched="{following.pk}"]')).to_have_count(1)
+    page.goto(f"{live_server.url}/review/")  # leaving the page gives the prefetched image back
+    assert _wait_for(lambda: Image.objects.get(pk=following.pk).review_status == ReviewStatus.PENDING)
+    assert Image.objects.get(pk=current.pk).leased_by == annotator  # the one being reviewed stays held
+
+
+def test_an_image_someone_else_holds_is_read_only(page, live_server, login, annotator, second_annotator):
+    from review.services.queue import claim_next_image
+
+    image = make_pending_image(DomainFactory(), types=())
+    claim_next_image(second_annotator)
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator(".notice")).to_contain_text("bob-annotator is reviewing this image now")
+    expect(page.locator("article.item textarea").first).to_be_disabled()
+    page.keyboard.press("a")
+    page.wait_for_timeout(300)
+    assert image.captions.get().status == ItemStatus.DRAFT
+
+
+def test_reject_with_a_reason_from_the_keyboard(page, live_server, login, annotator):
+    image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
+    caption, item = image.captions.get(), image.instructions.get()
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    page.keyboard.press("j")  # from the caption to the instruction
+    expect(article(page, item)).to_have_class(re.compile(r"\bcurrent\b"))
+    page.keyboard.press("r")
+    expect(article(page, item).locator("input.reason")).to_be_focused()
+    page.keyboard.type("the corner is red, not green")
+    page.keyboard.press("Enter")
+    expect(article(page, item)).to_have_attribute("data-status", "rejected")
+    expect(article(page, item)).to_contain_text("Rejected: the corner is red, not green")
+    item.refresh_from_db()
+    assert (item.status, item.reason) == (ItemStatus.REJECTED, "the corner is red, not green")
+    # The caption is still to decide, and is current again.
+    expect(article(page, caption)).to_have_class(re.compile(r"\bcurrent\b"))
+
+
+def test_the_open_page_keeps_renewing_its_lease(page, live_server, login, annotator, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from corpus.models import Image
+
+    settings.REVIEW_HEARTBEAT_SECONDS = 1
+    image = make_pending_image(DomainFactory(), types=())
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator("article.item").first).to_be_visible()
+    soon = timezone.now() + timedelta(seconds=5)
+    Image.objects.filter(pk=image.pk).update(lease_expires_at=soon)
+    assert _wait_for(
+        lambda: Image.objects.get(pk=image.pk).lease_expires_at > timezone.now() + timedelta(minutes=10)
+    ), "the heartbeat did not renew the lease"
+
+
+def test_add_a_missing_instruction_from_the_page(page, live_server, login, annotator):
+    image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    page.keyboard.press("i")
+    form = page.locator(".add-instruction form")
+    expect(form.locator("select")).to_be_focused()
+    form.locator("select").select_option("judgement")
+    form.locator("textarea[name=question]").fill("Is there a <b>cat</b> in the picture?")
+    form.locator("input[name=answer]").fill("maybe")
+    form.locator("button[type=submit]").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".add-result")).to_contain_text("Yes or No")
+    form.locator("input[name=answer]").fill("no")
+    form.locator("button[type=submit]").focus()
+    page.keyboard.press("Enter")
+    group = page.locator('.type-group[data-type="judgement"]')
+    expect(group.locator("article.item")).to_have_count(1)
+    expect(group.locator("article.item")).to_have_attribute("data-status", "accepted")
+    expect(group.locator("textarea[name=question]")).to_have_value("Is there a <b>cat</b> in the picture?")
+    added = image.instructions.get(type=InstructionType.JUDGEMENT)
+    assert (added.origin, added.answer, added.created_by) == ("person", "No", annotator)
