@@ -22,13 +22,13 @@ from .services.queue import LeaseError, LeaseHeld
 # --- output -------------------------------------------------------------------------------------------
 
 
-class CaptionSerializer(serializers.ModelSerializer):
+class ReviewCaptionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Caption
         fields = ["id", "image", "text", "status", "origin", "model_name", "version", "reason", "updated_at"]
 
 
-class InstructionSerializer(serializers.ModelSerializer):
+class ReviewInstructionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Instruction
         fields = [
@@ -50,8 +50,8 @@ class InstructionSerializer(serializers.ModelSerializer):
 class ReviewImageSerializer(serializers.ModelSerializer):
     domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     file = serializers.FileField(read_only=True, use_url=True)
-    captions = CaptionSerializer(many=True, read_only=True)
-    instructions = InstructionSerializer(many=True, read_only=True)
+    captions = ReviewCaptionSerializer(many=True, read_only=True)
+    instructions = ReviewInstructionSerializer(many=True, read_only=True)
     page = serializers.SerializerMethodField()
 
     class Meta:
@@ -290,14 +290,14 @@ class _ItemViewSet(viewsets.GenericViewSet):
 
 class ReviewCaptionViewSet(_ItemViewSet):
     kind = "caption"
-    serializer_class = CaptionSerializer
-    output_serializer = CaptionSerializer
+    serializer_class = ReviewCaptionSerializer
+    output_serializer = ReviewCaptionSerializer
 
 
 class ReviewInstructionViewSet(_ItemViewSet):
     kind = "instruction"
-    serializer_class = InstructionSerializer
-    output_serializer = InstructionSerializer
+    serializer_class = ReviewInstructionSerializer
+    output_serializer = ReviewInstructionSerializer
 
 
 def register(router) -> None:
