@@ -1,0 +1,532 @@
+"""Generation jobs: launch, plan units, the status table, claims and leases, progress, regeneration.
+
+A job owns units; its counts, tokens and cost are always computed from them (one GROUP BY on the
+(job, status) index), so a killed worker can never make them drift. Units already done by another job
+(or in flight in one) are counted once as `skipped` at planning time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from corpus.models import Caption, Image, ItemStatus, ReviewStatus
+from corpus.rules import InstructionType
+
+from ..models import (
+    Endpoint,
+    EndpointKind,
+    GenerationJob,
+    GenerationUnit,
+    JobEvent,
+    JobStatus,
+    PromptKind,
+    Stage,
+    UnitStatus,
+)
+from . import endpoints as endpoint_service
+from . import prompts as prompt_service
+
+# The one table of allowed job status moves.
+ALLOWED_MOVES: dict[str, set[str]] = {
+    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED},
+    JobStatus.RUNNING: {JobStatus.PAUSED, JobStatus.CANCELLED, JobStatus.DONE, JobStatus.FAILED},
+    JobStatus.PAUSED: {JobStatus.RUNNING, JobStatus.CANCELLED},
+    JobStatus.CANCELLED: set(),
+    JobStatus.DONE: set(),
+    JobStatus.FAILED: set(),
+}
+STAGE_KIND = {Stage.CAPTIONS: EndpointKind.VISION, Stage.INSTRUCTIONS: EndpointKind.TEXT}
+PLAN_BATCH = 1000
+
+
+class InvalidTransition(Exception):
+    """A job status move the table does not allow."""
+
+
+class LaunchError(ValueError):
+    """A launch request that cannot be satisfied (unknown domain, endpoint, type …)."""
+
+
+def transition(job: GenerationJob, to: str, *, actor=None, note: str = "", expected: str | None = None) -> bool:
+    """Move the job from its current (or `expected`) status to `to`, compare-and-swap, with an event row.
+
+    Returns False if another process moved it first. Raises InvalidTransition if the table forbids it."""
+    current = expected or job.status
+    if to not in ALLOWED_MOVES[JobStatus(current)]:
+        raise InvalidTransition(f"a {current} job cannot become {to}")
+    now = timezone.now()
+    updates: dict = {"status": to}
+    if to == JobStatus.RUNNING:
+        updates["started_at"] = job.started_at or now
+    if to in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED):
+        updates["finished_at"] = now
+    with transaction.atomic():
+        swapped = GenerationJob.objects.filter(pk=job.pk, status=current).update(**updates)
+        if swapped != 1:
+            return False
+        JobEvent.objects.create(job=job, from_status=current, to_status=to, actor=actor, at=now, note=note)
+    for key, value in updates.items():
+        setattr(job, key, value)
+    return True
+
+
+# --- launching ----------------------------------------------------------------------------------
+
+
+def launch_job(
+    *,
+    stage: str,
+    by,
+    domains: list[str],
+    endpoint_name: str | None = None,
+    statuses: list[str] | None = None,
+    limit: int | None = None,
+    include_drafts: bool = False,
+    types: list[str] | None = None,
+    n_per_type: int = 3,
+    seeds_per_prompt: int = 2,
+) -> GenerationJob:
+    """Create a queued job for the selection and queue its planning task after commit.
+
+    Not idempotent by itself (each call is a job), but the work is: units done by an earlier job are
+    skipped, never generated twice. Raises LaunchError for a bad selection."""
+    from corpus.models import Domain
+
+    from .. import tasks
+
+    stage = Stage(stage)
+    if not domains:
+        raise LaunchError("choose at least one domain")
+    found = {d.slug: d for d in Domain.objects.filter(slug__in=domains)}
+    missing = sorted(set(domains) - set(found))
+    if missing:
+        raise LaunchError(f"unknown domain(s): {', '.join(missing)}")
+    bad_status = sorted(set(statuses or []) - set(ReviewStatus.values))
+    if bad_status:
+        raise LaunchError(f"unknown image status(es): {', '.join(bad_status)}")
+    if limit is not None and limit < 1:
+        raise LaunchError("limit must be at least 1")
+    types = list(types or InstructionType.values) if stage == Stage.INSTRUCTIONS else []
+    bad_types = sorted(set(types) - set(InstructionType.values))
+    if bad_types:
+        raise LaunchError(f"unknown instruction type(s): {', '.join(bad_types)}")
+    if not 1 <= n_per_type <= 20:
+        raise LaunchError("questions per type must be between 1 and 20")
+    if not 0 <= seeds_per_prompt <= 10:
+        raise LaunchError("seed questions per prompt must be between 0 and 10")
+    try:
+        endpoint = endpoint_service.resolve_endpoint(STAGE_KIND[stage], endpoint_name)
+    except endpoint_service.UnknownEndpoint as e:
+        raise LaunchError(str(e)) from e
+    prompt_service.ensure_default_prompts()
+    prompts = {}
+    for domain in found.values():
+        if stage == Stage.CAPTIONS:
+            prompts[f"{domain.pk}:"] = prompt_service.current_template(PromptKind.CAPTION, domain=domain).pk
+        for type_ in types:
+            prompts[f"{domain.pk}:{type_}"] = prompt_service.current_template(
+                PromptKind.INSTRUCTION, domain=domain, instruction_type=type_
+            ).pk
+    with transaction.atomic():
+        job = GenerationJob.objects.create(
+            stage=stage,
+            selection={
+                "domains": sorted(found),
+                "statuses": sorted(statuses or []),
+                "limit": limit,
+                "include_drafts": bool(include_drafts),
+            },
+            params={"types": types, "n_per_type": n_per_type, "seeds_per_prompt": seeds_per_prompt},
+            endpoint=endpoint,
+            prompts=prompts,
+            launched_by=by,
+        )
+        JobEvent.objects.create(job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="launched")
+        tasks.start_job.delay_on_commit(job.pk)
+    return job
+
+
+def selected_images(job: GenerationJob):
+    """The images of the job's selection, in id order (limit applied)."""
+    sel = job.selection
+    if sel.get("image_ids"):
+        qs = Image.objects.filter(pk__in=sel["image_ids"])
+    else:
+        qs = Image.objects.filter(domain__slug__in=sel.get("domains", []))
+        if sel.get("statuses"):
+            qs = qs.filter(review_status__in=sel["statuses"])
+        if job.stage == Stage.INSTRUCTIONS:
+            wanted = [ItemStatus.ACCEPTED, ItemStatus.DRAFT] if sel.get("include_drafts") else [ItemStatus.ACCEPTED]
+            qs = qs.filter(pk__in=Caption.objects.filter(status__in=wanted).values("image_id"))
+    qs = qs.order_by("pk")
+    if sel.get("limit"):
+        qs = qs[: sel["limit"]]
+    return qs
+
+
+def _keys_for(job: GenerationJob, image_id: int, domain_id: int) -> list[tuple[str, int]]:
+    """(instruction_type, prompt id) of each unit one image gets in this job."""
+    if job.stage == Stage.CAPTIONS:
+        return [("", job.prompts[f"{domain_id}:"])]
+    return [(t, job.prompts[f"{domain_id}:{t}"]) for t in job.params.get("types", [])]
+
+
+def plan_units(job: GenerationJob) -> None:
+    """Create the job's units (batched). Idempotent: a redelivered planning task finds them made.
+
+    A unit that already exists under another job is skipped if that job finished it or still runs it,
+    and adopted (reset to pending) if it failed in a job that has ended."""
+    if job.planned:
+        return
+    image_rows = selected_images(job).values_list("pk", "domain_id")
+    skipped = 0
+    batch: list[tuple[int, int]] = []
+
+    def flush(rows: list[tuple[int, int]]) -> int:
+        units = [
+            GenerationUnit(
+                job=job,
+                image_id=image_id,
+                stage=job.stage,
+                instruction_type=type_,
+                prompt_id=prompt_id,
+                endpoint_id=job.endpoint_id,
+                round=0,
+            )
+            for image_id, domain_id in rows
+            for type_, prompt_id in _keys_for(job, image_id, domain_id)
+        ]
+        with transaction.atomic():
+            GenerationUnit.objects.bulk_create(units, ignore_conflicts=True, batch_size=PLAN_BATCH)
+            others = GenerationUnit.objects.filter(
+                image_id__in=[r[0] for r in rows], stage=job.stage, endpoint_id=job.endpoint_id, round=0
+            ).exclude(job=job)
+            wanted = {(u.image_id, u.instruction_type, u.prompt_id) for u in units}
+            others = [u for u in others.select_related("job") if (u.image_id, u.instruction_type, u.prompt_id) in wanted]
+            adopt = [u.pk for u in others if u.status == UnitStatus.FAILED and not u.job.is_active]
+            if adopt:
+                GenerationUnit.objects.filter(pk__in=adopt, status=UnitStatus.FAILED).update(
+                    job=job, status=UnitStatus.PENDING, attempts=0, error="", claim_token="", finished_at=None
+                )
+            return len(others) - len(adopt)
+
+    for row in image_rows.iterator(chunk_size=PLAN_BATCH):
+        batch.append(row)
+        if len(batch) >= PLAN_BATCH:
+            skipped += flush(batch)
+            batch = []
+    if batch:
+        skipped += flush(batch)
+    GenerationJob.objects.filter(pk=job.pk).update(planned=True, skipped=skipped)
+    job.planned, job.skipped = True, skipped
+
+
+def pending_chunks(job: GenerationJob, size: int | None = None) -> list[list[int]]:
+    """The job's pending unit ids, in chunks of GENERATION_CHUNK_SIZE (one Celery task each)."""
+    size = size or settings.GENERATION_CHUNK_SIZE
+    ids = list(job.units.filter(status=UnitStatus.PENDING).order_by("pk").values_list("pk", flat=True))
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+# --- regeneration (called by the review app) ----------------------------------------------------
+
+
+def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | None = None) -> GenerationJob:
+    """Queue one more generation for this image, even if earlier units for it are done. Not idempotent:
+    each call is a new round.
+
+    The unit key carries a `round`: this makes a unit with round = the highest existing round + 1 for the
+    same (image, stage, type, prompt, endpoint), in a one-image job, using the default endpoint of the
+    stage's kind and the current prompt version. `instruction_type=None` on the instruction stage means
+    all four types. Raises LaunchError if the instruction stage has no caption to work from."""
+    from .. import tasks
+
+    stage = Stage(stage)
+    if stage == Stage.INSTRUCTIONS:
+        types = [instruction_type] if instruction_type else list(InstructionType.values)
+        if set(types) - set(InstructionType.values):
+            raise LaunchError(f"unknown instruction type: {instruction_type}")
+        if caption_for(image) is None:
+            raise LaunchError("the image has no caption yet: regenerate the caption first")
+    else:
+        types = [""]
+    endpoint = endpoint_service.resolve_endpoint(STAGE_KIND[stage])
+    prompt_service.ensure_default_prompts()
+    domain = image.domain
+    prompts = {}
+    for type_ in types:
+        kind = PromptKind.CAPTION if stage == Stage.CAPTIONS else PromptKind.INSTRUCTION
+        prompts[f"{domain.pk}:{type_}"] = prompt_service.current_template(
+            kind, domain=domain, instruction_type=type_
+        ).pk
+    with transaction.atomic():
+        job = GenerationJob.objects.create(
+            stage=stage,
+            selection={"image_ids": [image.pk], "domains": [domain.slug], "include_drafts": True},
+            params={
+                "types": [t for t in types if t],
+                "n_per_type": 3,
+                "seeds_per_prompt": 2,
+                "regeneration": True,
+            },
+            endpoint=endpoint,
+            prompts=prompts,
+            launched_by=by,
+            planned=True,
+        )
+        JobEvent.objects.create(job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="regeneration")
+        for type_ in types:
+            prompt_id = prompts[f"{domain.pk}:{type_}"]
+            key = {
+                "image": image,
+                "stage": stage,
+                "instruction_type": type_,
+                "prompt_id": prompt_id,
+                "endpoint": endpoint,
+            }
+            # Lock the key's existing rounds so two regenerations at once take different rounds.
+            latest = (
+                GenerationUnit.objects.select_for_update().filter(**key).aggregate(r=Max("round"))["r"]
+            )
+            GenerationUnit.objects.create(job=job, round=0 if latest is None else latest + 1, **key)
+        tasks.start_job.delay_on_commit(job.pk)
+    return job
+
+
+def caption_for(image: Image) -> Caption | None:
+    from corpus import services as corpus_services
+
+    return corpus_services.current_caption(image)
+
+
+# --- claims, leases and results -----------------------------------------------------------------
+
+
+def lease_seconds(endpoint: Endpoint) -> float:
+    """How long one unit may take, all attempts included, before another worker may take it over."""
+    if settings.GENERATION_UNIT_LEASE_SECONDS:
+        return settings.GENERATION_UNIT_LEASE_SECONDS
+    per_attempt = endpoint.timeout + max(settings.GENERATION_BACKOFF_CAP, settings.GENERATION_RETRY_AFTER_CAP)
+    return settings.GENERATION_MAX_ATTEMPTS * per_attempt + 60
+
+
+@dataclass
+class Claim:
+    unit: GenerationUnit | None
+    token: str = ""
+    held_until: object = None  # a datetime when another worker holds the unit's lease
+
+
+def claim_unit(unit_id: int, *, lease: float) -> Claim:
+    """Take a pending unit (or a running one whose lease ran out) for this worker. Compare-and-swap."""
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    swapped = GenerationUnit.objects.filter(
+        Q(status=UnitStatus.PENDING) | Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now), pk=unit_id
+    ).update(status=UnitStatus.RUNNING, claim_token=token, lease_expires_at=now + timedelta(seconds=lease))
+    if swapped == 1:
+        unit = GenerationUnit.objects.select_related("prompt", "endpoint").get(pk=unit_id)
+        return Claim(unit, token)
+    row = GenerationUnit.objects.filter(pk=unit_id).values("status", "lease_expires_at").first()
+    if row and row["status"] == UnitStatus.RUNNING:
+        return Claim(None, held_until=row["lease_expires_at"])
+    return Claim(None)
+
+
+def fail_unit(unit_id: int, token: str, *, error: str, attempts: int, tokens_in: int, tokens_out: int, cost) -> bool:
+    """Mark a claimed unit failed with the error text (and what its attempts cost). False if not ours."""
+    return (
+        GenerationUnit.objects.filter(pk=unit_id, status=UnitStatus.RUNNING, claim_token=token).update(
+            status=UnitStatus.FAILED,
+            error=error[:2000],
+            attempts=attempts,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost=cost,
+            lease_expires_at=None,
+            finished_at=timezone.now(),
+        )
+        == 1
+    )
+
+
+def release_unit(unit_id: int, token: str, *, attempts: int) -> bool:
+    """Give a claimed unit back (the job was paused or cancelled before it finished)."""
+    return (
+        GenerationUnit.objects.filter(pk=unit_id, status=UnitStatus.RUNNING, claim_token=token).update(
+            status=UnitStatus.PENDING, claim_token="", lease_expires_at=None, attempts=attempts
+        )
+        == 1
+    )
+
+
+def job_status(job_id: int) -> str | None:
+    return GenerationJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+
+
+def finish_if_complete(job: GenerationJob) -> bool:
+    """A running, planned job with no pending or running unit becomes done (failed if no unit succeeded).
+    Idempotent; the compare-and-swap lets exactly one of several finishing chunks record it."""
+    job.refresh_from_db(fields=["status", "planned"])
+    if job.status != JobStatus.RUNNING or not job.planned:
+        return False
+    counts = unit_counts(job)
+    if counts["pending"] or counts["running"]:
+        return False
+    if counts["failed"] and not counts["done"]:
+        return transition(job, JobStatus.FAILED, note=f"all {counts['failed']} units failed")
+    return transition(job, JobStatus.DONE, note=f"{counts['done']} done, {counts['failed']} failed")
+
+
+def sweep_expired(job: GenerationJob) -> list[int]:
+    """Running units whose lease ran out (their worker died) go back to pending; returns their ids so the
+    caller can queue them. Compare-and-swap per unit, so two sweeps never both take one."""
+    now = timezone.now()
+    ids = list(
+        job.units.filter(status=UnitStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)
+    )
+    if not ids:
+        return []
+    taken = []
+    for unit_id in ids:
+        if GenerationUnit.objects.filter(
+            pk=unit_id, status=UnitStatus.RUNNING, lease_expires_at__lt=now
+        ).update(status=UnitStatus.PENDING, claim_token="", lease_expires_at=None):
+            taken.append(unit_id)
+    return taken
+
+
+# --- controls -----------------------------------------------------------------------------------
+
+
+def pause_job(job: GenerationJob, *, by) -> bool:
+    """Running → paused. Workers stop taking units; units in flight finish. Idempotent (False if not running)."""
+    return transition(job, JobStatus.PAUSED, actor=by) if job.status == JobStatus.RUNNING else False
+
+
+def cancel_job(job: GenerationJob, *, by) -> bool:
+    """Queued/running/paused → cancelled. Pending units stay pending and are never run by this job."""
+    if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED):
+        return False
+    return transition(job, JobStatus.CANCELLED, actor=by)
+
+
+def resume_job(job: GenerationJob, *, by) -> bool:
+    """Paused → running, and re-queue its pending units (and any whose worker died)."""
+    from .. import tasks
+
+    if job.status != JobStatus.PAUSED:
+        return False
+    if not transition(job, JobStatus.RUNNING, actor=by):
+        return False
+    transaction.on_commit(lambda: tasks.dispatch_job.delay(job.pk))
+    return True
+
+
+def check_progress(job: GenerationJob) -> None:
+    """What a progress poll does besides reading: hand units of dead workers to live ones, and close a job
+    whose last chunk was lost. Cheap when nothing is wrong (one indexed query)."""
+    from .. import tasks
+
+    if job.status != JobStatus.RUNNING:
+        return
+    freed = sweep_expired(job)
+    if freed:
+        size = settings.GENERATION_CHUNK_SIZE
+        for i in range(0, len(freed), size):
+            tasks.run_chunk.delay(job.pk, freed[i : i + size])
+    finish_if_complete(job)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def unit_counts(job: GenerationJob) -> dict:
+    rows = job.units.values("status").annotate(n=Count("id"))
+    counts = {s: 0 for s in UnitStatus.values}
+    for row in rows:
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    pending: int
+    running: int
+    tokens_in: int
+    tokens_out: int
+    cost: Decimal
+    drafts: int
+    invalid: int
+    rate: float  # units finished per second since the job started
+    eta_seconds: float | None
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.skipped
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.finished / self.total) if self.total else (100 if self else 0)
+
+
+def progress(job: GenerationJob) -> Progress:
+    """Counts, tokens, cost, rate and ETA of a job, computed from its units (two queries)."""
+    counts = unit_counts(job)
+    sums = job.units.aggregate(
+        tin=Sum("tokens_in"), tout=Sum("tokens_out"), cost=Sum("cost"), drafts=Sum("drafts"), invalid=Sum("invalid")
+    )
+    own = sum(counts.values())
+    finished_units = counts[UnitStatus.DONE] + counts[UnitStatus.FAILED]
+    rate, eta = 0.0, None
+    if job.started_at and finished_units:
+        end = job.finished_at or timezone.now()
+        elapsed = max((end - job.started_at).total_seconds(), 0.001)
+        rate = finished_units / elapsed
+        remaining = counts[UnitStatus.PENDING] + counts[UnitStatus.RUNNING]
+        eta = remaining / rate if rate and job.is_active else None
+    return Progress(
+        total=own + job.skipped,
+        done=counts[UnitStatus.DONE],
+        failed=counts[UnitStatus.FAILED],
+        skipped=job.skipped,
+        pending=counts[UnitStatus.PENDING],
+        running=counts[UnitStatus.RUNNING],
+        tokens_in=sums["tin"] or 0,
+        tokens_out=sums["tout"] or 0,
+        cost=sums["cost"] or Decimal(0),
+        drafts=sums["drafts"] or 0,
+        invalid=sums["invalid"] or 0,
+        rate=rate,
+        eta_seconds=eta,
+    )
+
+
+def latest_errors(job: GenerationJob, limit: int = 10):
+    return job.units.filter(status=UnitStatus.FAILED).order_by("-finished_at", "-id")[:limit]
+
+
+def cost_totals() -> dict[str, list[dict]]:
+    """Tokens and cost of finished units by job, by endpoint and by day (for the admins' cost page)."""
+    units = GenerationUnit.objects.exclude(tokens_in=0, tokens_out=0)
+    fields = {"units": Count("id"), "tokens_in": Sum("tokens_in"), "tokens_out": Sum("tokens_out"), "cost": Sum("cost")}
+    return {
+        "by_job": list(units.values("job_id", "job__stage").annotate(**fields).order_by("-job_id")[:50]),
+        "by_endpoint": list(units.values("endpoint__name").annotate(**fields).order_by("endpoint__name")),
+        "by_day": list(
+            units.annotate(day=TruncDate("finished_at")).values("day").annotate(**fields).order_by("-day")[:60]
+        ),
+    }
