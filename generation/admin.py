@@ -5,7 +5,16 @@ from .models import Endpoint, GenerationJob, GenerationUnit, PromptTemplate
 
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "model", "base_url", "rpm_limit", "tpm_limit", "max_concurrency", "is_default")
+    list_display = (
+        "name",
+        "kind",
+        "model",
+        "base_url",
+        "rpm_limit",
+        "tpm_limit",
+        "max_concurrency",
+        "is_default",
+    )
     list_filter = ("kind",)
 
 

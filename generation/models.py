@@ -43,7 +43,9 @@ class Endpoint(models.Model):
     class Meta:
         ordering = ["kind", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["kind"], condition=Q(is_default=True), name="endpoint_one_default"),
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(is_default=True), name="endpoint_one_default"
+            ),
             models.CheckConstraint(condition=Q(max_concurrency__gte=1), name="endpoint_concurrency_positive"),
             models.CheckConstraint(condition=Q(timeout__gt=0), name="endpoint_timeout_positive"),
         ]

@@ -67,5 +67,3 @@ def check_job(job_id: int) -> None:
     job = GenerationJob.objects.filter(pk=job_id).first()
     if job is not None:
         job_service.check_progress(job)
-
-

@@ -1,7 +1,7 @@
 """The generation app's services. Other apps use only what is re-exported here.
 
-    from generation import services
-    services.queue_regeneration(image, stage="instructions", by=user, instruction_type="judgement")
+from generation import services
+services.queue_regeneration(image, stage="instructions", by=user, instruction_type="judgement")
 """
 
 from .endpoints import ensure_default_endpoints, resolve_endpoint

@@ -160,7 +160,14 @@ class Usage:
 
 
 def write_result(
-    unit_id: int, token: str, request: Request, *, text: str, items: list | None, model_name: str, usage: Usage
+    unit_id: int,
+    token: str,
+    request: Request,
+    *,
+    text: str,
+    items: list | None,
+    model_name: str,
+    usage: Usage,
 ) -> bool:
     """Store the drafts and mark the unit done, together; False (nothing written) if the claim is lost."""
     with transaction.atomic():
@@ -201,7 +208,9 @@ def write_result(
                     type=unit.instruction_type,
                     question=str(item.get("question") or ""),
                     answer=str(item.get("answer") or ""),
-                    options=options if isinstance(options, list) else ([] if options in (None, "") else options),
+                    options=options
+                    if isinstance(options, list)
+                    else ([] if options in (None, "") else options),
                     caption=caption,
                     **provenance,
                 )

@@ -21,8 +21,14 @@ def ensure_default_endpoints() -> dict[str, Endpoint]:
     """Create or update the two default endpoints from settings (OPENAI_*). Idempotent.
 
     An admin may have made another endpoint the default of its kind; that choice is kept."""
-    models = {EndpointKind.VISION: settings.OPENAI_VISION_MODEL, EndpointKind.TEXT: settings.OPENAI_TEXT_MODEL}
-    prices = {EndpointKind.VISION: settings.OPENAI_VISION_PRICES, EndpointKind.TEXT: settings.OPENAI_TEXT_PRICES}
+    models = {
+        EndpointKind.VISION: settings.OPENAI_VISION_MODEL,
+        EndpointKind.TEXT: settings.OPENAI_TEXT_MODEL,
+    }
+    prices = {
+        EndpointKind.VISION: settings.OPENAI_VISION_PRICES,
+        EndpointKind.TEXT: settings.OPENAI_TEXT_PRICES,
+    }
     out = {}
     with transaction.atomic():
         for kind, name in DEFAULT_NAMES.items():
@@ -83,7 +89,9 @@ def resolve_endpoint(kind: str, name: str | None = None) -> Endpoint:
 def make_default(endpoint: Endpoint) -> None:
     """Make `endpoint` the default of its kind (one default per kind). Idempotent."""
     with transaction.atomic():
-        Endpoint.objects.filter(kind=endpoint.kind, is_default=True).exclude(pk=endpoint.pk).update(is_default=False)
+        Endpoint.objects.filter(kind=endpoint.kind, is_default=True).exclude(pk=endpoint.pk).update(
+            is_default=False
+        )
         Endpoint.objects.filter(pk=endpoint.pk).update(is_default=True)
 
 
@@ -93,7 +101,7 @@ def key_is_set(endpoint: Endpoint) -> bool:
 
 
 def cost_of(endpoint: Endpoint, tokens_in: int, tokens_out: int) -> Decimal:
-    cost = (Decimal(tokens_in) * endpoint.price_in_per_m + Decimal(tokens_out) * endpoint.price_out_per_m) / Decimal(
-        1_000_000
-    )
+    cost = (
+        Decimal(tokens_in) * endpoint.price_in_per_m + Decimal(tokens_out) * endpoint.price_out_per_m
+    ) / Decimal(1_000_000)
     return cost.quantize(Decimal("0.000001"))

@@ -56,7 +56,9 @@ class LaunchError(ValueError):
     """A launch request that cannot be satisfied (unknown domain, endpoint, type …)."""
 
 
-def transition(job: GenerationJob, to: str, *, actor=None, note: str = "", expected: str | None = None) -> bool:
+def transition(
+    job: GenerationJob, to: str, *, actor=None, note: str = "", expected: str | None = None
+) -> bool:
     """Move the job from its current (or `expected`) status to `to`, compare-and-swap, with an event row.
 
     Returns False if another process moved it first. Raises InvalidTransition if the table forbids it."""
@@ -150,7 +152,9 @@ def launch_job(
             prompts=prompts,
             launched_by=by,
         )
-        JobEvent.objects.create(job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="launched")
+        JobEvent.objects.create(
+            job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="launched"
+        )
         tasks.start_job.delay_on_commit(job.pk)
     return job
 
@@ -165,7 +169,11 @@ def selected_images(job: GenerationJob):
         if sel.get("statuses"):
             qs = qs.filter(review_status__in=sel["statuses"])
         if job.stage == Stage.INSTRUCTIONS:
-            wanted = [ItemStatus.ACCEPTED, ItemStatus.DRAFT] if sel.get("include_drafts") else [ItemStatus.ACCEPTED]
+            wanted = (
+                [ItemStatus.ACCEPTED, ItemStatus.DRAFT]
+                if sel.get("include_drafts")
+                else [ItemStatus.ACCEPTED]
+            )
             qs = qs.filter(pk__in=Caption.objects.filter(status__in=wanted).values("image_id"))
     qs = qs.order_by("pk")
     if sel.get("limit"):
@@ -211,7 +219,11 @@ def plan_units(job: GenerationJob) -> None:
                 image_id__in=[r[0] for r in rows], stage=job.stage, endpoint_id=job.endpoint_id, round=0
             ).exclude(job=job)
             wanted = {(u.image_id, u.instruction_type, u.prompt_id) for u in units}
-            others = [u for u in others.select_related("job") if (u.image_id, u.instruction_type, u.prompt_id) in wanted]
+            others = [
+                u
+                for u in others.select_related("job")
+                if (u.image_id, u.instruction_type, u.prompt_id) in wanted
+            ]
             adopt = [u.pk for u in others if u.status == UnitStatus.FAILED and not u.job.is_active]
             if adopt:
                 GenerationUnit.objects.filter(pk__in=adopt, status=UnitStatus.FAILED).update(
@@ -283,7 +295,9 @@ def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | 
             launched_by=by,
             planned=True,
         )
-        JobEvent.objects.create(job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="regeneration")
+        JobEvent.objects.create(
+            job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="regeneration"
+        )
         for type_ in types:
             prompt_id = prompts[f"{domain.pk}:{type_}"]
             key = {
@@ -294,9 +308,7 @@ def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | 
                 "endpoint": endpoint,
             }
             # Lock the key's existing rounds so two regenerations at once take different rounds.
-            latest = (
-                GenerationUnit.objects.select_for_update().filter(**key).aggregate(r=Max("round"))["r"]
-            )
+            latest = GenerationUnit.objects.select_for_update().filter(**key).aggregate(r=Max("round"))["r"]
             GenerationUnit.objects.create(job=job, round=0 if latest is None else latest + 1, **key)
         tasks.start_job.delay_on_commit(job.pk)
     return job
@@ -342,7 +354,9 @@ def claim_unit(unit_id: int, *, lease: float) -> Claim:
     return Claim(None)
 
 
-def fail_unit(unit_id: int, token: str, *, error: str, attempts: int, tokens_in: int, tokens_out: int, cost) -> bool:
+def fail_unit(
+    unit_id: int, token: str, *, error: str, attempts: int, tokens_in: int, tokens_out: int, cost
+) -> bool:
     """Mark a claimed unit failed with the error text (and what its attempts cost). False if not ours."""
     return (
         GenerationUnit.objects.filter(pk=unit_id, status=UnitStatus.RUNNING, claim_token=token).update(
@@ -487,7 +501,11 @@ def progress(job: GenerationJob) -> Progress:
     """Counts, tokens, cost, rate and ETA of a job, computed from its units (two queries)."""
     counts = unit_counts(job)
     sums = job.units.aggregate(
-        tin=Sum("tokens_in"), tout=Sum("tokens_out"), cost=Sum("cost"), drafts=Sum("drafts"), invalid=Sum("invalid")
+        tin=Sum("tokens_in"),
+        tout=Sum("tokens_out"),
+        cost=Sum("cost"),
+        drafts=Sum("drafts"),
+        invalid=Sum("invalid"),
     )
     own = sum(counts.values())
     finished_units = counts[UnitStatus.DONE] + counts[UnitStatus.FAILED]
@@ -522,11 +540,19 @@ def latest_errors(job: GenerationJob, limit: int = 10):
 def cost_totals() -> dict[str, list[dict]]:
     """Tokens and cost of finished units by job, by endpoint and by day (for the admins' cost page)."""
     units = GenerationUnit.objects.exclude(tokens_in=0, tokens_out=0)
-    fields = {"units": Count("id"), "tokens_in": Sum("tokens_in"), "tokens_out": Sum("tokens_out"), "cost": Sum("cost")}
+    fields = {
+        "units": Count("id"),
+        "tokens_in": Sum("tokens_in"),
+        "tokens_out": Sum("tokens_out"),
+        "cost": Sum("cost"),
+    }
     return {
         "by_job": list(units.values("job_id", "job__stage").annotate(**fields).order_by("-job_id")[:50]),
         "by_endpoint": list(units.values("endpoint__name").annotate(**fields).order_by("endpoint__name")),
         "by_day": list(
-            units.annotate(day=TruncDate("finished_at")).values("day").annotate(**fields).order_by("-day")[:60]
+            units.annotate(day=TruncDate("finished_at"))
+            .values("day")
+            .annotate(**fields)
+            .order_by("-day")[:60]
         ),
     }

@@ -93,7 +93,9 @@ def ensure_default_prompts() -> None:
         if not PromptTemplate.objects.filter(
             kind=PromptKind.INSTRUCTION, instruction_type=type_, domain__isnull=True
         ).exists():
-            save_template(kind=PromptKind.INSTRUCTION, instruction_type=type_, text=text, note="shipped default")
+            save_template(
+                kind=PromptKind.INSTRUCTION, instruction_type=type_, text=text, note="shipped default"
+            )
 
 
 def current_template(kind: str, *, domain: Domain | None, instruction_type: str = "") -> PromptTemplate:
@@ -151,7 +153,13 @@ def caption_prompt(template: PromptTemplate, image: Image) -> str:
 
 
 def instruction_prompt(
-    template: PromptTemplate, image: Image, *, caption_text: str, type_: str, n: int, seeds: list[SeedQuestion]
+    template: PromptTemplate,
+    image: Image,
+    *,
+    caption_text: str,
+    type_: str,
+    n: int,
+    seeds: list[SeedQuestion],
 ) -> str:
     domain = image.domain
     return render(

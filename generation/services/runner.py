@@ -74,7 +74,9 @@ def run_chunk(job_id: int, unit_ids: list[int]) -> ChunkResult:
 
 async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> None:
     endpoint = job.endpoint
-    client = llm.make_client(base_url=endpoint.base_url, api_key_env=endpoint.api_key_env, timeout=endpoint.timeout)
+    client = llm.make_client(
+        base_url=endpoint.base_url, api_key_env=endpoint.api_key_env, timeout=endpoint.timeout
+    )
     limiter = ratelimit.make_limiter()
     limits = ratelimit.Limits.per_minute(f"endpoint-{endpoint.pk}", endpoint.rpm_limit, endpoint.tpm_limit)
     semaphore = asyncio.Semaphore(endpoint.max_concurrency)
@@ -96,7 +98,9 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
         await db(close_old_connections)()
 
 
-async def _process(unit_id, job, endpoint, client, limiter, limits, watch, lease, result: ChunkResult) -> None:
+async def _process(
+    unit_id, job, endpoint, client, limiter, limits, watch, lease, result: ChunkResult
+) -> None:
     claim = await db(job_service.claim_unit)(unit_id, lease=lease)
     if claim.unit is None:
         if claim.held_until is not None:
@@ -108,10 +112,18 @@ async def _process(unit_id, job, endpoint, client, limiter, limits, watch, lease
     usage = drafting.Usage()
     try:
         request = await db(drafting.prepare)(claim.unit, job.params)
-    except Exception as e:  # an unreadable image, a missing caption, a deleted row: fail this unit, not the chunk
+    except (
+        Exception
+    ) as e:  # an unreadable image, a missing caption, a deleted row: fail this unit, not the chunk
         log.warning("unit %s cannot run: %s", unit_id, e)
         await db(job_service.fail_unit)(
-            unit_id, token, error=f"cannot prepare the request: {e}", attempts=0, tokens_in=0, tokens_out=0, cost=0
+            unit_id,
+            token,
+            error=f"cannot prepare the request: {e}",
+            attempts=0,
+            tokens_in=0,
+            tokens_out=0,
+            cost=0,
         )
         result.failed += 1
         return
@@ -123,7 +135,9 @@ async def _process(unit_id, job, endpoint, client, limiter, limits, watch, lease
             await db(job_service.release_unit)(unit_id, token, attempts=usage.attempts)
             result.released += 1
             return
-        member = await ratelimit.acquire(limiter, limits, request.est_tokens + settings.GENERATION_TOKENS_RESERVED)
+        member = await ratelimit.acquire(
+            limiter, limits, request.est_tokens + settings.GENERATION_TOKENS_RESERVED
+        )
         usage.attempts = attempt
         wait: float | None = None
         try:
@@ -142,7 +156,9 @@ async def _process(unit_id, job, endpoint, client, limiter, limits, watch, lease
         except llm.RateLimited as e:
             await limiter.settle(limits, member, 0)
             last_error = str(e)
-            wait = min(e.retry_after, settings.GENERATION_RETRY_AFTER_CAP) if e.retry_after else backoff(attempt)
+            wait = (
+                min(e.retry_after, settings.GENERATION_RETRY_AFTER_CAP) if e.retry_after else backoff(attempt)
+            )
         except llm.TransientError as e:
             await limiter.settle(limits, member, 0)
             last_error = str(e)

@@ -9,7 +9,7 @@ first type slug in the prompt, the count from "exactly N"). Faults are configura
         fake.script(["500", "ok"]) # the next requests' outcomes, in order, before the random faults
         fake.requests              # the log: FakeRequest(at, path, model, outcome, kind)
 
-Outcomes: "ok", "429" (with Retry-After), "500", "hang" (sleeps past the client's timeout), "malformed"
+Outcomes: "ok", "400" (a bad request: not worth retrying), "429" (with Retry-After), "500", "hang" (sleeps past the client's timeout), "malformed"
 (a 200 whose body is not JSON), "bad_content" (instruction content that is not JSON), "fenced" (JSON in a
 ```json fence with prose around it), "mcq_bad" (an MCQ whose answer letter is not among its options).
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TYPES = ("judgement", "multiple_choice", "long_vqa", "short_vqa")
-OUTCOMES = ("ok", "429", "500", "hang", "malformed", "bad_content", "fenced", "mcq_bad")
+OUTCOMES = ("ok", "400", "429", "500", "hang", "malformed", "bad_content", "fenced", "mcq_bad")
 
 CAPTION_WORDS = (
     "The photograph shows a quiet scene in soft daylight. In the foreground a wooden table holds a white "
@@ -187,11 +187,18 @@ class FakeOpenAI:
                 {"Retry-After": str(self.retry_after)},
             )
             return
+        if outcome == "400":
+            handler._reply(
+                400, {"error": {"message": "Invalid request (fake)", "type": "invalid_request_error"}}
+            )
+            return
         if outcome == "hang":
             time.sleep(self.hang_seconds)
         self._sleep_latency()
         if outcome == "500":
-            handler._reply(500, {"error": {"message": "The server had an error (fake)", "type": "server_error"}})
+            handler._reply(
+                500, {"error": {"message": "The server had an error (fake)", "type": "server_error"}}
+            )
             return
         if outcome == "malformed":
             handler._reply(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
@@ -260,7 +267,12 @@ def _instructions(type_: str, n: int, rng: random.Random, *, mcq_bad: bool = Fal
     items = []
     for i in range(n):
         if type_ == "judgement":
-            items.append({"question": f"Is there a cat number {i} in the picture?", "answer": "Yes" if i % 2 == 0 else "No"})
+            items.append(
+                {
+                    "question": f"Is there a cat number {i} in the picture?",
+                    "answer": "Yes" if i % 2 == 0 else "No",
+                }
+            )
         elif type_ == "multiple_choice":
             options = rng.sample(colours, 4)
             answer = "E" if mcq_bad else "ABCD"[rng.randrange(4)]
