@@ -144,6 +144,8 @@ class GenerationJob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When its pending units were last queued (the stall check waits at least this long before re-queuing).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -168,6 +170,9 @@ class JobEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}: {self.from_status or '∅'} → {self.to_status}"
 
 
 class UnitStatus(models.TextChoices):

@@ -226,6 +226,14 @@ GENERATION_RATE_MARGIN = float(env("GENERATION_RATE_MARGIN", "0.5"))
 GENERATION_UNIT_LEASE_SECONDS = env_int("GENERATION_UNIT_LEASE_SECONDS", 0)
 # Output tokens reserved in the token limiter before a call's real usage is known.
 GENERATION_TOKENS_RESERVED = env_int("GENERATION_TOKENS_RESERVED", 1000)
+# A running job whose pending units saw no progress for this long gets them queued again (on a progress
+# poll, `generate --wait` or resume): the backstop if a chunk's message is stuck with a dead worker.
+GENERATION_STALL_SECONDS = env_int("GENERATION_STALL_SECONDS", 300)
+if REDIS_URL:
+    # kombu scans for unacked messages of dead workers every interval × throttle seconds (default 10 × 10);
+    # scan every interval so a killed worker's chunk comes back soon after the visibility timeout.
+    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env_int("CELERY_UNACKED_RESTORE_INTERVAL", 5)
+    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
 
 # (generation settings above this line)
 

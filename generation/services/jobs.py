@@ -245,6 +245,7 @@ def plan_units(job: GenerationJob) -> None:
 def pending_chunks(job: GenerationJob, size: int | None = None) -> list[list[int]]:
     """The job's pending unit ids, in chunks of GENERATION_CHUNK_SIZE (one Celery task each)."""
     size = size or settings.GENERATION_CHUNK_SIZE
+    GenerationJob.objects.filter(pk=job.pk).update(dispatched_at=timezone.now())
     ids = list(job.units.filter(status=UnitStatus.PENDING).order_by("pk").values_list("pk", flat=True))
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
@@ -458,7 +459,27 @@ def check_progress(job: GenerationJob) -> None:
         size = settings.GENERATION_CHUNK_SIZE
         for i in range(0, len(freed), size):
             tasks.run_chunk.delay(job.pk, freed[i : i + size])
+    elif is_stalled(job):
+        # Pending units and nothing happening: their chunk is stuck unacked with a dead worker. Queue them
+        # again; if the old message comes back too, the claims keep the work single.
+        tasks.dispatch_job.delay(job.pk)
     finish_if_complete(job)
+
+
+def is_stalled(job: GenerationJob) -> bool:
+    """Pending units, none running, and no unit finished for GENERATION_STALL_SECONDS."""
+    if not job.planned or job.units.filter(status=UnitStatus.RUNNING).exists():
+        return False
+    if not job.units.filter(status=UnitStatus.PENDING).exists():
+        return False
+    marks = [
+        job.units.aggregate(last=Max("finished_at"))["last"],
+        job.dispatched_at,
+        job.started_at,
+        job.created_at,
+    ]
+    last = max(m for m in marks if m is not None)
+    return (timezone.now() - last).total_seconds() > settings.GENERATION_STALL_SECONDS
 
 
 # --- reading ------------------------------------------------------------------------------------

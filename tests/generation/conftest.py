@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 from django.db import connection
 
@@ -124,6 +125,8 @@ class Workers:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop_all(self) -> None:
+        for path in sorted(self.tmp_path.glob("*.log")):
+            print(f"--- {path.name} (tail)\n" + path.read_text(errors="replace")[-3000:])  # shown on failure
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -146,6 +149,7 @@ def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": db_url,
         "REDIS_URL": redis_url,
+        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),  # the test's temp media, where the factories wrote
         "OPENAI_API_KEY": "test-key",
         "GENERATION_BACKOFF_BASE": "0.05",
         "GENERATION_BACKOFF_CAP": "0.5",
