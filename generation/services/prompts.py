@@ -86,13 +86,13 @@ def save_template(
 
 
 def ensure_default_prompts() -> None:
-    """Create version 1 of each default template if there is no default yet. Idempotent."""
-    if not PromptTemplate.objects.filter(kind=PromptKind.CAPTION, domain__isnull=True).exists():
+    """Create version 1 of each default template if there is no default yet. Idempotent (one query when
+    they exist)."""
+    existing = set(PromptTemplate.objects.filter(domain__isnull=True).values_list("kind", "instruction_type"))
+    if (PromptKind.CAPTION, "") not in existing:
         save_template(kind=PromptKind.CAPTION, text=prompt_defaults.CAPTION, note="shipped default")
     for type_, text in prompt_defaults.INSTRUCTION.items():
-        if not PromptTemplate.objects.filter(
-            kind=PromptKind.INSTRUCTION, instruction_type=type_, domain__isnull=True
-        ).exists():
+        if (PromptKind.INSTRUCTION, type_) not in existing:
             save_template(
                 kind=PromptKind.INSTRUCTION, instruction_type=type_, text=text, note="shipped default"
             )
