@@ -2,7 +2,8 @@
 
 A sliding-window log in one Lua script (atomic in Redis): a sorted set of the requests admitted in the
 last window (score = Redis server time, so worker clocks do not matter) and a hash of the tokens each
-reserved, with their running sum. `acquire` admits a request or says how long to wait; `settle` replaces
+reserved, with their running sum. Requests are also paced (at least window/limit apart) so that a burst
+does not spend a whole window's budget in its first seconds and then stall. `acquire` admits a request or says how long to wait; `settle` replaces
 a request's reserved tokens by its real usage once the answer is in. No window of `window` seconds ever
 holds more than the limit; a margin is added to the window so that arrival jitter at the server cannot
 either. Without Redis (embedded mode) the same algorithm runs in-process — it then limits one worker
@@ -30,6 +31,7 @@ local window = tonumber(ARGV[1])
 local req_limit = tonumber(ARGV[2])
 local tok_limit = tonumber(ARGV[3])
 local tokens = tonumber(ARGV[4])
+local spacing = tonumber(ARGV[6])
 local cutoff = now - window
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
 if #old > 0 then
@@ -43,6 +45,10 @@ if #old > 0 then
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
   if freed ~= 0 then redis.call('HINCRBY', KEYS[2], '_sum', -freed) end
+end
+if spacing > 0 then
+  local last = tonumber(redis.call('HGET', KEYS[2], '_last') or '0')
+  if now - last < spacing then return spacing - (now - last) + 1 end
 end
 if req_limit > 0 and redis.call('ZCARD', KEYS[1]) >= req_limit then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -62,6 +68,7 @@ end
 redis.call('ZADD', KEYS[1], now, ARGV[5])
 redis.call('HSET', KEYS[2], ARGV[5], tokens)
 redis.call('HINCRBY', KEYS[2], '_sum', tokens)
+redis.call('HSET', KEYS[2], '_last', now)
 redis.call('PEXPIRE', KEYS[1], window * 2)
 redis.call('PEXPIRE', KEYS[2], window * 2)
 return 0
@@ -82,6 +89,11 @@ class Limits:
     key: str  # one bucket per endpoint
     requests: int  # per window; 0 = none
     tokens: int  # per window; 0 = none
+    paced: bool = True  # space requests evenly (window / requests apart) instead of bursting
+
+    @property
+    def spacing_ms(self) -> int:
+        return int(window_ms() / self.requests) if self.paced and self.requests else 0
 
     @classmethod
     def per_minute(cls, key: str, rpm: int, tpm: int) -> Limits:
@@ -115,7 +127,8 @@ class RedisLimiter:
     async def try_acquire(self, limits: Limits, tokens: int, member: str) -> float:
         """Admit the request now (0.0) or return the seconds to wait before asking again."""
         wait_ms = await self._acquire(
-            keys=self._keys(limits), args=[window_ms(), limits.requests, limits.tokens, tokens, member]
+            keys=self._keys(limits),
+            args=[window_ms(), limits.requests, limits.tokens, tokens, member, limits.spacing_ms],
         )
         return max(0.0, int(wait_ms) / 1000.0)
 
@@ -133,6 +146,7 @@ class LocalLimiter:
     _lock = threading.Lock()
     _log: dict[str, deque] = {}
     _tokens: dict[str, dict[str, int]] = {}
+    _last: dict[str, float] = {}
 
     async def try_acquire(self, limits: Limits, tokens: int, member: str) -> float:
         now = time.monotonic()
@@ -143,6 +157,10 @@ class LocalLimiter:
             while entries and entries[0][0] <= now - window:
                 _, old = entries.popleft()
                 reserved.pop(old, None)
+            spacing = limits.spacing_ms / 1000.0
+            last = self._last.get(limits.key)
+            if spacing and last is not None and now - last < spacing:
+                return spacing - (now - last) + 0.001
             if limits.requests and len(entries) >= limits.requests:
                 return entries[0][0] + window - now + 0.001
             total = sum(reserved.values())
@@ -155,6 +173,7 @@ class LocalLimiter:
                 return window
             entries.append((now, member))
             reserved[member] = tokens
+            self._last[limits.key] = now
             return 0.0
 
     async def settle(self, limits: Limits, member: str, tokens: int) -> None:

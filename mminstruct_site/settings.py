@@ -212,6 +212,8 @@ OPENAI_TEXT_PRICES = (env("OPENAI_TEXT_PRICE_IN", "0.40"), env("OPENAI_TEXT_PRIC
 GENERATION_IMAGE_MAX_SIDE = env_int("GENERATION_IMAGE_MAX_SIDE", 1024)
 # Units per Celery task; each task keeps up to the endpoint's max_concurrency calls in flight.
 GENERATION_CHUNK_SIZE = env_int("GENERATION_CHUNK_SIZE", 100)
+# A task whose own units are done keeps its calls in flight with other pending units of the job.
+GENERATION_STEAL_WORK = env_bool("GENERATION_STEAL_WORK", True)
 # Retries of transient failures (429, 5xx, timeouts, connection errors, malformed output) per unit.
 GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 5)
 GENERATION_BACKOFF_BASE = float(env("GENERATION_BACKOFF_BASE", "1.0"))
@@ -229,6 +231,8 @@ GENERATION_TOKENS_RESERVED = env_int("GENERATION_TOKENS_RESERVED", 1000)
 # A running job whose pending units saw no progress for this long gets them queued again (on a progress
 # poll, `generate --wait` or resume): the backstop if a chunk's message is stuck with a dead worker.
 GENERATION_STALL_SECONDS = env_int("GENERATION_STALL_SECONDS", 300)
+# One OpenAPI enum name for the instruction types, whichever serializer field uses them.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["InstructionTypeEnum"] = "corpus.rules.InstructionType"
 if REDIS_URL:
     # kombu scans for unacked messages of dead workers every interval × throttle seconds (default 10 × 10);
     # scan every interval so a killed worker's chunk comes back soon after the visibility timeout.

@@ -384,6 +384,24 @@ def release_unit(unit_id: int, token: str, *, attempts: int) -> bool:
     )
 
 
+def open_unit_ids(unit_ids: list[int]) -> list[int]:
+    """Those of `unit_ids` that are not finished (pending, or running — perhaps for a dead worker)."""
+    return list(
+        GenerationUnit.objects.filter(pk__in=unit_ids, status__in=[UnitStatus.PENDING, UnitStatus.RUNNING])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def pending_unit_ids(job_id: int, *, limit: int) -> list[int]:
+    """Some pending units of the job, for a worker whose own chunk is done (served by unit_job_status_idx)."""
+    return list(
+        GenerationUnit.objects.filter(job_id=job_id, status=UnitStatus.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def job_status(job_id: int) -> str | None:
     return GenerationJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
 

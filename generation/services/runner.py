@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
@@ -67,6 +68,8 @@ def run_chunk(job_id: int, unit_ids: list[int]) -> ChunkResult:
     if job.status != JobStatus.RUNNING:
         result.stopped = True
         return result
+    # A redelivered chunk, or one whose units other lanes already took: skip the finished ones quickly.
+    unit_ids = job_service.open_unit_ids(unit_ids)
     asyncio.run(_run(job, unit_ids, result))
     close_old_connections()
     return result
@@ -79,19 +82,38 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
     )
     limiter = ratelimit.make_limiter()
     limits = ratelimit.Limits.per_minute(f"endpoint-{endpoint.pk}", endpoint.rpm_limit, endpoint.tpm_limit)
-    semaphore = asyncio.Semaphore(endpoint.max_concurrency)
     watch = _JobWatch(job.pk)
     lease = job_service.lease_seconds(endpoint)
+    queue = deque(unit_ids)
+    refill_lock = asyncio.Lock()
+    state = {"exhausted": not settings.GENERATION_STEAL_WORK}
 
-    async def one(unit_id: int) -> None:
-        async with semaphore:
+    async def next_unit() -> int | None:
+        # When this chunk's own units run out, keep the lanes busy with other pending units of the job
+        # (the claims keep that single), instead of letting concurrency drain to zero at every chunk's end.
+        if queue:
+            return queue.popleft()
+        async with refill_lock:
+            if not queue and not state["exhausted"]:
+                more = await db(job_service.pending_unit_ids)(job.pk, limit=endpoint.max_concurrency)
+                if more:
+                    queue.extend(more)
+                else:
+                    state["exhausted"] = True
+        return queue.popleft() if queue else None
+
+    async def lane() -> None:
+        while True:
             if not await watch.running():
                 result.stopped = True
+                return
+            unit_id = await next_unit()
+            if unit_id is None:
                 return
             await _process(unit_id, job, endpoint, client, limiter, limits, watch, lease, result)
 
     try:
-        await asyncio.gather(*(one(uid) for uid in unit_ids))
+        await asyncio.gather(*(lane() for _ in range(endpoint.max_concurrency)))
     finally:
         await limiter.close()
         await client.close()

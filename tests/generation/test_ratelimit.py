@@ -30,8 +30,7 @@ def run(coro):
 
 
 def test_requests_beyond_the_limit_wait_for_the_oldest_to_leave_the_window(limiter):
-    limits = ratelimit.Limits.per_minute(f"t-{uuid.uuid4().hex}", rpm=300, tpm=0)  # 5 per 1-s window
-    assert limits.requests == 5
+    limits = ratelimit.Limits(f"t-{uuid.uuid4().hex}", requests=5, tokens=0, paced=False)
 
     async def go():
         waits = [await limiter.try_acquire(limits, 1, uuid.uuid4().hex) for _ in range(6)]
@@ -42,8 +41,15 @@ def test_requests_beyond_the_limit_wait_for_the_oldest_to_leave_the_window(limit
     assert 0.5 < waits[5] <= 1.2
 
 
-def test_acquire_paces_requests_so_no_window_holds_more_than_the_limit(limiter):
-    limits = ratelimit.Limits.per_minute(f"t-{uuid.uuid4().hex}", rpm=240, tpm=0)  # 4 per window
+def test_per_minute_limits_scale_with_the_window(short_window):
+    limits = ratelimit.Limits.per_minute("k", rpm=300, tpm=6000)
+    assert (limits.requests, limits.tokens) == (5, 100)
+    assert limits.spacing_ms == 220  # (1 s window + 0.1 s margin) / 5
+
+
+@pytest.mark.parametrize("paced", [True, False])
+def test_acquire_holds_the_limit_in_every_window(limiter, paced):
+    limits = ratelimit.Limits(f"t-{uuid.uuid4().hex}", requests=4, tokens=0, paced=paced)
 
     async def go():
         stamps = []
@@ -58,11 +64,16 @@ def test_acquire_paces_requests_so_no_window_holds_more_than_the_limit(limiter):
     stamps = run(go())
     for i in range(len(stamps) - 4):
         assert stamps[i + 4] - stamps[i] >= 1.0, "5 admissions inside one window"
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    if paced:
+        assert min(gaps) >= 0.25  # (1 s + 0.1 s) / 4, evenly spread
+    else:
+        assert min(gaps[:3]) < 0.1  # a burst, then a wait for the window
     assert stamps[-1] - stamps[0] < 3.5
 
 
 def test_tokens_per_minute_limit_and_settle(limiter):
-    limits = ratelimit.Limits.per_minute(f"t-{uuid.uuid4().hex}", rpm=0, tpm=6000)  # 100 tokens per window
+    limits = ratelimit.Limits(f"t-{uuid.uuid4().hex}", requests=0, tokens=100)
 
     async def go():
         first = uuid.uuid4().hex
@@ -77,7 +88,7 @@ def test_tokens_per_minute_limit_and_settle(limiter):
 
 
 def test_redis_limiter_is_shared_between_clients(redis_url, short_window):
-    limits = ratelimit.Limits.per_minute(f"t-{uuid.uuid4().hex}", rpm=180, tpm=0)  # 3 per window
+    limits = ratelimit.Limits(f"t-{uuid.uuid4().hex}", requests=3, tokens=0, paced=False)
 
     async def go():
         one, two = ratelimit.RedisLimiter(redis_url), ratelimit.RedisLimiter(redis_url)
