@@ -13,7 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -308,9 +308,20 @@ def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | 
                 "prompt_id": prompt_id,
                 "endpoint": endpoint,
             }
-            # Lock the key's existing rounds so two regenerations at once take different rounds.
-            latest = GenerationUnit.objects.select_for_update().filter(**key).aggregate(r=Max("round"))["r"]
-            GenerationUnit.objects.create(job=job, round=0 if latest is None else latest + 1, **key)
+            # Two regenerations at once may read the same highest round; the unique key makes the second
+            # insert fail, and it takes the round after (inside a savepoint, so the job survives).
+            for _ in range(5):
+                latest = GenerationUnit.objects.filter(**key).aggregate(r=Max("round"))["r"]
+                try:
+                    with transaction.atomic():
+                        GenerationUnit.objects.create(
+                            job=job, round=0 if latest is None else latest + 1, **key
+                        )
+                    break
+                except IntegrityError:
+                    continue
+            else:
+                raise LaunchError("too many regenerations of this image at once; try again")
         tasks.start_job.delay_on_commit(job.pk)
     return job
 

@@ -260,3 +260,17 @@ def test_generate_command_waits_and_fails_when_the_job_fails(
         )
     with pytest.raises(CommandError, match="unknown domain"):
         call_command("generate", "captions", "--domain", "nowhere")
+
+
+@pytest.mark.django_db
+def test_each_regeneration_takes_the_next_round_with_the_current_prompt(admin_user, domain):
+    image = ImageFactory(domain=domain)
+    first = services.queue_regeneration(image, stage="captions", by=admin_user)
+    services.save_template(kind="caption", text="Describe the {{ domain }} image.", by=admin_user)
+    second = services.queue_regeneration(image, stage="captions", by=admin_user)
+    third = services.queue_regeneration(image, stage="captions", by=admin_user)
+    units = [job.units.get() for job in (first, second, third)]
+    assert [u.round for u in units] == [0, 0, 1]  # a new prompt version is a new key, starting at round 0
+    assert units[0].prompt.version == 1 and units[1].prompt.version == units[2].prompt.version == 2
+    assert all(job.planned and job.status == JobStatus.QUEUED for job in (first, second, third))
+    assert first.params["regeneration"] is True
