@@ -189,8 +189,14 @@ class LocalLimiter:
 def make_limiter() -> RedisLimiter | LocalLimiter:
     if settings.REDIS_URL:
         return RedisLimiter(settings.REDIS_URL)
-    log.warning("No REDIS_URL: the rate limit is enforced per worker process only (embedded mode).")
+    global _warned
+    if not _warned:
+        log.warning("No REDIS_URL: the rate limit is enforced per worker process only (embedded mode).")
+        _warned = True
     return LocalLimiter()
+
+
+_warned = False
 
 
 async def acquire(limiter, limits: Limits, tokens: int) -> str:

@@ -1,5 +1,6 @@
 """Pages of the generation app (admins only): jobs with live progress, launch, endpoints, prompts, costs."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -107,7 +108,9 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     endpoints = list(Endpoint.objects.all())
     for endpoint in endpoints:
         endpoint.key_set = endpoint_service.key_is_set(endpoint)
-    return render(request, "generation/endpoints.html", {"endpoints": endpoints})
+    return render(
+        request, "generation/endpoints.html", {"endpoints": endpoints, "embedded": settings.EMBEDDED_MODE}
+    )
 
 
 @role_required(ADMIN)

@@ -96,8 +96,9 @@ def launch_job(
     types: list[str] | None = None,
     n_per_type: int = 3,
     seeds_per_prompt: int = 2,
+    start: bool = True,
 ) -> GenerationJob:
-    """Create a queued job for the selection and queue its planning task after commit.
+    """Create a queued job for the selection and (unless start=False) queue its start task after commit.
 
     Not idempotent by itself (each call is a job), but the work is: units done by an earlier job are
     skipped, never generated twice. Raises LaunchError for a bad selection."""
@@ -155,7 +156,8 @@ def launch_job(
         JobEvent.objects.create(
             job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="launched"
         )
-        tasks.start_job.delay_on_commit(job.pk)
+        if start:
+            tasks.start_job.delay_on_commit(job.pk)
     return job
 
 

@@ -226,7 +226,7 @@ def test_malformed_instruction_content_is_retried_then_fails_with_the_reason(
 
 def test_cancelled_job_runs_nothing_and_resume_requires_a_pause(endpoints, fake, domain, admin_user):
     ImageFactory.create_batch(2, domain=domain)
-    job = launch(admin_user, "captions")  # not eager: queued, nothing ran
+    job = launch(admin_user, "captions", start=False)
     assert services.cancel_job(job, by=admin_user)
     job_service.plan_units(job)
     from generation.services import runner
@@ -244,13 +244,8 @@ def test_pause_stops_taking_units_and_resume_finishes_the_job(eager, endpoints, 
     assert job.status == JobStatus.DONE  # eager ran it; now a paused job from scratch:
     ImageFactory.create_batch(2, domain=domain)
     from generation.services import runner
-    from mminstruct_site.celery import app
 
-    app.conf.task_always_eager = False
-    try:
-        job2 = launch(admin_user, "captions")
-    finally:
-        app.conf.task_always_eager = True
+    job2 = launch(admin_user, "captions", start=False)
     assert services.transition(job2, JobStatus.RUNNING)
     job_service.plan_units(job2)
     assert services.pause_job(job2, by=admin_user)
