@@ -49,6 +49,8 @@ class FakeRequest:
     model: str
     kind: str  # "caption" or "instructions" or "?"
     outcome: str
+    schema_name: str = ""  # response_format.json_schema.name, when structured output was asked for
+    image_url: str = ""  # the data URL of a caption request (first 64 characters)
 
 
 class FakeOpenAI:
@@ -178,8 +180,19 @@ class FakeOpenAI:
             return
         kind, type_, n = _describe(payload)
         outcome = self._pick_outcome()
+        schema_name = ((payload.get("response_format") or {}).get("json_schema") or {}).get("name", "")
         with self._lock:
-            self.requests.append(FakeRequest(arrived, handler.path, payload.get("model", ""), kind, outcome))
+            self.requests.append(
+                FakeRequest(
+                    arrived,
+                    handler.path,
+                    payload.get("model", ""),
+                    kind,
+                    outcome,
+                    schema_name,
+                    _image_url(payload),
+                )
+            )
         if outcome == "429":
             handler._reply(
                 429,
@@ -231,6 +244,15 @@ class FakeOpenAI:
                 "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout},
             },
         )
+
+
+def _image_url(payload: dict) -> str:
+    for message in payload.get("messages", []):
+        if isinstance(message.get("content"), list):
+            for part in message["content"]:
+                if part.get("type") == "image_url":
+                    return (part.get("image_url") or {}).get("url", "")[:64]
+    return ""
 
 
 def _describe(payload: dict) -> tuple[str, str | None, int]:

@@ -262,3 +262,22 @@ def test_pause_stops_taking_units_and_resume_finishes_the_job(eager, endpoints, 
         "running",
         "done",
     ]
+
+
+@pytest.mark.parametrize("supports", [True, False])
+def test_structured_output_is_asked_for_only_where_the_endpoint_supports_it(
+    eager, endpoints, fake, domain, admin_user, supports
+):
+    endpoints["text"].__class__.objects.filter(kind="text").update(supports_json_schema=supports)
+    image = ImageFactory(domain=domain)
+    CaptionFactory(image=image, status=ItemStatus.ACCEPTED)
+    launch(admin_user, "instructions", types=["judgement"], n_per_type=4)
+    (request,) = fake.requests
+    assert request.schema_name == ("judgement_instructions" if supports else "")
+    assert Instruction.objects.filter(image=image, status=ItemStatus.DRAFT).count() == 4
+
+
+def test_caption_request_sends_the_image_as_a_data_url(eager, endpoints, fake, domain, admin_user):
+    ImageFactory(domain=domain)
+    launch(admin_user, "captions")
+    assert fake.requests[0].image_url.startswith("data:image/jpeg;base64,")
