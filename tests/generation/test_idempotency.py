@@ -96,3 +96,32 @@ def test_progress_check_requeues_a_stalled_job_whose_chunks_were_lost(
     job.refresh_from_db()
     assert job.status == JobStatus.DONE
     assert Caption.objects.count() == 3 and len(fake.requests) == 3
+
+
+@pytest.mark.django_db
+def test_instruction_prompt_carries_caption_prior_knowledge_and_sampled_seeds(admin_user):
+    from corpus.models import SeedQuestion
+    from tests.corpus.factories import CaptionFactory
+
+    domain = DomainFactory(slug="docs", name="Documents")
+    image = ImageFactory(domain=domain, prior_knowledge="an invoice from 1998")
+    CaptionFactory(image=image, text="A printed invoice with a red stamp.", status="accepted")
+    for i in range(3):
+        SeedQuestion.objects.create(
+            domain=domain, type="short_vqa", question=f"Seed question {i}?", answer="x"
+        )
+    job = services.launch_job(
+        stage="instructions", by=admin_user, domains=["docs"], types=["short_vqa", "judgement"], start=False,
+        seeds_per_prompt=2, n_per_type=5,
+    )  # fmt: skip
+    job_service.plan_units(job)
+    with_seeds = drafting.prepare(
+        job.units.select_related("prompt", "endpoint").get(instruction_type="short_vqa"), job.params
+    )
+    assert "A printed invoice with a red stamp." in with_seeds.prompt
+    assert "an invoice from 1998" in with_seeds.prompt and "exactly 5" in with_seeds.prompt
+    assert with_seeds.prompt.count("Seed question") == 2
+    no_seeds = drafting.prepare(
+        job.units.select_related("prompt", "endpoint").get(instruction_type="judgement"), job.params
+    )
+    assert "(no examples for this domain yet)" in no_seeds.prompt
