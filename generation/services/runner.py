@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
@@ -70,7 +71,15 @@ def run_chunk(job_id: int, unit_ids: list[int]) -> ChunkResult:
         return result
     # A redelivered chunk, or one whose units other lanes already took: skip the finished ones quickly.
     unit_ids = job_service.open_unit_ids(unit_ids)
-    asyncio.run(_run(job, unit_ids, result))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_run(job, unit_ids, result))
+    else:
+        # Called from code that already runs an event loop in this thread (asyncio.run would refuse):
+        # give ours a thread of its own.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, _run(job, unit_ids, result)).result()
     close_old_connections()
     return result
 

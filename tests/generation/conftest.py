@@ -60,10 +60,10 @@ def eager():
     below cover the broker."""
     from mminstruct_site.celery import app
 
-    old = app.conf.task_always_eager
-    app.conf.task_always_eager = True
+    old = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
     yield
-    app.conf.task_always_eager = old
+    app.conf.task_always_eager, app.conf.task_eager_propagates = old
 
 
 class Workers:
