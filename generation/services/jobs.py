@@ -544,9 +544,13 @@ class Progress:
     def finished(self) -> int:
         return self.done + self.failed + self.skipped
 
+    complete: bool = False  # the job has ended
+
     @property
     def percent(self) -> int:
-        return int(100 * self.finished / self.total) if self.total else (100 if self else 0)
+        if not self.total:
+            return 100 if self.complete else 0  # a job not planned yet has no units: 0 %, not 100 %
+        return int(100 * self.finished / self.total)
 
 
 def progress(job: GenerationJob) -> Progress:
@@ -582,6 +586,7 @@ def progress(job: GenerationJob) -> Progress:
         invalid=sums["invalid"] or 0,
         rate=rate,
         eta_seconds=eta,
+        complete=not job.is_active,
     )
 
 

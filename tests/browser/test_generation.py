@@ -7,7 +7,13 @@ import time
 import pytest
 
 from tests.corpus.factories import DomainFactory, ImageFactory
-from tests.generation.conftest import _role_groups, fake, point_endpoints, workers  # noqa: F401 (fixtures)
+from tests.generation.conftest import (  # noqa: F401 (fixtures)
+    _restore_role_groups_after_flushes,
+    _role_groups,
+    fake,
+    point_endpoints,
+    workers,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -40,6 +46,7 @@ def test_admin_launches_a_job_and_sees_the_progress_bar_move(
         page.wait_for_timeout(250)
     assert seen[-1] == 100, seen
     assert any(0 < v < 100 for v in seen), f"the bar never showed a value between 0 and 100: {seen}"
+    assert seen[0] < 100
     assert seen == sorted(seen)
     page.locator("#job-progress[data-status=done]").wait_for(timeout=10_000)
     assert page.locator("[data-count=done]").inner_text() == "8"
