@@ -7,22 +7,15 @@ A job owns units; its counts, tokens and cost are always computed from them (one
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import timedelta
-from decimal import Decimal
-
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Max
 from django.utils import timezone
 
 from corpus.models import Caption, Image, ItemStatus, ReviewStatus
 from corpus.rules import InstructionType
 
 from ..models import (
-    Endpoint,
     EndpointKind,
     GenerationJob,
     GenerationUnit,
@@ -34,6 +27,21 @@ from ..models import (
 )
 from . import endpoints as endpoint_service
 from . import prompts as prompt_service
+
+# Re-exported (explicit `as`): the runner, tasks, views and tests reach them through this module.
+from .reports import Progress as Progress
+from .reports import cost_totals as cost_totals
+from .reports import latest_errors as latest_errors
+from .reports import progress as progress
+from .reports import unit_counts
+from .units import Claim as Claim
+from .units import claim_unit as claim_unit
+from .units import fail_unit as fail_unit
+from .units import lease_seconds as lease_seconds
+from .units import open_unit_ids as open_unit_ids
+from .units import pending_unit_ids as pending_unit_ids
+from .units import release_unit as release_unit
+from .units import sweep_expired
 
 # The one table of allowed job status moves.
 ALLOWED_MOVES: dict[str, set[str]] = {
@@ -334,87 +342,6 @@ def caption_for(image: Image) -> Caption | None:
     return corpus_services.current_caption(image)
 
 
-# --- claims, leases and results -----------------------------------------------------------------
-
-
-def lease_seconds(endpoint: Endpoint) -> float:
-    """How long one unit may take, all attempts included, before another worker may take it over."""
-    if settings.GENERATION_UNIT_LEASE_SECONDS:
-        return settings.GENERATION_UNIT_LEASE_SECONDS
-    per_attempt = endpoint.timeout + max(settings.GENERATION_BACKOFF_CAP, settings.GENERATION_RETRY_AFTER_CAP)
-    return settings.GENERATION_MAX_ATTEMPTS * per_attempt + 60
-
-
-@dataclass
-class Claim:
-    unit: GenerationUnit | None
-    token: str = ""
-    held_until: object = None  # a datetime when another worker holds the unit's lease
-
-
-def claim_unit(unit_id: int, *, lease: float) -> Claim:
-    """Take a pending unit (or a running one whose lease ran out) for this worker. Compare-and-swap."""
-    now = timezone.now()
-    token = uuid.uuid4().hex
-    swapped = GenerationUnit.objects.filter(
-        Q(status=UnitStatus.PENDING) | Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now), pk=unit_id
-    ).update(status=UnitStatus.RUNNING, claim_token=token, lease_expires_at=now + timedelta(seconds=lease))
-    if swapped == 1:
-        unit = GenerationUnit.objects.select_related("prompt", "endpoint").get(pk=unit_id)
-        return Claim(unit, token)
-    row = GenerationUnit.objects.filter(pk=unit_id).values("status", "lease_expires_at").first()
-    if row and row["status"] == UnitStatus.RUNNING:
-        return Claim(None, held_until=row["lease_expires_at"])
-    return Claim(None)
-
-
-def fail_unit(
-    unit_id: int, token: str, *, error: str, attempts: int, tokens_in: int, tokens_out: int, cost
-) -> bool:
-    """Mark a claimed unit failed with the error text (and what its attempts cost). False if not ours."""
-    return (
-        GenerationUnit.objects.filter(pk=unit_id, status=UnitStatus.RUNNING, claim_token=token).update(
-            status=UnitStatus.FAILED,
-            error=error[:2000],
-            attempts=attempts,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost=cost,
-            lease_expires_at=None,
-            finished_at=timezone.now(),
-        )
-        == 1
-    )
-
-
-def release_unit(unit_id: int, token: str, *, attempts: int) -> bool:
-    """Give a claimed unit back (the job was paused or cancelled before it finished)."""
-    return (
-        GenerationUnit.objects.filter(pk=unit_id, status=UnitStatus.RUNNING, claim_token=token).update(
-            status=UnitStatus.PENDING, claim_token="", lease_expires_at=None, attempts=attempts
-        )
-        == 1
-    )
-
-
-def open_unit_ids(unit_ids: list[int]) -> list[int]:
-    """Those of `unit_ids` that are not finished (pending, or running — perhaps for a dead worker)."""
-    return list(
-        GenerationUnit.objects.filter(pk__in=unit_ids, status__in=[UnitStatus.PENDING, UnitStatus.RUNNING])
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-
-
-def pending_unit_ids(job_id: int, *, limit: int) -> list[int]:
-    """Some pending units of the job, for a worker whose own chunk is done (served by unit_job_status_idx)."""
-    return list(
-        GenerationUnit.objects.filter(job_id=job_id, status=UnitStatus.PENDING)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-
-
 def job_status(job_id: int) -> str | None:
     return GenerationJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
 
@@ -431,24 +358,6 @@ def finish_if_complete(job: GenerationJob) -> bool:
     if counts["failed"] and not counts["done"]:
         return transition(job, JobStatus.FAILED, note=f"all {counts['failed']} units failed")
     return transition(job, JobStatus.DONE, note=f"{counts['done']} done, {counts['failed']} failed")
-
-
-def sweep_expired(job: GenerationJob) -> list[int]:
-    """Running units whose lease ran out (their worker died) go back to pending; returns their ids so the
-    caller can queue them. Compare-and-swap per unit, so two sweeps never both take one."""
-    now = timezone.now()
-    ids = list(
-        job.units.filter(status=UnitStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)
-    )
-    if not ids:
-        return []
-    taken = []
-    for unit_id in ids:
-        if GenerationUnit.objects.filter(
-            pk=unit_id, status=UnitStatus.RUNNING, lease_expires_at__lt=now
-        ).update(status=UnitStatus.PENDING, claim_token="", lease_expires_at=None):
-            taken.append(unit_id)
-    return taken
 
 
 # --- controls -----------------------------------------------------------------------------------
@@ -511,105 +420,3 @@ def is_stalled(job: GenerationJob) -> bool:
     ]
     last = max(m for m in marks if m is not None)
     return (timezone.now() - last).total_seconds() > settings.GENERATION_STALL_SECONDS
-
-
-# --- reading ------------------------------------------------------------------------------------
-
-
-def unit_counts(job: GenerationJob) -> dict:
-    rows = job.units.values("status").annotate(n=Count("id"))
-    counts = {s: 0 for s in UnitStatus.values}
-    for row in rows:
-        counts[row["status"]] = row["n"]
-    return counts
-
-
-@dataclass
-class Progress:
-    total: int
-    done: int
-    failed: int
-    skipped: int
-    pending: int
-    running: int
-    tokens_in: int
-    tokens_out: int
-    cost: Decimal
-    drafts: int
-    invalid: int
-    rate: float  # units finished per second since the job started
-    eta_seconds: float | None
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.failed + self.skipped
-
-    complete: bool = False  # the job has ended
-
-    @property
-    def percent(self) -> int:
-        if not self.total:
-            return 100 if self.complete else 0  # a job not planned yet has no units: 0 %, not 100 %
-        return int(100 * self.finished / self.total)
-
-
-def progress(job: GenerationJob) -> Progress:
-    """Counts, tokens, cost, rate and ETA of a job, computed from its units (two queries)."""
-    counts = unit_counts(job)
-    sums = job.units.aggregate(
-        tin=Sum("tokens_in"),
-        tout=Sum("tokens_out"),
-        cost=Sum("cost"),
-        drafts=Sum("drafts"),
-        invalid=Sum("invalid"),
-    )
-    own = sum(counts.values())
-    finished_units = counts[UnitStatus.DONE] + counts[UnitStatus.FAILED]
-    rate, eta = 0.0, None
-    if job.started_at and finished_units:
-        end = job.finished_at or timezone.now()
-        elapsed = max((end - job.started_at).total_seconds(), 0.001)
-        rate = finished_units / elapsed
-        remaining = counts[UnitStatus.PENDING] + counts[UnitStatus.RUNNING]
-        eta = remaining / rate if rate and job.is_active else None
-    return Progress(
-        total=own + job.skipped,
-        done=counts[UnitStatus.DONE],
-        failed=counts[UnitStatus.FAILED],
-        skipped=job.skipped,
-        pending=counts[UnitStatus.PENDING],
-        running=counts[UnitStatus.RUNNING],
-        tokens_in=sums["tin"] or 0,
-        tokens_out=sums["tout"] or 0,
-        cost=sums["cost"] or Decimal(0),
-        drafts=sums["drafts"] or 0,
-        invalid=sums["invalid"] or 0,
-        rate=rate,
-        eta_seconds=eta,
-        complete=not job.is_active,
-    )
-
-
-def latest_errors(job: GenerationJob, limit: int = 10):
-    return job.units.filter(status=UnitStatus.FAILED).order_by("-finished_at", "-id")[:limit]
-
-
-def cost_totals() -> dict[str, list[dict]]:
-    """Tokens and cost of finished units by job, by endpoint and by day (for the admins' cost page)."""
-    units = GenerationUnit.objects.exclude(tokens_in=0, tokens_out=0)
-    fields = {
-        "units": Count("id"),
-        "tokens_in": Sum("tokens_in"),
-        "tokens_out": Sum("tokens_out"),
-        "cost": Sum("cost"),
-    }
-    return {
-        "by_job": list(units.values("job_id", "job__stage").annotate(**fields).order_by("-job_id")[:50]),
-        "by_endpoint": list(units.values("endpoint__name").annotate(**fields).order_by("endpoint__name")),
-        "by_day": list(
-            units.annotate(day=TruncDate("finished_at"))
-            .values("day")
-            .annotate(**fields)
-            .order_by("-day")[:60]
-        ),
-    }
