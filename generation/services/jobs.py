@@ -202,7 +202,7 @@ def plan_units(job: GenerationJob) -> None:
     """Create the job's units (batched). Idempotent: a redelivered planning task finds them made.
 
     A unit that already exists under another job is skipped if that job finished it or still runs it,
-    and adopted (reset to pending) if it failed in a job that has ended."""
+    and adopted (reset to pending) if it failed in a job that has ended or a cancelled job left it."""
     if job.planned:
         return
     image_rows = selected_images(job).values_list("pk", "domain_id")
@@ -234,9 +234,11 @@ def plan_units(job: GenerationJob) -> None:
                 for u in others.select_related("job")
                 if (u.image_id, u.instruction_type, u.prompt_id) in wanted
             ]
-            adopt = [u.pk for u in others if u.status == UnitStatus.FAILED and not u.job.is_active]
+            # Failed in an ended job, or left pending by a cancelled one: this job takes them over.
+            reusable = (UnitStatus.FAILED, UnitStatus.PENDING)
+            adopt = [u.pk for u in others if u.status in reusable and not u.job.is_active]
             if adopt:
-                GenerationUnit.objects.filter(pk__in=adopt, status=UnitStatus.FAILED).update(
+                GenerationUnit.objects.filter(pk__in=adopt, status__in=reusable).update(
                     job=job, status=UnitStatus.PENDING, attempts=0, error="", claim_token="", finished_at=None
                 )
             return len(others) - len(adopt)

@@ -125,3 +125,16 @@ def test_instruction_prompt_carries_caption_prior_knowledge_and_sampled_seeds(ad
         job.units.select_related("prompt", "endpoint").get(instruction_type="judgement"), job.params
     )
     assert "(no examples for this domain yet)" in no_seeds.prompt
+
+
+@pytest.mark.django_db
+def test_units_a_cancelled_job_left_pending_are_taken_over_by_the_next_launch(admin_user):
+    job = planned_job(admin_user, n=3)
+    done = job.units.first()
+    GenerationUnit.objects.filter(pk=done.pk).update(status=UnitStatus.DONE)
+    assert services.cancel_job(job, by=admin_user)
+    again = services.launch_job(stage="captions", by=admin_user, domains=["maps"], start=False)
+    job_service.plan_units(again)
+    assert again.skipped == 1
+    assert again.units.filter(status=UnitStatus.PENDING).count() == 2
+    assert GenerationUnit.objects.count() == 3
