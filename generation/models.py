@@ -1,1 +1,229 @@
-from django.db import models  # noqa: F401
+"""Model endpoints, versioned prompt templates, generation jobs and their units of work.
+
+A GenerationUnit (image × stage × instruction type × prompt version × endpoint × round) is the grain of
+idempotency, retries, cost and progress; a job's counts, tokens and cost are sums over its units.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from corpus.models import Domain, Image
+from corpus.rules import InstructionType
+
+
+class EndpointKind(models.TextChoices):
+    VISION = "vision", "Vision (captions)"
+    TEXT = "text", "Text (instructions)"
+
+
+class Endpoint(models.Model):
+    """A configured model behind an OpenAI-compatible API. The key stays in the environment."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=EndpointKind.choices)
+    base_url = models.URLField(max_length=500)
+    api_key_env = models.CharField(
+        max_length=100,
+        default="OPENAI_API_KEY",
+        help_text="Name of the environment variable that holds the API key (never the key itself).",
+    )
+    model = models.CharField(max_length=200, help_text="Model id sent to the API.")
+    price_in_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    price_out_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    rpm_limit = models.PositiveIntegerField(default=500, help_text="Requests per minute; 0 = no limit.")
+    tpm_limit = models.PositiveIntegerField(default=0, help_text="Tokens per minute; 0 = no limit.")
+    max_concurrency = models.PositiveIntegerField(default=16, help_text="Calls in flight per worker task.")
+    timeout = models.FloatField(default=120.0, help_text="Seconds per call.")
+    supports_json_schema = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False, help_text="The default endpoint of its kind.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(is_default=True), name="endpoint_one_default"
+            ),
+            models.CheckConstraint(condition=Q(max_concurrency__gte=1), name="endpoint_concurrency_positive"),
+            models.CheckConstraint(condition=Q(timeout__gt=0), name="endpoint_timeout_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model})"
+
+
+class PromptKind(models.TextChoices):
+    CAPTION = "caption", "Caption"
+    INSTRUCTION = "instruction", "Instruction"
+
+
+class PromptTemplate(models.Model):
+    """One version of a prompt. Editing makes a new row with version + 1 and moves `is_current` to it.
+
+    Key: (kind, domain or none, instruction_type); caption templates have instruction_type "" and the
+    domain-less one is the default; instruction templates are per type (domain optional)."""
+
+    kind = models.CharField(max_length=20, choices=PromptKind.choices)
+    domain = models.ForeignKey(Domain, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    instruction_type = models.CharField(max_length=20, blank=True, choices=InstructionType.choices)
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    note = models.CharField(max_length=200, blank=True)
+    is_current = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "instruction_type", "domain_id", "-version"]
+        # Partial unique constraints because NULL domains are distinct in a plain unique index.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "instruction_type", "version"],
+                condition=Q(domain__isnull=True),
+                name="prompt_default_version_uniq",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "domain", "instruction_type", "version"],
+                condition=Q(domain__isnull=False),
+                name="prompt_domain_version_uniq",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "instruction_type"],
+                condition=Q(domain__isnull=True, is_current=True),
+                name="prompt_default_one_current",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "domain", "instruction_type"],
+                condition=Q(domain__isnull=False, is_current=True),
+                name="prompt_domain_one_current",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.domain.slug if self.domain_id else "default"
+        what = self.instruction_type or self.kind
+        return f"{what} prompt ({scope}) v{self.version}"
+
+
+class Stage(models.TextChoices):
+    CAPTIONS = "captions", "Captions"
+    INSTRUCTIONS = "instructions", "Instructions"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    CANCELLED = "cancelled", "Cancelled"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class GenerationJob(models.Model):
+    stage = models.CharField(max_length=20, choices=Stage.choices)
+    # {"domains": [slug…], "statuses": [review_status…], "limit": int|None, "image_ids": [..]|None,
+    #  "include_drafts": bool}
+    selection = models.JSONField(default=dict)
+    # {"types": [...], "n_per_type": int, "seeds_per_prompt": int, "regeneration": bool}
+    params = models.JSONField(default=dict)
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="jobs")
+    # The prompt versions in use: {"<domain id or 'default'>/<type or 'caption'>": template id}
+    prompts = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    # Units of the selection that another job already owns (done, or in flight): not this job's work.
+    skipped = models.PositiveIntegerField(default=0)
+    planned = models.BooleanField(default=False, help_text="All units of the selection exist.")
+    error = models.TextField(blank=True)
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # When its pending units were last queued (the stall check waits at least this long before re-queuing).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} ({self.stage}, {self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
+
+
+class JobEvent(models.Model):
+    """One status change of a job: from, to, who, when, why."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20)
+    to_status = models.CharField(max_length=20)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}: {self.from_status or '∅'} → {self.to_status}"
+
+
+class UnitStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class GenerationUnit(models.Model):
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="units")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=20, choices=Stage.choices)
+    instruction_type = models.CharField(max_length=20, blank=True)
+    prompt = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="+")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="+")
+    # 0 for the first generation of a key; a regeneration asked for by review takes the next round, so it
+    # is a new unit that may run although the round before it is done.
+    round = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=UnitStatus.choices, default=UnitStatus.PENDING)
+    # A running unit belongs to a worker until this time; after it, a sweep or a redelivered task may
+    # take it again (the worker died). Long enough for every attempt of one unit.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set by each claim: only the holder of the current token may write the result, so a worker whose
+    # lease ran out (and whose unit someone else took) can never add a second draft.
+    claim_token = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    drafts = models.PositiveIntegerField(default=0, help_text="Captions or instructions written.")
+    invalid = models.PositiveIntegerField(default=0, help_text="Of which broke the type rules.")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "stage", "instruction_type", "prompt", "endpoint", "round"],
+                name="generation_unit_key",
+            ),
+        ]
+        indexes = [
+            # Serves the job's progress counts (GROUP BY status) and "pending units of a job" on resume.
+            models.Index(fields=["job", "status"], name="unit_job_status_idx"),
+            # Serves the cost page's totals by day.
+            models.Index(fields=["finished_at"], name="unit_finished_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Unit {self.pk} ({self.stage} image {self.image_id}, {self.status})"

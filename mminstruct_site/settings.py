@@ -210,6 +210,46 @@ OPENAI_API_KEY = env("OPENAI_API_KEY")
 OPENAI_BASE_URL = env("OPENAI_BASE_URL", "https://api.openai.com/v1")
 OPENAI_VISION_MODEL = env("OPENAI_VISION_MODEL", "gpt-4.1")
 OPENAI_TEXT_MODEL = env("OPENAI_TEXT_MODEL", "gpt-4.1-mini")
+# The two default endpoints made from the variables above (ensure_default_endpoints updates them).
+OPENAI_API_KEY_ENV = env("OPENAI_API_KEY_ENV", "OPENAI_API_KEY")  # the variable's NAME is stored
+OPENAI_RPM_LIMIT = env_int("OPENAI_RPM_LIMIT", 500)
+OPENAI_TPM_LIMIT = env_int("OPENAI_TPM_LIMIT", 0)
+OPENAI_MAX_CONCURRENCY = env_int("OPENAI_MAX_CONCURRENCY", 16)
+OPENAI_TIMEOUT = float(env("OPENAI_TIMEOUT", "120"))
+OPENAI_SUPPORTS_JSON_SCHEMA = env_bool("OPENAI_SUPPORTS_JSON_SCHEMA", True)
+# USD per million tokens (in, out) of the default models; set them for your provider.
+OPENAI_VISION_PRICES = (env("OPENAI_VISION_PRICE_IN", "2.00"), env("OPENAI_VISION_PRICE_OUT", "8.00"))
+OPENAI_TEXT_PRICES = (env("OPENAI_TEXT_PRICE_IN", "0.40"), env("OPENAI_TEXT_PRICE_OUT", "1.60"))
+# The image goes to the vision model downscaled to this longest side, as a base64 data URL.
+GENERATION_IMAGE_MAX_SIDE = env_int("GENERATION_IMAGE_MAX_SIDE", 1024)
+# Units per Celery task; each task keeps up to the endpoint's max_concurrency calls in flight.
+GENERATION_CHUNK_SIZE = env_int("GENERATION_CHUNK_SIZE", 100)
+# A task whose own units are done keeps its calls in flight with other pending units of the job.
+GENERATION_STEAL_WORK = env_bool("GENERATION_STEAL_WORK", True)
+# Retries of transient failures (429, 5xx, timeouts, connection errors, malformed output) per unit.
+GENERATION_MAX_ATTEMPTS = env_int("GENERATION_MAX_ATTEMPTS", 5)
+GENERATION_BACKOFF_BASE = float(env("GENERATION_BACKOFF_BASE", "1.0"))
+GENERATION_BACKOFF_CAP = float(env("GENERATION_BACKOFF_CAP", "30"))
+GENERATION_RETRY_AFTER_CAP = float(env("GENERATION_RETRY_AFTER_CAP", "120"))
+# The rate limiter's window (60 s = per minute; tests shrink it and scale the limits with it) and a
+# safety margin so that arrival jitter at the server never puts limit+1 requests in one window.
+GENERATION_RATE_WINDOW = float(env("GENERATION_RATE_WINDOW", "60"))
+GENERATION_RATE_MARGIN = float(env("GENERATION_RATE_MARGIN", "0.5"))
+# How long a running unit belongs to its worker before a sweep may hand it to another (0 = derive it
+# from the endpoint: every attempt's timeout and backoff plus a minute).
+GENERATION_UNIT_LEASE_SECONDS = env_int("GENERATION_UNIT_LEASE_SECONDS", 0)
+# Output tokens reserved in the token limiter before a call's real usage is known.
+GENERATION_TOKENS_RESERVED = env_int("GENERATION_TOKENS_RESERVED", 1000)
+# A running job whose pending units saw no progress for this long gets them queued again (on a progress
+# poll, `generate --wait` or resume): the backstop if a chunk's message is stuck with a dead worker.
+GENERATION_STALL_SECONDS = env_int("GENERATION_STALL_SECONDS", 300)
+# One OpenAPI enum name for the instruction types, whichever serializer field uses them.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["InstructionTypeEnum"] = "corpus.rules.InstructionType"
+if REDIS_URL:
+    # kombu scans for unacked messages of dead workers every interval × throttle seconds (default 10 × 10);
+    # scan every interval so a killed worker's chunk comes back soon after the visibility timeout.
+    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env_int("CELERY_UNACKED_RESTORE_INTERVAL", 5)
+    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
 
 # (generation settings above this line)
 

@@ -1,0 +1,46 @@
+from django.contrib import admin
+
+from .models import Endpoint, GenerationJob, GenerationUnit, PromptTemplate
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "kind",
+        "model",
+        "base_url",
+        "rpm_limit",
+        "tpm_limit",
+        "max_concurrency",
+        "is_default",
+    )
+    list_filter = ("kind",)
+
+
+@admin.register(PromptTemplate)
+class PromptTemplateAdmin(admin.ModelAdmin):
+    """Read-only here: a new version is made on the Generation › Prompts page, which checks placeholders."""
+
+    list_display = ("__str__", "kind", "domain", "instruction_type", "version", "is_current", "created_at")
+    list_filter = ("kind", "instruction_type", "is_current")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "stage", "status", "endpoint", "launched_by", "created_at")
+    list_filter = ("stage", "status")
+    readonly_fields = [f.name for f in GenerationJob._meta.fields]
+
+
+@admin.register(GenerationUnit)
+class GenerationUnitAdmin(admin.ModelAdmin):
+    list_display = ("id", "job", "image", "stage", "instruction_type", "status", "attempts", "round")
+    list_filter = ("stage", "status")
+    raw_id_fields = ("job", "image", "prompt", "endpoint")

@@ -1,0 +1,81 @@
+"""python manage.py generate captions|instructions --domain SLUG [--domain …] [--model NAME] [--limit N] [--wait]"""
+
+import argparse
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from corpus.rules import InstructionType
+from generation import services
+from generation.models import GenerationJob, JobStatus
+from generation.services import jobs as job_service
+
+
+class Command(BaseCommand):
+    help = "Launch a caption or instruction generation job (run by the Celery workers)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("stage", choices=["captions", "instructions"])
+        parser.add_argument(
+            "--domain", action="append", required=True, dest="domains", help="Domain slug (repeat)."
+        )
+        parser.add_argument(
+            "--model", help="Endpoint name (default: the default endpoint of the stage's kind)."
+        )
+        parser.add_argument("--limit", type=int, help="At most this many images.")
+        parser.add_argument(
+            "--status", action="append", dest="statuses", help="Only images in this review state."
+        )
+        parser.add_argument("--type", action="append", dest="types", choices=InstructionType.values)
+        parser.add_argument("--n", type=int, default=3, help="Questions per type (instructions).")
+        parser.add_argument("--seeds", type=int, default=2, help="Seed questions per prompt (instructions).")
+        parser.add_argument(
+            "--include-drafts", action="store_true", help="Instructions from draft captions too."
+        )
+        parser.add_argument("--wait", action="store_true", help="Show progress until the job ends.")
+        parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+
+    def handle(self, *args, **opts):
+        try:
+            job = services.launch_job(
+                stage=opts["stage"],
+                by=None,
+                domains=opts["domains"],
+                endpoint_name=opts["model"],
+                statuses=opts["statuses"],
+                limit=opts["limit"],
+                include_drafts=opts["include_drafts"],
+                types=opts["types"],
+                n_per_type=opts["n"],
+                seeds_per_prompt=opts["seeds"],
+            )
+        except services.LaunchError as e:
+            raise CommandError(str(e)) from e
+        self.stdout.write(f"Job {job.pk} queued ({job.stage}, endpoint {job.endpoint.name}).")
+        if not opts["wait"]:
+            return
+        bar = tqdm(total=0, unit="unit", file=self.stderr._out, dynamic_ncols=True)
+        try:
+            while True:
+                job = GenerationJob.objects.select_related("endpoint").get(pk=job.pk)
+                job_service.check_progress(job)
+                job.refresh_from_db()
+                p = services.progress(job)
+                bar.total = p.total
+                bar.n = p.finished
+                bar.set_postfix_str(f"{job.status} failed={p.failed} cost=${p.cost:.4f}")
+                bar.refresh()
+                if not job.is_active:
+                    break
+                time.sleep(opts["poll"])
+        finally:
+            bar.close()
+        self.stdout.write(
+            f"Job {job.pk} {job.status}: {p.done} done, {p.failed} failed, {p.skipped} skipped, "
+            f"tokens {p.tokens_in}/{p.tokens_out}, cost ${p.cost:.4f}."
+        )
+        for unit in job_service.latest_errors(job, limit=5):
+            self.stdout.write(f"  unit {unit.pk} (image {unit.image_id}): {unit.error}")
+        if job.status != JobStatus.DONE:
+            raise CommandError(f"job {job.pk} ended {job.status}")

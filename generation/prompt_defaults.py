@@ -1,0 +1,83 @@
+"""The default prompt texts shipped with the project (version 1 of each template).
+
+Written for MMInstruct's recipe: a vision model writes a long, faithful caption; a text model, which never
+sees the image, turns the caption (plus the domain, what was known before, and seed questions of the
+type) into N questions of one type, as JSON. Placeholders are `{{ name }}`; see generation/services/
+prompts.py for the list each kind may use. Plain module (no models) so migrations can import it.
+"""
+
+CAPTION = """You are describing one image from the domain "{{ domain }}" ({{ domain_description }}) for a \
+dataset that teaches a visual assistant. Your description will be the only thing another model sees of \
+the image, so it must be complete and it must be true.
+
+What was known about the image before (may be empty): {{ prior_knowledge }}
+Text found in the image by OCR (may be empty or noisy): {{ ocr_text }}
+
+Write one detailed caption of at least 150 words (150 to 300 words) that:
+- names the main subjects and gives their attributes: colour, shape, size, material, number, state;
+- says where things are (left, right, foreground, background, on, under, next to) and how they relate;
+- describes the setting, background, lighting and viewpoint;
+- quotes any readable text exactly, and uses the OCR text and prior knowledge only where the image \
+confirms them;
+- for this domain, includes the details an expert would look for.
+
+State only what can be seen. Do not guess at things outside the frame, do not add opinions, do not invent \
+details, counts or text. If something is unclear, say that it is unclear. Write plain prose in one to \
+three paragraphs, with no headings, lists or preamble.
+"""
+
+_INSTRUCTION_HEAD = """You write training data for a visual assistant in the domain "{{ domain }}". You \
+cannot see the image; the following caption describes it faithfully and in detail.
+
+<caption>
+{{ caption }}
+</caption>
+What was known about the image before (may be empty): {{ prior_knowledge }}
+
+Write exactly {{ n }} {{ type_name }} questions (type: {{ type }}) about the image.
+"""
+
+_INSTRUCTION_TAIL = """
+Examples of good questions of this type for this domain (match their style, do not copy them):
+{{ seed_questions }}
+
+Every question must be answerable from the caption alone and every answer must agree with it: never ask \
+about anything the caption does not state. Ask about "the image" or "the picture", never about "the \
+caption" or "the description". Make the questions varied: objects, attributes, counts, positions, text, \
+relations and, where the caption allows, simple reasoning. No two questions may be the same.
+
+Answer with JSON only, with no prose and no code fence, in exactly this shape:
+{"instructions": [{"question": "…", "options": […], "answer": "…"}]}
+"""
+
+INSTRUCTION = {
+    "judgement": _INSTRUCTION_HEAD
+    + """
+Each question is a yes/no question. The answer is exactly "Yes" or "No" and "options" is an empty list.
+Balance the answers: about half "Yes" and half "No". A "No" question names something plausible for the \
+scene that the caption contradicts (a wrong colour, count, position or object), never something the \
+caption simply does not mention.
+"""
+    + _INSTRUCTION_TAIL,
+    "multiple_choice": _INSTRUCTION_HEAD
+    + """
+Each question has four options (at least 2, at most 6) in "options", written without letters. Exactly \
+one option is correct according to the caption; the others are plausible but clearly wrong according \
+to it. "answer" is the letter of the correct option: "A" for the first option, "B" for the second, and \
+so on. Vary the position of the correct option between questions.
+"""
+    + _INSTRUCTION_TAIL,
+    "long_vqa": _INSTRUCTION_HEAD
+    + """
+Each question asks for an explanation or a description (what, why, how, describe). Each answer is one \
+to four complete sentences, at least 6 words, ending with a full stop, using specific details from the \
+caption. "options" is an empty list.
+"""
+    + _INSTRUCTION_TAIL,
+    "short_vqa": _INSTRUCTION_HEAD
+    + """
+Each question has one short factual answer: a single word, number or short phrase of at most 8 words, \
+on one line, without a full sentence. "options" is an empty list.
+"""
+    + _INSTRUCTION_TAIL,
+}

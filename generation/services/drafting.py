@@ -1,0 +1,232 @@
+"""From a unit to a model request, and from a model answer to drafts (through corpus.services only).
+
+`prepare` runs before the call (reads the image, caption, seeds); `parse_instructions` is pure;
+`write_result` stores the drafts and marks the unit done in ONE transaction, and only if this worker
+still holds the unit's claim — so a redelivered or duplicated task can never make a second draft.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image as PILImage
+
+from corpus import services as corpus_services
+from corpus.models import Caption, Image, ItemStatus
+
+from ..models import GenerationUnit, Stage, UnitStatus
+from . import prompts as prompt_service
+
+
+class MalformedOutput(ValueError):
+    """The model answered, but not with what the prompt asked for (retried like a transient error)."""
+
+
+class UnitCannotRun(ValueError):
+    """Something the unit needs is missing (no caption, unreadable image): fails the unit at once."""
+
+
+@dataclass
+class Request:
+    unit_id: int
+    stage: str
+    prompt: str
+    image_data_url: str = ""
+    schema: dict | None = None
+    schema_name: str = "instructions"
+    instruction_type: str = ""
+    n: int = 0
+    caption_id: int | None = None
+    est_tokens: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def image_data_url(image: Image, max_side: int | None = None) -> str:
+    """The image downscaled to `max_side` (longest side) as a base64 data URL (JPEG, or PNG with alpha)."""
+    max_side = max_side or settings.GENERATION_IMAGE_MAX_SIDE
+    try:
+        with image.file.open("rb") as fh, PILImage.open(fh) as img:
+            img.load()
+            if max(img.size) > max_side:
+                img.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)
+            has_alpha = img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info)
+            buf = io.BytesIO()
+            if has_alpha:
+                img.convert("RGBA").save(buf, format="PNG", optimize=True)
+                mime = "image/png"
+            else:
+                img.convert("RGB").save(buf, format="JPEG", quality=90)
+                mime = "image/jpeg"
+    except (OSError, ValueError) as e:
+        raise UnitCannotRun(f"cannot read the image file: {e}") from e
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def caption_for_instructions(image: Image, *, include_drafts: bool) -> Caption | None:
+    if include_drafts:
+        return corpus_services.current_caption(image)
+    return Caption.objects.filter(image=image, status=ItemStatus.ACCEPTED).order_by("-id").first()
+
+
+def prepare(unit: GenerationUnit, params: dict) -> Request:
+    """Everything the call needs, read from the database (no network)."""
+    image = Image.objects.select_related("domain").get(pk=unit.image_id)
+    if unit.stage == Stage.CAPTIONS:
+        text = prompt_service.caption_prompt(unit.prompt, image)
+        return Request(
+            unit_id=unit.pk,
+            stage=unit.stage,
+            prompt=text,
+            image_data_url=image_data_url(image),
+            est_tokens=len(text) // 4 + 1000,  # roughly: the image at high detail is ~1000 tokens
+        )
+    caption = caption_for_instructions(image, include_drafts=params.get("include_drafts", True))
+    if caption is None:
+        raise UnitCannotRun("the image has no caption to write instructions from")
+    n = int(params.get("n_per_type") or 3)
+    rng = random.Random(unit.pk)  # the same seeds if the unit runs again
+    seeds = prompt_service.sample_seeds(
+        image.domain_id, unit.instruction_type, int(params.get("seeds_per_prompt", 2)), rng=rng
+    )
+    text = prompt_service.instruction_prompt(
+        unit.prompt, image, caption_text=caption.text, type_=unit.instruction_type, n=n, seeds=seeds
+    )
+    return Request(
+        unit_id=unit.pk,
+        stage=unit.stage,
+        prompt=text,
+        schema=prompt_service.instruction_schema(unit.instruction_type)
+        if unit.endpoint.supports_json_schema
+        else None,
+        schema_name=f"{unit.instruction_type}_instructions",
+        instruction_type=unit.instruction_type,
+        n=n,
+        caption_id=caption.pk,
+        est_tokens=len(text) // 4,
+    )
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+
+
+def parse_instructions(text: str) -> list:
+    """The list of instruction items in a model answer. Tolerant of code fences and prose around the
+    JSON, and of a bare list or another key than "instructions"; strict about it being JSON."""
+    candidates = [m.group(1) for m in _FENCE.finditer(text or "")] + [text or ""]
+    for candidate in candidates:
+        candidate = candidate.strip()
+        for opener, closer in (("{", "}"), ("[", "]")):
+            start, end = candidate.find(opener), candidate.rfind(closer)
+            if start == -1 or end <= start:
+                continue
+            try:
+                data = json.loads(candidate[start : end + 1])
+            except ValueError:
+                continue
+            if isinstance(data, list):
+                return data
+            if isinstance(data, dict):
+                for key in ("instructions", "questions", "items", "data"):
+                    if isinstance(data.get(key), list):
+                        return data[key]
+                if "question" in data:
+                    return [data]
+    raise MalformedOutput(f"the answer is not the JSON asked for: {(text or '')[:120]!r}")
+
+
+def check_caption(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise MalformedOutput("the model returned an empty caption")
+    return text
+
+
+@dataclass
+class Usage:
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: Decimal = Decimal(0)
+    latency_ms: int = 0
+    attempts: int = 0
+
+
+def write_result(
+    unit_id: int,
+    token: str,
+    request: Request,
+    *,
+    text: str,
+    items: list | None,
+    model_name: str,
+    usage: Usage,
+) -> bool:
+    """Store the drafts and mark the unit done, together; False (nothing written) if the claim is lost."""
+    with transaction.atomic():
+        unit = (
+            GenerationUnit.objects.select_for_update()
+            .select_related("endpoint", "prompt")
+            .filter(pk=unit_id, status=UnitStatus.RUNNING, claim_token=token)
+            .first()
+        )
+        if unit is None:
+            return False
+        image = Image.objects.get(pk=unit.image_id)
+        provenance = {
+            "model_name": f"{unit.endpoint.name}/{model_name}"[:200],
+            "prompt_version": unit.prompt.version,
+            "generation_unit_id": unit.pk,
+        }
+        drafts = invalid = 0
+        if unit.stage == Stage.CAPTIONS:
+            corpus_services.create_caption(
+                image,
+                text=text,
+                tokens_in=usage.tokens_in,
+                tokens_out=usage.tokens_out,
+                latency_ms=usage.latency_ms,
+                cost=usage.cost,
+                **provenance,
+            )
+            drafts = 1
+        else:
+            caption = Caption.objects.filter(pk=request.caption_id).first()
+            for item in items or []:
+                if not isinstance(item, dict):
+                    item = {"question": str(item)[:2000], "answer": ""}
+                options = item.get("options")
+                made = corpus_services.create_instruction(
+                    image,
+                    type=unit.instruction_type,
+                    question=str(item.get("question") or ""),
+                    answer=str(item.get("answer") or ""),
+                    options=options
+                    if isinstance(options, list)
+                    else ([] if options in (None, "") else options),
+                    caption=caption,
+                    **provenance,
+                )
+                drafts += 1
+                invalid += made.status == ItemStatus.INVALID
+        GenerationUnit.objects.filter(pk=unit_id).update(
+            status=UnitStatus.DONE,
+            error="",
+            attempts=usage.attempts,
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            cost=usage.cost,
+            latency_ms=usage.latency_ms,
+            drafts=drafts,
+            invalid=invalid,
+            lease_expires_at=None,
+            finished_at=timezone.now(),
+        )
+    return True

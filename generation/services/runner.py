@@ -1,0 +1,245 @@
+"""Run a chunk of units: an asyncio loop keeps up to `max_concurrency` model calls in flight.
+
+The network calls are concurrent; every database step (claim, prepare, write, fail) runs through
+`sync_to_async(thread_sensitive=True)`, i.e. serially on one thread with one connection, and never
+inside a transaction that spans a call. Retries live here (the client has max_retries=0): 429 waits for
+Retry-After (capped), 5xx/timeouts/connection errors/malformed output back off exponentially with full
+jitter, up to GENERATION_MAX_ATTEMPTS; anything else fails the unit at once with the error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from .. import llm, ratelimit
+from ..models import GenerationJob, JobStatus, Stage
+from . import drafting
+from . import endpoints as endpoint_service
+from . import jobs as job_service
+
+log = logging.getLogger(__name__)
+db = sync_to_async(thread_sensitive=True)
+
+
+@dataclass
+class ChunkResult:
+    done: int = 0
+    failed: int = 0
+    released: int = 0
+    skipped: int = 0
+    held: dict[int, object] = field(default_factory=dict)  # unit id → lease expiry (another worker has it)
+    stopped: bool = False
+
+
+def backoff(attempt: int) -> float:
+    """Full-jitter exponential backoff for the attempt-th retry (1-based)."""
+    ceiling = min(settings.GENERATION_BACKOFF_CAP, settings.GENERATION_BACKOFF_BASE * 2 ** (attempt - 1))
+    return random.uniform(0, ceiling)
+
+
+class _JobWatch:
+    """The job's status, re-read at most every 0.5 s, so a pause or cancel stops new work quickly."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.status: str | None = None
+        self.read_at = 0.0
+
+    async def running(self) -> bool:
+        if time.monotonic() - self.read_at > 0.5:
+            self.status = await db(job_service.job_status)(self.job_id)
+            self.read_at = time.monotonic()
+        return self.status == JobStatus.RUNNING
+
+
+def run_chunk(job_id: int, unit_ids: list[int]) -> ChunkResult:
+    """Process these units of the job. Idempotent: units done or owned by a live worker are left alone."""
+    job = GenerationJob.objects.select_related("endpoint").get(pk=job_id)
+    result = ChunkResult()
+    if job.status != JobStatus.RUNNING:
+        result.stopped = True
+        return result
+    # A redelivered chunk, or one whose units other lanes already took: skip the finished ones quickly.
+    unit_ids = job_service.open_unit_ids(unit_ids)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_run(job, unit_ids, result))
+    else:
+        # Called from code that already runs an event loop in this thread (asyncio.run would refuse):
+        # give ours a thread of its own.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, _run(job, unit_ids, result)).result()
+    close_old_connections()
+    return result
+
+
+async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> None:
+    endpoint = job.endpoint
+    client = llm.make_client(
+        base_url=endpoint.base_url, api_key_env=endpoint.api_key_env, timeout=endpoint.timeout
+    )
+    limiter = ratelimit.make_limiter()
+    limits = ratelimit.Limits.per_minute(f"endpoint-{endpoint.pk}", endpoint.rpm_limit, endpoint.tpm_limit)
+    watch = _JobWatch(job.pk)
+    lease = job_service.lease_seconds(endpoint)
+    queue = deque(unit_ids)
+    refill_lock = asyncio.Lock()
+    state = {"exhausted": not settings.GENERATION_STEAL_WORK}
+
+    async def next_unit() -> int | None:
+        # When this chunk's own units run out, keep the lanes busy with other pending units of the job
+        # (the claims keep that single), instead of letting concurrency drain to zero at every chunk's end.
+        if queue:
+            return queue.popleft()
+        async with refill_lock:
+            if not queue and not state["exhausted"]:
+                more = await db(job_service.pending_unit_ids)(job.pk, limit=endpoint.max_concurrency)
+                if more:
+                    queue.extend(more)
+                else:
+                    state["exhausted"] = True
+        return queue.popleft() if queue else None
+
+    async def lane() -> None:
+        while True:
+            if not await watch.running():
+                result.stopped = True
+                return
+            unit_id = await next_unit()
+            if unit_id is None:
+                return
+            await _process(unit_id, job, endpoint, client, limiter, limits, watch, lease, result)
+
+    try:
+        await asyncio.gather(*(lane() for _ in range(endpoint.max_concurrency)))
+    finally:
+        await limiter.close()
+        await client.close()
+        await db(close_old_connections)()
+
+
+async def _process(
+    unit_id, job, endpoint, client, limiter, limits, watch, lease, result: ChunkResult
+) -> None:
+    claim = await db(job_service.claim_unit)(unit_id, lease=lease)
+    if claim.unit is None:
+        if claim.held_until is not None:
+            result.held[unit_id] = claim.held_until
+        else:
+            result.skipped += 1
+        return
+    token = claim.token
+    usage = drafting.Usage()
+    try:
+        request = await db(drafting.prepare)(claim.unit, job.params)
+    except (
+        Exception
+    ) as e:  # an unreadable image, a missing caption, a deleted row: fail this unit, not the chunk
+        log.warning("unit %s cannot run: %s", unit_id, e)
+        await db(job_service.fail_unit)(
+            unit_id,
+            token,
+            error=f"cannot prepare the request: {e}",
+            attempts=0,
+            tokens_in=0,
+            tokens_out=0,
+            cost=0,
+        )
+        result.failed += 1
+        return
+
+    last_error = ""
+    max_attempts = settings.GENERATION_MAX_ATTEMPTS
+    for attempt in range(1, max_attempts + 1):
+        if attempt > 1 and not await watch.running():
+            await db(job_service.release_unit)(unit_id, token, attempts=usage.attempts)
+            result.released += 1
+            return
+        member = await ratelimit.acquire(
+            limiter, limits, request.est_tokens + settings.GENERATION_TOKENS_RESERVED
+        )
+        usage.attempts = attempt
+        wait: float | None = None
+        try:
+            if request.stage == Stage.CAPTIONS:
+                answer = await llm.describe_image(
+                    client, model=endpoint.model, prompt=request.prompt, image_data_url=request.image_data_url
+                )
+            else:
+                answer = await llm.write_json(
+                    client,
+                    model=endpoint.model,
+                    prompt=request.prompt,
+                    schema=request.schema,
+                    schema_name=request.schema_name,
+                )
+        except llm.RateLimited as e:
+            await limiter.settle(limits, member, 0)
+            last_error = str(e)
+            wait = (
+                min(e.retry_after, settings.GENERATION_RETRY_AFTER_CAP) if e.retry_after else backoff(attempt)
+            )
+        except llm.TransientError as e:
+            await limiter.settle(limits, member, 0)
+            last_error = str(e)
+            wait = backoff(attempt)
+        except llm.PermanentError as e:
+            await limiter.settle(limits, member, 0)
+            await db(job_service.fail_unit)(
+                unit_id,
+                token,
+                error=str(e),
+                attempts=attempt,
+                tokens_in=usage.tokens_in,
+                tokens_out=usage.tokens_out,
+                cost=usage.cost,
+            )
+            result.failed += 1
+            return
+        else:
+            await limiter.settle(limits, member, answer.tokens_in + answer.tokens_out)
+            usage.tokens_in += answer.tokens_in
+            usage.tokens_out += answer.tokens_out
+            usage.cost = endpoint_service.cost_of(endpoint, usage.tokens_in, usage.tokens_out)
+            usage.latency_ms = answer.latency_ms
+            try:
+                if request.stage == Stage.CAPTIONS:
+                    text, items = drafting.check_caption(answer.text), None
+                else:
+                    text, items = answer.text, drafting.parse_instructions(answer.text)
+            except drafting.MalformedOutput as e:
+                last_error = f"malformed output: {e}"
+                wait = backoff(attempt)
+            else:
+                wrote = await db(drafting.write_result)(
+                    unit_id, token, request, text=text, items=items, model_name=answer.model, usage=usage
+                )
+                if wrote:
+                    result.done += 1
+                else:
+                    result.skipped += 1  # our lease ran out and another worker took the unit
+                return
+        if attempt < max_attempts and wait is not None:
+            await asyncio.sleep(wait)
+
+    await db(job_service.fail_unit)(
+        unit_id,
+        token,
+        error=f"gave up after {max_attempts} attempts: {last_error}",
+        attempts=max_attempts,
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
+        cost=usage.cost,
+    )
+    result.failed += 1
