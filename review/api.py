@@ -16,7 +16,7 @@ from corpus.services import InvalidTransition, StaleVersion
 
 from .models import HallucinationCategory
 from .services import corrections, queue
-from .services.corrections import GenerationUnavailable, MarkError, MarkInput
+from .services.corrections import MarkError, MarkInput, RegenerationRefused
 from .services.queue import LeaseError, LeaseHeld
 
 # --- output -------------------------------------------------------------------------------------------
@@ -274,18 +274,16 @@ class _ItemViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(revisions)
         return self.get_paginated_response(RevisionSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses={202: dict, 503: dict})
+    @extend_schema(request=None, responses={202: dict, 409: dict})
     @action(detail=True, methods=["post"])
     def regenerate(self, request, pk=None):
-        """Queue a new draft of this item's stage: 202, or 503 when the generation engine is absent."""
+        """Queue a new draft of this item's stage: 202 with the generation job, or 409 with the reason."""
         item = self.get_object()
         try:
-            unit = corrections.request_regeneration(self.kind, item.pk, by=request.user)
-        except GenerationUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response(
-            {"detail": "queued", "unit": getattr(unit, "pk", None)}, status=status.HTTP_202_ACCEPTED
-        )
+            job = corrections.request_regeneration(self.kind, item.pk, by=request.user)
+        except RegenerationRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response({"detail": "queued", "job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
 class ReviewCaptionViewSet(_ItemViewSet):

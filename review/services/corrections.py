@@ -9,6 +9,7 @@ from django.db import transaction
 
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision
 from corpus.services import create_instruction, current_caption, update_item
+from generation import services as generation
 
 from ..models import HallucinationCategory, HallucinationMark
 from .queue import finish_if_done, hold_lease
@@ -17,8 +18,9 @@ ITEM_MODELS: dict[str, type[Caption] | type[Instruction]] = {"caption": Caption,
 MARKABLE_FIELDS = {"caption": ("text",), "instruction": ("question", "options", "answer")}
 
 
-class GenerationUnavailable(Exception):
-    """The generation engine (generation.services.queue_regeneration) is not installed."""
+class RegenerationRefused(Exception):
+    """The generation engine cannot queue this regeneration (e.g. instructions of an image without a
+    caption, or no default endpoint of the right kind); the message says why."""
 
 
 class MarkError(ValueError):
@@ -158,19 +160,18 @@ def add_instruction(
 
 
 def request_regeneration(kind: str, item_id: int, *, by):
-    """Ask the generation engine for a new draft of this item's stage (a caption, or an instruction of
-    the same type). Returns what the engine returns (its generation unit). Raises GenerationUnavailable
-    when the generation app has no queue_regeneration (it is developed separately)."""
-    try:
-        from generation.services import queue_regeneration  # noqa: PLC0415 - optional engine
-    except ImportError:
-        raise GenerationUnavailable(
-            "The generation engine is not available here, so this item cannot be regenerated."
-        ) from None
+    """Ask the generation engine for a new draft of this item's stage (a caption, or instructions of the
+    same type). Not idempotent: each call queues one more round. Returns the one-image GenerationJob;
+    raises RegenerationRefused with the engine's reason."""
     item = get_item(kind, item_id)
-    if kind == "caption":
-        return queue_regeneration(item.image, stage="caption", by=by)
-    return queue_regeneration(item.image, stage="instruction", by=by, instruction_type=item.type)
+    try:
+        if kind == "caption":
+            return generation.queue_regeneration(item.image, stage="captions", by=by)
+        return generation.queue_regeneration(
+            item.image, stage="instructions", by=by, instruction_type=item.type
+        )
+    except generation.LaunchError as exc:
+        raise RegenerationRefused(str(exc)) from exc
 
 
 def image_items(image: Image) -> tuple[list[Caption], list[Instruction]]:

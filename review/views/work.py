@@ -22,7 +22,7 @@ from corpus.services import InvalidTransition, StaleVersion, clean_instruction_f
 
 from ..models import HallucinationCategory
 from ..services import corrections, queue, second_pass
-from ..services.corrections import GenerationUnavailable, MarkError, MarkInput
+from ..services.corrections import MarkError, MarkInput, RegenerationRefused
 from ..services.queue import LeaseError
 
 SESSION_DOMAINS = "review_domains"
@@ -289,12 +289,13 @@ def add_instruction(request, image_id: int):
 @role_required(ANNOTATOR)
 @require_POST
 def regenerate_item(request, kind: str, item_id: int):
-    """Ask the generation engine for a new draft of this item: 202 when queued, 503 when absent."""
+    """Ask the generation engine for a new draft of this item: 202 when queued, 409 with the reason when
+    the engine refuses."""
     item = item_or_404(kind, item_id)
     try:
         corrections.request_regeneration(kind, item.pk, by=request.user)
-    except GenerationUnavailable as exc:
-        return render(request, "review/_flash.html", {"error": str(exc)}, status=503)
+    except RegenerationRefused as exc:
+        return render(request, "review/_flash.html", {"error": str(exc)}, status=409)
     return render(
         request,
         "review/_flash.html",

@@ -3,6 +3,7 @@ from django.db import connection
 
 from corpus.models import ItemStatus, Revision
 from corpus.rules import InstructionType
+from generation.models import GenerationUnit
 from review.models import HallucinationMark
 from review.services.queue import claim_next_image
 from tests.review.conftest import make_pending_image
@@ -165,16 +166,31 @@ def test_history_lists_revisions_in_few_queries(
     assert results[0]["after"]["text"] == "three fixes" and results[0]["by"] == "ann-annotator"
 
 
-def test_regenerate_answers_503_without_the_generation_engine(client, annotator, pending_image):
+def test_regenerating_an_instruction_twice_queues_two_rounds_of_its_type(
+    client, annotator, pending_image
+):
     client.force_login(annotator)
     item = pending_image.instructions.first()
+    url = f"/api/v1/review/instructions/{item.pk}/regenerate/"
+    first = client.post(url)
+    second = client.post(url)
+    assert first.status_code == second.status_code == 202
+    units = GenerationUnit.objects.filter(image=pending_image).order_by("round")
+    assert [(u.stage, u.instruction_type) for u in units] == [("instructions", item.type)] * 2
+    assert units[0].round != units[1].round  # a new round, not deduplicated against the first
+    assert {u.job_id for u in units} == {first.json()["job"], second.json()["job"]}
+
+
+def test_regenerate_instructions_without_a_caption_is_refused_with_the_reason(
+    client, annotator, pending_image
+):
+    client.force_login(annotator)
+    pending_image.captions.all().delete()
+    item = pending_image.instructions.first()
     response = client.post(f"/api/v1/review/instructions/{item.pk}/regenerate/")
-    try:
-        from generation.services import queue_regeneration  # noqa: F401
-    except ImportError:
-        assert response.status_code == 503 and "not available" in response.json()["detail"]
-    else:  # pragma: no cover
-        assert response.status_code == 202
+    assert response.status_code == 409
+    assert "no caption" in response.json()["detail"]
+    assert not GenerationUnit.objects.exists()
 
 
 def test_api_accepts_token_auth(client, annotator, pending_image):

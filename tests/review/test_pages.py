@@ -3,6 +3,7 @@ from django.urls import reverse
 
 from corpus.models import Image, ItemStatus, ReviewStatus, Revision
 from corpus.rules import InstructionType
+from generation.models import GenerationJob
 from review.models import HallucinationMark
 from review.services.queue import claim_next_image
 from tests.corpus.factories import CaptionFactory, DomainFactory
@@ -214,17 +215,15 @@ def test_add_a_missing_instruction_by_hand(client, annotator, pending_image):
     )
 
 
-def test_regenerate_without_the_generation_engine_says_so(client, annotator, pending_image):
+def test_regenerate_a_caption_queues_a_one_image_generation_job(client, annotator, pending_image):
     client.force_login(annotator)
     caption = pending_image.captions.get()
     response = client.post(reverse("review:regenerate", args=["caption", caption.pk]))
-    try:
-        from generation.services import queue_regeneration  # noqa: F401
-    except ImportError:
-        assert response.status_code == 503
-        assert "generation engine is not available" in response.content.decode()
-    else:  # pragma: no cover - once the generation branch is merged, the lead's integration test covers it
-        assert response.status_code == 202
+    assert response.status_code == 202
+    job = GenerationJob.objects.get()
+    assert (job.stage, job.launched_by) == ("captions", annotator)
+    unit = job.units.get()
+    assert (unit.image_id, unit.stage, unit.instruction_type) == (pending_image.pk, "captions", "")
 
 
 def test_history_shows_revisions_as_diffs(client, annotator, researcher, pending_image):
