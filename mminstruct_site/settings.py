@@ -244,11 +244,15 @@ GENERATION_TOKENS_RESERVED = env_int("GENERATION_TOKENS_RESERVED", 1000)
 # poll, `generate --wait` or resume): the backstop if a chunk's message is stuck with a dead worker.
 GENERATION_STALL_SECONDS = env_int("GENERATION_STALL_SECONDS", 300)
 # One OpenAPI enum name for the instruction types, whichever serializer field uses them.
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["InstructionTypeEnum"] = "corpus.rules.InstructionType"
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["InstructionTypeEnum"] = (
+    "corpus.rules.InstructionType"
+)
 if REDIS_URL:
     # kombu scans for unacked messages of dead workers every interval × throttle seconds (default 10 × 10);
     # scan every interval so a killed worker's chunk comes back soon after the visibility timeout.
-    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env_int("CELERY_UNACKED_RESTORE_INTERVAL", 5)
+    CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env_int(
+        "CELERY_UNACKED_RESTORE_INTERVAL", 5
+    )
     CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
 
 # (generation settings above this line)

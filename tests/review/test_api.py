@@ -166,9 +166,7 @@ def test_history_lists_revisions_in_few_queries(
     assert results[0]["after"]["text"] == "three fixes" and results[0]["by"] == "ann-annotator"
 
 
-def test_regenerating_an_instruction_twice_queues_two_rounds_of_its_type(
-    client, annotator, pending_image
-):
+def test_regenerating_an_instruction_twice_queues_two_rounds_of_its_type(client, annotator, pending_image):
     client.force_login(annotator)
     item = pending_image.instructions.first()
     url = f"/api/v1/review/instructions/{item.pk}/regenerate/"
