@@ -1,0 +1,90 @@
+"""Each role sees only its part of the platform: one table of pages and endpoints from every app, checked
+for every role, with the right answer for a wrong role (403) and for an anonymous visitor (login page for
+pages, 401/403 for the API). Nothing is created: a refused request must not reach the service."""
+
+import pytest
+from django.test import Client
+
+from exports.models import ExportSpec
+from generation.models import GenerationJob
+
+pytestmark = pytest.mark.django_db
+
+ADMIN_ONLY_PAGES = [
+    "/images/import/",
+    "/django-admin/",
+    "/generation/",
+    "/generation/endpoints/",
+    "/generation/prompts/",
+    "/generation/costs/",
+    "/review/stats/",
+]
+ANNOTATOR_PAGES = ["/review/"]
+RESEARCHER_PAGES = ["/exports/", "/exports/new/"]
+EVERY_ROLE_PAGES = ["/", "/domains/", "/images/"]
+
+
+def status_of(client: Client, method: str, url: str) -> int:
+    return getattr(client, method)(
+        url, **({"content_type": "application/json"} if method == "post" else {})
+    ).status_code
+
+
+@pytest.mark.parametrize("url", ADMIN_ONLY_PAGES + ANNOTATOR_PAGES + RESEARCHER_PAGES + EVERY_ROLE_PAGES)
+def test_admin_opens_every_page(client, admin_user, url):
+    client.force_login(admin_user)
+    assert status_of(client, "get", url) == 200
+
+
+@pytest.mark.parametrize("url", ADMIN_ONLY_PAGES + RESEARCHER_PAGES)
+def test_annotator_gets_403_on_admin_and_export_pages(client, annotator, url):
+    client.force_login(annotator)
+    assert status_of(client, "get", url) == 403
+
+
+@pytest.mark.parametrize("url", ADMIN_ONLY_PAGES + ANNOTATOR_PAGES)
+def test_researcher_gets_403_on_admin_and_review_pages(client, researcher, url):
+    client.force_login(researcher)
+    assert status_of(client, "get", url) == 403
+
+
+@pytest.mark.parametrize("url", ANNOTATOR_PAGES + RESEARCHER_PAGES + EVERY_ROLE_PAGES[1:])
+def test_user_without_a_role_gets_403(client, outsider, url):
+    client.force_login(outsider)
+    assert status_of(client, "get", url) == 403
+
+
+@pytest.mark.parametrize(
+    "url", ADMIN_ONLY_PAGES[:1] + ADMIN_ONLY_PAGES[2:] + ANNOTATOR_PAGES + RESEARCHER_PAGES + EVERY_ROLE_PAGES
+)
+def test_anonymous_visitor_is_sent_to_login(client, url):
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_annotator_cannot_launch_jobs_or_build_exports(client, annotator):
+    client.force_login(annotator)
+    assert client.post("/generation/", {"stage": "captions"}).status_code == 403
+    assert status_of(client, "post", "/api/v1/generation/jobs/") == 403
+    assert client.post("/exports/new/", {"name": "sneaky"}).status_code == 403
+    assert status_of(client, "post", "/api/v1/exports/") == 403
+    assert not GenerationJob.objects.exists() and not ExportSpec.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "method,url",
+    [
+        ("get", "/api/v1/images/"),
+        ("get", "/api/v1/generation/jobs/"),
+        ("post", "/api/v1/review/images/next/"),
+        ("get", "/api/v1/exports/"),
+    ],
+)
+def test_anonymous_api_request_is_refused(client, method, url):
+    assert status_of(client, method, url) in (401, 403)
+
+
+def test_admin_role_manages_users_in_the_django_admin(client, admin_user, annotator):
+    client.force_login(admin_user)
+    assert client.get("/django-admin/auth/user/").status_code == 200
+    assert client.get(f"/django-admin/auth/user/{annotator.pk}/change/").status_code == 200
