@@ -384,4 +384,9 @@
   });
 
   init();
+  // htmx wires its hx-post forms on DOMContentLoaded; this listener runs after its own, so from here on
+  // every form and shortcut works (browser tests wait for this marker, as a fast annotator cannot).
+  const markReady = () => { root.dataset.ready = "true"; };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", markReady);
+  else setTimeout(markReady, 0);
 })();

@@ -36,6 +36,8 @@ def _patient_with_a_loaded_machine(page):
 
 
 def article(page, item):
+    """The item's box, once the page's script and htmx are wired (a native submit would otherwise GET)."""
+    expect(page.locator('#review-root[data-ready="true"]')).to_have_count(1)
     kind = "caption" if isinstance(item, Caption) else "instruction"
     return page.locator(f"#item-{kind}-{item.pk}")
 
