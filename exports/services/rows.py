@@ -133,6 +133,12 @@ def _unescape_field(text: str) -> str:
     return _ESCAPE_RE.sub(lambda m: _UNESCAPE.get(m.group(1), m.group(1)), text) if "\\" in text else text
 
 
+def _slow_lines(text: str) -> Iterator[list[str]]:
+    for line in text[:-1].split("\n"):
+        fields = line.split("\t")
+        yield [_unescape_field(field) for field in fields] if "\\" in line else fields
+
+
 def _iter_copy_text(query: str) -> Iterator[list[str]]:
     """Rows of `COPY (query) TO STDOUT`, read straight from libpq (psycopg's `pgconn`).
 
@@ -153,6 +159,7 @@ def _iter_copy_text(query: str) -> Iterator[list[str]]:
             pass
         raise errors.DatabaseError(f"export COPY did not start: {message!r}")
     get = pgconn.get_copy_data
+    ncolumns = len(COLUMNS)
     finished = False
     try:
         while True:
@@ -161,13 +168,16 @@ def _iter_copy_text(query: str) -> Iterator[list[str]]:
                 break
             if nbytes == -2:
                 raise errors.DatabaseError(f"export COPY failed: {pgconn.error_message!r}")
-            text = str(data, "utf-8")[:-1]  # one CopyData message = one row, ending in a newline
-            # Newlines inside values are escaped, so a raw one means several rows in one message.
-            for line in text.split("\n") if "\n" in text else (text,):
-                if "\\" in line:
-                    yield [_unescape_field(field) for field in line.split("\t")]
-                else:
-                    yield line.split("\t")
+            # One CopyData message = one row ending in a newline (tabs and newlines inside values are
+            # escaped), so the usual message splits into exactly len(COLUMNS) fields, the last one
+            # ending in the newline. Anything else (several rows in one message) takes the slow path.
+            text = str(data, "utf-8")
+            fields = text.split("\t")
+            if len(fields) != ncolumns or "\\" in text:
+                yield from _slow_lines(text)
+                continue
+            fields[-1] = fields[-1][:-1]
+            yield fields
         finished = True
     finally:
         if not finished:
