@@ -211,10 +211,21 @@ def child_idle() -> None:
 
 def child_build() -> None:
     child_setup()
+    import logging
+
     from exports.models import ExportSpec
     from exports.services.build import build_version
     from exports.services.specs import allocate_version
 
+    phases: dict = {}
+
+    class Phases(logging.Handler):
+        def emit(self, record):
+            phases.update(getattr(record, "export_timings", {}))
+
+    build_log = logging.getLogger("exports.services.build")
+    build_log.addHandler(Phases())
+    build_log.setLevel(logging.INFO)
     spec = ExportSpec.objects.get(name="bench")
     version = allocate_version(spec, by=None)
     started = time.perf_counter()
@@ -233,6 +244,7 @@ def child_build() -> None:
                 "sha256": version.sha256,
                 "bytes": version.size_bytes,
                 "instructions": version.counts["instructions"],
+                "phases": phases,
             }
         )
     )

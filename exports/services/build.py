@@ -295,8 +295,11 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
     sinks = _Sinks(workdir, formats)
     index_path = workdir / "index.part"
     images_path = workdir / "images.tsv"
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
     with snapshot():
         total = count_rows(selection)
+        timings["count"] = time.perf_counter() - clock
         on_progress(0, total)
         with open(index_path, "wb", buffering=1 << 20) as index_fp, open(images_path, "wb") as images_fp:
             try:
@@ -310,6 +313,7 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
                 )
             finally:
                 sinks.close()
+    timings["stream"] = time.perf_counter() - clock - timings["count"]
 
     files = {
         name: {
@@ -340,9 +344,11 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
                         raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
                     yield Member(arcname, source, expect_sha256=sha)
 
+    timings["manifest"] = time.perf_counter() - clock - timings["count"] - timings["stream"]
     archive = workdir / "archive.tar"
     sha, size = write_tar(archive, members())
-    return {"archive": archive, "sha256": sha, "size": size, "head": head}
+    timings["tar"] = time.perf_counter() - clock - sum(timings.values())
+    return {"archive": archive, "sha256": sha, "size": size, "head": head, "timings": timings}
 
 
 def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult, files: dict) -> dict:
@@ -456,6 +462,12 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
     try:
         built = build_archive(
             version.spec, workdir, on_progress=lambda done, total: progress.write(version.pk, done, total)
+        )
+        log.info(
+            "export %s built: %s",
+            version,
+            ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in built["timings"].items()),
+            extra={"export_timings": built["timings"]},
         )
         relative = version_path(version)
         final = root / relative
