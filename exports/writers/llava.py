@@ -4,9 +4,7 @@ million records never sit in memory together."""
 from collections.abc import Iterable
 from typing import BinaryIO
 
-import orjson
-
-from . import Record, conversations
+from . import Record, encode_record
 
 _BATCH = 256
 
@@ -21,11 +19,7 @@ class LlavaWriter:
         self.count = 0
 
     def write(self, record: Record) -> None:
-        self._pending.append(
-            orjson.dumps(
-                {"id": record.id, "image": record.image, "conversations": conversations(record.turns)}
-            )
-        )
+        self._pending.append(encode_record(record))
         self.count += 1
         if len(self._pending) >= _BATCH:
             self._flush()

@@ -4,9 +4,7 @@ InternVL's chat fine-tuning data reads."""
 from collections.abc import Iterable
 from typing import BinaryIO
 
-import orjson
-
-from . import Record, conversations
+from . import Record, encode_record
 
 _BATCH = 256
 
@@ -18,12 +16,7 @@ class ShareGptWriter:
         self.count = 0
 
     def write(self, record: Record) -> None:
-        self._pending.append(
-            orjson.dumps(
-                {"id": record.id, "image": record.image, "conversations": conversations(record.turns)},
-                option=orjson.OPT_APPEND_NEWLINE,
-            )
-        )
+        self._pending.append(encode_record(record) + b"\n")
         self.count += 1
         if len(self._pending) >= _BATCH:
             self._flush()
