@@ -5,10 +5,7 @@ The push classes (`LlavaWriter` …) exist so one pass over the database can fee
 splits at once; the `write_*` functions are the same writers for a plain iterator."""
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import NamedTuple
-
-import orjson
 
 from exports.formatting import IMAGE_TOKEN
 
@@ -33,31 +30,3 @@ def conversations(turns: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     if out:
         out[0] = {"from": "human", "value": f"{IMAGE_TOKEN}\n{out[0]['value']}"}
     return out
-
-
-@lru_cache(maxsize=64)
-def _record_template(turns: int) -> bytes:
-    turn = b'{"from":"human","value":"%s"},{"from":"gpt","value":"%s"}'
-    return b'{"id":"%s","image":"%s","conversations":[' + b",".join([turn] * turns) + b"]}"
-
-
-def encode_record(record: Record) -> bytes:
-    """`{"id", "image", "conversations"}` of a record as compact JSON: the bytes of
-    `orjson.dumps({"id": …, "image": …, "conversations": conversations(record.turns)})`, made faster.
-
-    All the record's texts are escaped by one orjson call on a flat list. When no text holds a quote
-    (no `\\"` in the output), every `"` byte delimits a text, so `","` occurs only between two items
-    and cuts them apart exactly; the escaped texts then fill a template. Otherwise (a quote, or a text
-    ending in a backslash) the plain dict encoding is used."""
-    flat = [record.id, record.image]
-    for human, gpt in record.turns:
-        flat += (human, gpt)
-    turns = (len(flat) - 2) // 2
-    if turns:
-        flat[2] = f"{IMAGE_TOKEN}\n{flat[2]}"
-    encoded = orjson.dumps(flat)
-    if b'\\"' not in encoded and encoded.startswith(b'["') and encoded.endswith(b'"]'):
-        return _record_template(turns) % tuple(encoded[2:-2].split(b'","'))
-    return orjson.dumps(
-        {"id": record.id, "image": record.image, "conversations": conversations(record.turns)}
-    )

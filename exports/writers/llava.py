@@ -4,7 +4,9 @@ million records never sit in memory together."""
 from collections.abc import Iterable
 from typing import BinaryIO
 
-from . import Record, encode_record
+import orjson
+
+from . import Record, conversations
 
 _BATCH = 256
 
@@ -19,7 +21,11 @@ class LlavaWriter:
         self.count = 0
 
     def write(self, record: Record) -> None:
-        self._pending.append(encode_record(record))
+        self._pending.append(
+            orjson.dumps(
+                {"id": record.id, "image": record.image, "conversations": conversations(record.turns)}
+            )
+        )
         self.count += 1
         if len(self._pending) >= _BATCH:
             self._flush()

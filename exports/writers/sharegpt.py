@@ -4,7 +4,9 @@ InternVL's chat fine-tuning data reads."""
 from collections.abc import Iterable
 from typing import BinaryIO
 
-from . import Record, encode_record
+import orjson
+
+from . import Record, conversations
 
 _BATCH = 256
 
@@ -16,7 +18,12 @@ class ShareGptWriter:
         self.count = 0
 
     def write(self, record: Record) -> None:
-        self._pending.append(encode_record(record) + b"\n")
+        self._pending.append(
+            orjson.dumps(
+                {"id": record.id, "image": record.image, "conversations": conversations(record.turns)},
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
+        )
         self.count += 1
         if len(self._pending) >= _BATCH:
             self._flush()

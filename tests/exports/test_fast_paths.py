@@ -5,12 +5,10 @@ thread) against hashlib over the finished bytes."""
 import hashlib
 import random
 
-import orjson
 import pytest
 
 from exports.archive import BackgroundSha256, HashingWriter, Member, write_tar
 from exports.services.build import _splitter, split_of
-from exports.writers import Record, conversations, encode_record
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1e-12, 0.05, 0.5, 0.95, 0.999999, 1 - 2**-53, 1.0])
@@ -58,46 +56,3 @@ def test_the_tar_digest_is_the_sha256_of_the_archive_file(tmp_path):
     sha, size = write_tar(out, sources)
     assert size == out.stat().st_size
     assert sha == hashlib.sha256(out.read_bytes()).hexdigest()
-
-
-def _nasty_text(rng: random.Random, quotes: bool) -> str:
-    pieces = [
-        "",
-        "a",
-        '"',
-        ",",
-        '",',
-        '","',
-        "\\",
-        "\\\\",
-        "]",
-        "[",
-        "%s",
-        "%",
-        "\n",
-        "\t",
-        "\x00",
-        "\x1f",
-        "é",
-        "✓",
-        "{",
-        "}",
-    ]
-    if not quotes:  # texts without a quote take the template path of encode_record
-        pieces = [p for p in pieces if '"' not in p]
-    return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
-
-
-@pytest.mark.parametrize("quotes", [False, True])
-@pytest.mark.parametrize("seed", range(3))
-def test_encode_record_gives_the_bytes_of_the_plain_dict_encoding(seed, quotes):
-    rng = random.Random(seed)
-
-    def _nasty(rng):
-        return _nasty_text(rng, quotes)
-
-    for _ in range(5000):
-        turns = [(_nasty(rng), _nasty(rng)) for _ in range(rng.randint(0, 6))]
-        record = Record(_nasty(rng) or "image-1", _nasty(rng), "d", turns, [], [])
-        plain = orjson.dumps({"id": record.id, "image": record.image, "conversations": conversations(turns)})
-        assert encode_record(record) == plain, record
