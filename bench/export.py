@@ -310,8 +310,11 @@ def main() -> None:
                 f"  run {run + 1}: COPY floor psql {floor['seconds']:.2f}s / psycopg {floor['psycopg_seconds']:.2f}s "
                 f"({floor['bytes'] / 1e6:.0f} MB)  build {build['seconds']:.2f}s (CPU {build['cpu_seconds']:.2f}s; "
                 f"{build['bytes'] / 1e6:.0f} MB archive, "
-                f"{build['instructions']:,} instr)  ratio {build['seconds'] / floor['seconds']:.2f}×  "
-                f"peak RSS {build['vmhwm_kb'] / 1024:.1f} MiB  load {loadavg()}"
+                f"{build['instructions']:,} instr)  ratio {build['seconds'] / floor['seconds']:.2f}× "
+                f"(CPU {build['cpu_seconds'] / floor['seconds']:.2f}×)  "
+                f"peak RSS {build['vmhwm_kb'] / 1024:.1f} MiB  load {loadavg()}\n"
+                f"         phases: "
+                + ", ".join(f"{phase} {sec:.2f}s" for phase, sec in build.get("phases", {}).items())
             )
             for path in Path(exports_root).rglob("*.tar"):
                 path.unlink()
@@ -319,10 +322,14 @@ def main() -> None:
         floor_s = statistics.median(f["seconds"] for f in floors)
         build_s = statistics.median(b["seconds"] for b in builds)
         ratios = [b["seconds"] / f["seconds"] for f, b in zip(floors, builds, strict=True)]
+        cpu_ratios = [b["cpu_seconds"] / f["seconds"] for f, b in zip(floors, builds, strict=True)]
         results[size] = {
             "floor": floor_s,
             "build": build_s,
             "ratio": statistics.median(ratios),
+            "best": min(ratios),
+            "worst": max(ratios),
+            "cpu_ratio": statistics.median(cpu_ratios),
             "rss_kb": max(b["vmhwm_kb"] for b in builds),
             "identical": len(shas) == 1,
             "psycopg_floor": statistics.median(f["psycopg_seconds"] for f in floors),
@@ -331,19 +338,21 @@ def main() -> None:
             "read_check": stages["read_check"],
         }
         print(
-            f"  median: floor {floor_s:.2f}s build {build_s:.2f}s ratio {results[size]['ratio']:.2f}×; "
+            f"  median: floor {floor_s:.2f}s build {build_s:.2f}s ratio {results[size]['ratio']:.2f}× "
+            f"(best {min(ratios):.2f}×, worst {max(ratios):.2f}×; CPU {results[size]['cpu_ratio']:.2f}×); "
             f"peak RSS {results[size]['rss_kb'] / 1024:.1f} MiB; all {args.runs} builds byte-identical: "
             f"{results[size]['identical']}\n"
         )
     print(
         "| instructions | COPY floor psql (s) | COPY via psycopg (s) | rows read (s) | read + rule check (s) "
-        "| build wall (s) | build CPU (s) | build / floor | peak RSS (MiB) |"
+        "| build wall (s) | build CPU (s) | build / floor (best–worst) | build CPU / floor | peak RSS (MiB) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size, r in results.items():
         print(
             f"| {size:,} | {r['floor']:.2f} | {r['psycopg_floor']:.2f} | {r['read']:.2f} | {r['read_check']:.2f} "
-            f"| {r['build']:.2f} | {r['cpu']:.2f} | {r['ratio']:.2f}× | {r['rss_kb'] / 1024:.1f} |"
+            f"| {r['build']:.2f} | {r['cpu']:.2f} | {r['ratio']:.2f}× ({r['best']:.2f}–{r['worst']:.2f}) "
+            f"| {r['cpu_ratio']:.2f}× | {r['rss_kb'] / 1024:.1f} |"
         )
     if 100_000 in results and 1_000_000 in results:
         small, big = results[100_000], results[1_000_000]
