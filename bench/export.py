@@ -7,9 +7,12 @@
     .venv/bin/python bench/export.py --sizes 100000 --runs 2
 
 For each size: seed (4 accepted instructions per image, 25 domains), VACUUM ANALYZE, then alternate
-`COPY (the export's own SELECT) TO STDOUT` read by psycopg (the floor) with a full build of the export
-(count, COPY binary stream, rule checks, formatting, data file, manifest, card, tar, sha256s) — each
-build in a fresh subprocess whose peak RSS (VmHWM) is reported. Prints a table and the acceptance checks.
+`COPY (the export's own SELECT) TO STDOUT` read by psql into /dev/null (the floor; also by psycopg's Copy
+iterator, for reference) with a full build of the export (count, text COPY stream, rule checks,
+formatting, data file, manifest, card, tar, sha256s) — each build in a fresh subprocess whose wall time,
+CPU time (all its threads), peak RSS (VmHWM) and phase timings (count / stream / manifest / tar, from
+the build's log) are reported. Prints a table and the acceptance checks (median of the runs; best and
+worst run too, since the machine is shared).
 """
 
 import argparse
