@@ -42,7 +42,7 @@ from exports.writers.sharegpt import ShareGptWriter
 
 from . import progress
 from .card import render_card
-from .rows import count_rows, iter_rows
+from .rows import count_rows, iter_images
 from .specs import ExportError, Selection, parse_selection, transition
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class _Sinks:
 
 
 def stream_records(
-    rows: Iterable[tuple],
+    images: Iterable[list],
     *,
     spec: ExportSpec,
     sinks: _Sinks,
@@ -163,17 +163,17 @@ def stream_records(
     images_fp,
     on_progress: Callable[[int], None],
 ) -> StreamResult:
-    """The hot loop: check each row against the type rules, group by image, format, fan out to the
-    writers of its split, and note the instruction's revision in the index. Rows arrive ordered by
-    (image id, instruction id).
+    """The hot loop: check each instruction against the type rules, format, fan out to the writers of
+    its image's split, and note the instruction's revision in the index. `images` (from
+    rows.iter_images) come in image-id order, each with its instructions in id order.
 
-    Written for a million rows: names bound to locals, per-image (not per-row) work hoisted into the
-    image-change branch, per-row output kept as strings joined in batches."""
+    Written for a million rows: names bound to locals, per-image work done once per image (on its
+    first valid instruction: an image whose instructions are all skipped is not exported), per-row
+    output kept as strings joined in batches."""
     result = StreamResult()
     records = result.records
     skipped = result.skipped
     check = check_instruction
-    loads = orjson.loads
     fmt_question = format_question
     multi_turn = spec.conversation_mode == ConversationMode.MULTI_TURN
     copy_images = spec.image_mode == ImageMode.COPY
@@ -184,78 +184,64 @@ def stream_records(
     image_lines: list[str] = []
     counts_by_group: dict[tuple[str, str], Counter] = {}
 
-    current_image = None
-    split = path = domain = abs_file = ""
-    writers: list = []
-    turns: list[tuple[str, str]] = []
-    ids: list = []
-    types: list[str] = []
-
     mcq = "multiple_choice"
-    no_options: list = []  # shared: the rules and the writers only read options
     suffix = HINT_SUFFIX
     index_write = index_fp.write
     seen = 0
-    type_counts: Counter = Counter()
-    index_dom = index_split = ""
-    for seen, (iid, ver, typ, question, options_text, answer, image_id, sha, file_name, dom) in enumerate(
-        rows, 1
-    ):
-        # Only MCQ rows carry options; anything else with options is parsed so the rules can refuse it.
-        options = loads(options_text) if typ == mcq or options_text != "[]" else no_options
-        if check(typ, question, options, answer):
-            skipped[check(typ, question, options, answer)[0].rule] += 1
-            continue
-        if image_id != current_image:
-            if turns:
-                record = Record(f"image-{current_image}", path, domain, turns, ids, types, abs_file)
+    next_report = 8192
+    for image_id, sha, file_name, dom, instructions in images:
+        split = ""  # set on the image's first valid instruction
+        turns: list[tuple[str, str]] = []
+        ids: list = []
+        types: list[str] = []
+        for iid, ver, typ, question, options, answer in instructions:
+            if check(typ, question, options, answer):
+                skipped[check(typ, question, options, answer)[0].rule] += 1
+                continue
+            if not split:
+                split = split_for(sha)
+                writers = sinks.writers(split)
+                # Per image, not per row: the counter of its (domain, split) and the index line's pieces.
+                type_counts = counts_by_group.get((dom, split))
+                if type_counts is None:
+                    type_counts = counts_by_group[(dom, split)] = Counter()
+                index_dom = f',"{dom}","'
+                index_split = f'","{split}"],\n'
+                abs_file = f"{media_root}/{file_name}"
+                if copy_images:
+                    path = image_arcname(dom, sha, file_name)
+                    image_lines.append(f"{path}\t{file_name}\t{sha}\n")
+                else:
+                    path = file_name
+                result.images += 1
+            human = fmt_question(typ, question, options) if typ == mcq else question.strip() + suffix[typ]
+            if multi_turn:
+                turns.append((human, answer.strip()))
+                ids.append(iid)
+                types.append(typ)
+            else:
+                record = Record(
+                    f"instruction-{iid}", path, dom, [(human, answer.strip())], [iid], [typ], abs_file
+                )
                 for writer in writers:
                     writer.write(record)
                 records[split] += 1
-                turns, ids, types = [], [], []
-            current_image = image_id
-            domain = dom
-            split = split_for(sha)
-            writers = sinks.writers(split)
-            # Per image, not per row: the counter of its (domain, split) and the index line's pieces.
-            type_counts = counts_by_group.get((dom, split))
-            if type_counts is None:
-                type_counts = counts_by_group[(dom, split)] = Counter()
-            index_dom = f',"{dom}","'
-            index_split = f'","{split}"],\n'
-            abs_file = f"{media_root}/{file_name}"
-            if copy_images:
-                path = image_arcname(dom, sha, file_name)
-                image_lines.append(f"{path}\t{file_name}\t{sha}\n")
-            else:
-                path = file_name
-            result.images += 1
-        human = fmt_question(typ, question, options) if typ == mcq else question.strip() + suffix[typ]
-        if multi_turn:
-            turns.append((human, answer.strip()))
-            ids.append(iid)
-            types.append(typ)
-        else:
-            record = Record(
-                f"instruction-{iid}", path, domain, [(human, answer.strip())], [iid], [typ], abs_file
-            )
+            type_counts[typ] += 1
+            index_append(f"[{iid},{ver}{index_dom}{typ}{index_split}")
+        if turns:
+            record = Record(f"image-{image_id}", path, dom, turns, ids, types, abs_file)
             for writer in writers:
                 writer.write(record)
             records[split] += 1
-        type_counts[typ] += 1
-        index_append(f"[{iid},{ver}{index_dom}{typ}{index_split}")
-        if len(index_lines) >= 8192:
+        seen += len(instructions)
+        if seen >= next_report:
+            next_report = seen + 8192
             index_write("".join(index_lines).encode())
             index_lines.clear()
             if image_lines:
                 images_fp.write("".join(image_lines).encode())
                 image_lines.clear()
             on_progress(seen)
-    if turns:
-        record = Record(f"image-{current_image}", path, domain, turns, ids, types, abs_file)
-        for writer in writers:
-            writer.write(record)
-        records[split] += 1
     # Every index line ends in ",\n"; the last one's comma is dropped when the manifest is made.
     if index_lines:
         index_write("".join(index_lines).encode())
@@ -304,7 +290,7 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
         with open(index_path, "wb", buffering=1 << 20) as index_fp, open(images_path, "wb") as images_fp:
             try:
                 result = stream_records(
-                    iter_rows(selection),
+                    iter_images(selection),
                     spec=spec,
                     sinks=sinks,
                     index_fp=index_fp,
