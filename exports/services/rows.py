@@ -176,8 +176,8 @@ _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00"
 
 def _iter_copy_json(query: str) -> Iterator[list]:
     """Rows of `COPY (query) TO STDOUT (FORMAT binary)` for a query of one json column, parsed. Each
-    tuple is: int16 field count (1), int32 length, the bytes; the first message also holds the 19-byte
-    file header, the last one is the int16 -1 trailer."""
+    tuple is: int16 field count (1), int32 length, the bytes; the first message also holds the file
+    header, the last one is the int16 -1 trailer."""
     from psycopg import errors
 
     loads = orjson.loads
@@ -188,7 +188,8 @@ def _iter_copy_json(query: str) -> Iterator[list]:
             if first:
                 if bytes(data[:11]) != _BINARY_HEADER:
                     raise errors.DatabaseError("export COPY: not a binary COPY header")
-                data = data[19:]
+                # signature, int32 flags, int32 length of the header extension, the extension
+                data = data[19 + int.from_bytes(data[15:19], "big") :]
                 first = False
                 if not len(data):
                     continue
