@@ -96,10 +96,68 @@ def normalize_answer(type_: str, answer: str) -> str:
     return text
 
 
+# The answer letters allowed for n options (a substring test, as in the full check below).
+_LABELS_FOR = {n: OPTION_LABELS[:n] for n in range(MCQ_MIN_OPTIONS, MCQ_MAX_OPTIONS + 1)}
+_LONG_ENDINGS = ".!?\"')"
+
+
 def check_instruction(
     type_: str, question: str, options: list[str] | None, answer: str
 ) -> list[RuleViolation]:
-    """Every rule the instruction breaks; an empty list means it is valid. Does not normalise."""
+    """Every rule the instruction breaks; an empty list means it is valid. Does not normalise.
+
+    Exports call this for every row, so a valid instruction of plain str fields is recognised first with
+    the fewest operations; anything else (or anything the fast test is unsure of) goes through the full
+    check, which alone builds violations. The fast test only ever answers "valid" when the full check
+    would return [] (tests/corpus/test_rules_equivalence.py compares the two over generated inputs)."""
+    if type(question) is str and type(answer) is str:
+        a = answer.strip()
+        # `question and not question.isspace()` is `question.strip() != ""` without making a copy.
+        if (
+            a
+            and question
+            and not question.isspace()
+            and len(question) <= QUESTION_MAX_CHARS
+            and len(answer) <= ANSWER_MAX_CHARS
+        ):
+            if type_ == "multiple_choice":
+                n = len(options) if type(options) is list else 0
+                if MCQ_MIN_OPTIONS <= n <= MCQ_MAX_OPTIONS and a in _LABELS_FOR[n]:
+                    try:
+                        cleaned = list(map(str.strip, options))  # TypeError for an option that is no str
+                    except TypeError:
+                        cleaned = None
+                    if (
+                        cleaned
+                        and all(cleaned)
+                        and max(map(len, cleaned)) <= OPTION_MAX_CHARS
+                        and len(set(map(str.lower, cleaned))) == n
+                    ):
+                        return []
+            elif not options:
+                # split(None, k) stops after k words: enough to tell "more than k" / "at least k+1".
+                if type_ == "judgement":
+                    if a in JUDGEMENT_ANSWERS:
+                        return []
+                elif type_ == "short_vqa":
+                    if (
+                        len(a) <= SHORT_ANSWER_MAX_CHARS
+                        and "\n" not in a
+                        and len(a.split(None, SHORT_ANSWER_MAX_WORDS)) <= SHORT_ANSWER_MAX_WORDS
+                    ):
+                        return []
+                elif (
+                    type_ == "long_vqa"
+                    and a[-1] in _LONG_ENDINGS
+                    and len(a.split(None, LONG_ANSWER_MIN_WORDS - 1)) >= LONG_ANSWER_MIN_WORDS
+                ):
+                    return []
+    return _check_instruction_full(type_, question, options, answer)
+
+
+def _check_instruction_full(
+    type_: str, question: str, options: list[str] | None, answer: str
+) -> list[RuleViolation]:
     violations: list[RuleViolation] = []
 
     def fail(field: str, rule: str, message: str) -> None:

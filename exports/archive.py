@@ -2,13 +2,19 @@
 files give byte-identical archives (and the same sha256) whenever and wherever they are built.
 
 Written by hand on top of tarfile.TarInfo.tobuf (headers) so that the archive's sha256 is computed in
-the same pass that writes it, with large copy buffers."""
+the same pass that writes it, with large copy buffers. The hashing runs in a worker thread (hashlib
+releases the GIL on large buffers), so it overlaps the reading and writing — and, for the data files,
+the database stream: `HashingWriter` hashes a data file while it is being written, so no second pass
+reads it back."""
 
 import hashlib
+import queue
 import tarfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _RECORD = tarfile.RECORDSIZE  # 20 blocks, what tarfile pads to
@@ -37,40 +43,108 @@ def _header(arcname: str, size: int) -> bytes:
     return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
+class BackgroundSha256:
+    """sha256 of a stream of bytes chunks, computed in a worker thread; when `fp` is given, the thread
+    also writes each chunk to it (in order). At most `depth` chunks wait, so memory stays bounded."""
+
+    def __init__(self, fp: BinaryIO | None = None, *, depth: int = 16):
+        self._fp = fp
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="export-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        update, fp = self._digest.update, self._fp
+        while (chunk := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so the producer never blocks
+            try:
+                update(chunk)
+                if fp is not None:
+                    fp.write(chunk)
+            except BaseException as exc:  # re-raised in the producer by hexdigest()
+                self._error = exc
+
+    def update(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        """Wait for the queued chunks; the digest of all of them."""
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+class HashingWriter:
+    """A write-only binary file that hashes what it writes (in a worker thread, see BackgroundSha256).
+    Only for callers that pass bytes they do not mutate afterwards (the JSON writers)."""
+
+    def __init__(self, fp: BinaryIO):
+        self._fp = fp
+        self._sha = BackgroundSha256(fp)
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        data = bytes(data)  # a no-op for bytes; a copy for a reused buffer
+        self._sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        self._sha.close()
+        self._fp.close()
+
+
 def write_tar(out: Path, members: Iterable[Member]) -> tuple[str, int]:
     """Write `members` (an iterable, in the order given) to `out`; return (sha256, size) of the archive."""
-    digest = hashlib.sha256()
+    digest = BackgroundSha256(depth=4)  # 1 MiB chunks: a few MiB in flight at most
     size = 0
-    with open(out, "wb") as fp:
+    with open(out, "wb", buffering=_COPY) as fp:
+        try:
 
-        def emit(data: bytes) -> None:
-            nonlocal size
-            digest.update(data)
-            fp.write(data)
-            size += len(data)
+            def emit(data: bytes) -> None:
+                nonlocal size
+                digest.update(data)  # hashed by the worker thread while this one writes
+                fp.write(data)
+                size += len(data)
 
-        for member in members:
-            length = member.source.stat().st_size
-            emit(_header(member.arcname, length))
-            check = hashlib.sha256() if member.expect_sha256 else None
-            copied = 0
-            with open(member.source, "rb") as src:
-                while chunk := src.read(_COPY):
-                    if check is not None:
-                        check.update(chunk)
-                    emit(chunk)
-                    copied += len(chunk)
-            if copied != length:
-                raise MemberChecksumError(f"{member.source} changed size while being archived")
-            if check is not None and check.hexdigest() != member.expect_sha256:
-                raise MemberChecksumError(
-                    f"{member.source} does not match its sha256 {member.expect_sha256} (corrupted file?)"
-                )
-            if length % _BLOCK:
-                emit(b"\0" * (_BLOCK - length % _BLOCK))
-        emit(b"\0" * (2 * _BLOCK))
-        if size % _RECORD:
-            emit(b"\0" * (_RECORD - size % _RECORD))
+            for member in members:
+                length = member.source.stat().st_size
+                emit(_header(member.arcname, length))
+                check = hashlib.sha256() if member.expect_sha256 else None
+                copied = 0
+                with open(member.source, "rb", buffering=0) as src:
+                    while chunk := src.read(_COPY):
+                        if check is not None:
+                            check.update(chunk)
+                        emit(chunk)
+                        copied += len(chunk)
+                if copied != length:
+                    raise MemberChecksumError(f"{member.source} changed size while being archived")
+                if check is not None and check.hexdigest() != member.expect_sha256:
+                    raise MemberChecksumError(
+                        f"{member.source} does not match its sha256 {member.expect_sha256} (corrupted file?)"
+                    )
+                if length % _BLOCK:
+                    emit(b"\0" * (_BLOCK - length % _BLOCK))
+            emit(b"\0" * (2 * _BLOCK))
+            if size % _RECORD:
+                emit(b"\0" * (_RECORD - size % _RECORD))
+        finally:
+            digest.close()
     return digest.hexdigest(), size
 
 

@@ -1,6 +1,8 @@
 """How an instruction becomes a human turn and a model turn in a training record — the one place the
 per-type answer hints live. Pure functions, used by every writer through exports/services/build.py."""
 
+from operator import add
+
 from corpus.rules import OPTION_LABELS, InstructionType
 
 IMAGE_TOKEN = "<image>"
@@ -20,15 +22,15 @@ ANSWER_HINT: dict[str, str] = {
 # (the same text format_question makes, without a call per row).
 HINT_SUFFIX = {str(type_): f"\n{hint}" if hint else "" for type_, hint in ANSWER_HINT.items()}
 _MCQ = InstructionType.MULTIPLE_CHOICE.value
+_OPTION_PREFIXES = tuple(f"{label}. " for label in OPTION_LABELS)
 
 
 def format_question(type_: str, question: str, options: list[str]) -> str:
     """The human turn's text (without the image token): question, MCQ options one per line as "A. …",
     then the type's hint on its own line."""
     if type_ == _MCQ:
-        lines = "\n".join(
-            f"{label}. {option.strip()}" for label, option in zip(OPTION_LABELS, options, strict=False)
-        )
+        # "A. " + option.strip() per option, as many as there are labels (like zip).
+        lines = "\n".join(map(add, _OPTION_PREFIXES, map(str.strip, options)))
         return f"{question.strip()}\n{lines}{HINT_SUFFIX[_MCQ]}"
     return question.strip() + HINT_SUFFIX.get(type_, "")
 

@@ -16,6 +16,7 @@ writers into per-split data files, then a deterministic tar with manifest.json a
 
 import hashlib
 import logging
+import math
 import os
 import shutil
 import time
@@ -31,7 +32,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from corpus.rules import check_instruction
-from exports.archive import Member, file_sha256, write_tar
+from exports.archive import HashingWriter, Member, file_sha256, write_tar
 from exports.formatting import HINT_SUFFIX, format_question
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode, VersionStatus
 from exports.writers import Record
@@ -41,7 +42,7 @@ from exports.writers.sharegpt import ShareGptWriter
 
 from . import progress
 from .card import render_card
-from .rows import count_rows, iter_rows
+from .rows import count_rows, iter_images
 from .specs import ExportError, Selection, parse_selection, transition
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,24 @@ def split_of(seed: int, sha256: str, train_ratio: float) -> str:
     return "train" if value < train_ratio * 2**64 else "validation"
 
 
+def _splitter(seed: int, train_ratio: float) -> Callable[[str], str]:
+    """split_of(seed, ·, train_ratio) for many images: the same answer, with the constant parts of the
+    computation done once (the first 8 digest bytes compared as bytes against the threshold's)."""
+    prefix = f"{seed}:".encode()
+    bound = train_ratio * 2**64  # value < bound ⇔ value < ceil(bound) for an integer value
+    if bound > 2**64 - 1:
+        return lambda sha256: "train"
+    if bound <= 0:
+        return lambda sha256: "validation"
+    threshold = math.ceil(bound).to_bytes(8, "big")
+    sha = hashlib.sha256
+
+    def split(sha256: str) -> str:
+        return "train" if sha(prefix + sha256.encode()).digest()[:8] < threshold else "validation"
+
+    return split
+
+
 def image_arcname(domain: str, sha256: str, file_name: str) -> str:
     ext = Path(file_name).suffix.lower() or ".bin"
     return f"images/{domain}/{sha256}{ext}"
@@ -93,6 +112,7 @@ class _Sinks:
         self.workdir = workdir
         self.formats = formats
         self.files: dict[str, Path] = {}
+        self.hashers: dict[str, HashingWriter] = {}
         self._open: dict[str, list] = {}
         self._handles: list = []
 
@@ -105,6 +125,12 @@ class _Sinks:
                 path = self.workdir / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fp = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+                if fmt != ExportFormat.PARQUET:
+                    # The JSON writers hand over finished bytes: hash them on the way to the disk (in a
+                    # worker thread) instead of reading the file back. pyarrow writes through its own
+                    # buffers, so Parquet is hashed after it is closed.
+                    fp = HashingWriter(fp)
+                    self.hashers[name] = fp
                 self._handles.append(fp)
                 self.files[name] = path
                 writer = {
@@ -117,17 +143,19 @@ class _Sinks:
         return found
 
     def close(self) -> None:
-        if not self._open:
-            self.writers("train")  # an empty selection still yields (empty) train files, never none
-        for writers in self._open.values():
-            for writer in writers:
-                writer.close()
-        for fp in self._handles:
-            fp.close()
+        try:
+            if not self._open:
+                self.writers("train")  # an empty selection still yields (empty) train files, never none
+            for writers in self._open.values():
+                for writer in writers:
+                    writer.close()
+        finally:
+            for fp in self._handles:  # also stops the hashing threads
+                fp.close()
 
 
 def stream_records(
-    rows: Iterable[tuple],
+    images: Iterable[list],
     *,
     spec: ExportSpec,
     sinks: _Sinks,
@@ -135,101 +163,91 @@ def stream_records(
     images_fp,
     on_progress: Callable[[int], None],
 ) -> StreamResult:
-    """The hot loop: check each row against the type rules, group by image, format, fan out to the
-    writers of its split, and note the instruction's revision in the index. Rows arrive ordered by
-    (image id, instruction id)."""
+    """The hot loop: check each instruction against the type rules, format, fan out to the writers of
+    its image's split, and note the instruction's revision in the index. `images` (from
+    rows.iter_images) come in image-id order, each with its instructions in id order.
+
+    Written for a million rows: names bound to locals, per-image work done once per image (on its
+    first valid instruction: an image whose instructions are all skipped is not exported), per-row
+    output kept as strings joined in batches."""
     result = StreamResult()
-    counts = result.counts
     records = result.records
     skipped = result.skipped
     check = check_instruction
-    loads = orjson.loads
     fmt_question = format_question
     multi_turn = spec.conversation_mode == ConversationMode.MULTI_TURN
     copy_images = spec.image_mode == ImageMode.COPY
     media_root = str(settings.MEDIA_ROOT)
-    seed, ratio = spec.seed, spec.train_ratio
+    split_for = _splitter(spec.seed, spec.train_ratio)
     index_lines: list[str] = []
+    index_append = index_lines.append
     image_lines: list[str] = []
     counts_by_group: dict[tuple[str, str], Counter] = {}
-
-    current_image = None
-    split = path = domain = abs_file = ""
-    writers: list = []
-    turns: list[tuple[str, str]] = []
-    ids: list[int] = []
-    types: list[str] = []
-
-    def flush_image() -> None:
-        if not turns:
-            return
-        record = Record(f"image-{current_image}", path, domain, turns, ids, types, abs_file)
-        for writer in writers:
-            writer.write(record)
-        records[split] += 1
 
     mcq = "multiple_choice"
     suffix = HINT_SUFFIX
     index_write = index_fp.write
     seen = 0
-    type_counts: Counter = Counter()
-    index_dom = index_split = ""
-    for seen, (iid, ver, typ, question, options_text, answer, image_id, sha, file_name, dom) in enumerate(
-        rows, 1
-    ):
-        # Only MCQ rows carry options; anything else with options is parsed so the rules can refuse it.
-        options = loads(options_text) if typ == mcq or options_text != "[]" else []
-        violations = check(typ, question, options, answer)
-        if violations:
-            skipped[violations[0].rule] += 1
-            continue
-        if image_id != current_image:
+    next_report = 8192
+    for image_id, sha, file_name, dom, instructions in images:
+        split = ""  # set on the image's first valid instruction
+        turns: list[tuple[str, str]] = []
+        ids: list = []
+        types: list[str] = []
+        for iid, ver, typ, question, options, answer in instructions:
+            if check(typ, question, options, answer):
+                skipped[check(typ, question, options, answer)[0].rule] += 1
+                continue
+            if not split:
+                split = split_for(sha)
+                writers = sinks.writers(split)
+                # Per image, not per row: the counter of its (domain, split) and the index line's pieces.
+                type_counts = counts_by_group.get((dom, split))
+                if type_counts is None:
+                    type_counts = counts_by_group[(dom, split)] = Counter()
+                index_dom = f',"{dom}","'
+                index_split = f'","{split}"],\n'
+                abs_file = f"{media_root}/{file_name}"
+                if copy_images:
+                    path = image_arcname(dom, sha, file_name)
+                    image_lines.append(f"{path}\t{file_name}\t{sha}\n")
+                else:
+                    path = file_name
+                result.images += 1
+            human = fmt_question(typ, question, options) if typ == mcq else question.strip() + suffix[typ]
             if multi_turn:
-                flush_image()
-                turns, ids, types = [], [], []
-            current_image = image_id
-            domain = dom
-            split = split_of(seed, sha, ratio)
-            writers = sinks.writers(split)
-            # Per image, not per row: the counter of its (domain, split) and the index line's pieces.
-            type_counts = counts_by_group.setdefault((dom, split), Counter())
-            index_dom = f',"{dom}","'
-            index_split = f'","{split}"],\n'
-            abs_file = f"{media_root}/{file_name}"
-            if copy_images:
-                path = image_arcname(dom, sha, file_name)
-                image_lines.append(f"{path}\t{file_name}\t{sha}\n")
+                turns.append((human, answer.strip()))
+                ids.append(iid)
+                types.append(typ)
             else:
-                path = file_name
-            result.images += 1
-        human = fmt_question(typ, question, options) if typ == mcq else question.strip() + suffix[typ]
-        if multi_turn:
-            turns.append((human, answer.strip()))
-            ids.append(iid)
-            types.append(typ)
-        else:
-            record = Record(
-                f"instruction-{iid}", path, domain, [(human, answer.strip())], [iid], [typ], abs_file
-            )
+                record = Record(
+                    f"instruction-{iid}", path, dom, [(human, answer.strip())], [iid], [typ], abs_file
+                )
+                for writer in writers:
+                    writer.write(record)
+                records[split] += 1
+            type_counts[typ] += 1
+            index_append(f"[{iid},{ver}{index_dom}{typ}{index_split}")
+        if turns:
+            record = Record(f"image-{image_id}", path, dom, turns, ids, types, abs_file)
             for writer in writers:
                 writer.write(record)
             records[split] += 1
-        type_counts[typ] += 1
-        index_lines.append(f"[{iid},{ver}{index_dom}{typ}{index_split}")
-        if len(index_lines) >= 4096:
+        seen += len(instructions)
+        if seen >= next_report:
+            next_report = seen + 8192
             index_write("".join(index_lines).encode())
             index_lines.clear()
             if image_lines:
                 images_fp.write("".join(image_lines).encode())
                 image_lines.clear()
             on_progress(seen)
-    if multi_turn:
-        flush_image()
     # Every index line ends in ",\n"; the last one's comma is dropped when the manifest is made.
     if index_lines:
         index_write("".join(index_lines).encode())
     if image_lines:
         images_fp.write("".join(image_lines).encode())
+    counts = result.counts
     for (dom, split_name), per_type in counts_by_group.items():
         for typ, n in per_type.items():
             counts[(dom, typ, split_name)] += n
@@ -263,13 +281,16 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
     sinks = _Sinks(workdir, formats)
     index_path = workdir / "index.part"
     images_path = workdir / "images.tsv"
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
     with snapshot():
         total = count_rows(selection)
+        timings["count"] = time.perf_counter() - clock
         on_progress(0, total)
         with open(index_path, "wb", buffering=1 << 20) as index_fp, open(images_path, "wb") as images_fp:
             try:
                 result = stream_records(
-                    iter_rows(selection),
+                    iter_images(selection),
                     spec=spec,
                     sinks=sinks,
                     index_fp=index_fp,
@@ -278,9 +299,13 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
                 )
             finally:
                 sinks.close()
+    timings["stream"] = time.perf_counter() - clock - timings["count"]
 
     files = {
-        name: {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        name: {
+            "bytes": path.stat().st_size,
+            "sha256": sinks.hashers[name].hexdigest() if name in sinks.hashers else file_sha256(path),
+        }
         for name, path in sorted(sinks.files.items())
     }
     head = _manifest_head(spec, selection, result, files)
@@ -305,9 +330,11 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
                         raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
                     yield Member(arcname, source, expect_sha256=sha)
 
+    timings["manifest"] = time.perf_counter() - clock - timings["count"] - timings["stream"]
     archive = workdir / "archive.tar"
     sha, size = write_tar(archive, members())
-    return {"archive": archive, "sha256": sha, "size": size, "head": head}
+    timings["tar"] = time.perf_counter() - clock - sum(timings.values())
+    return {"archive": archive, "sha256": sha, "size": size, "head": head, "timings": timings}
 
 
 def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult, files: dict) -> dict:
@@ -421,6 +448,12 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
     try:
         built = build_archive(
             version.spec, workdir, on_progress=lambda done, total: progress.write(version.pk, done, total)
+        )
+        log.info(
+            "export %s built: %s",
+            version,
+            ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in built["timings"].items()),
+            extra={"export_timings": built["timings"]},
         )
         relative = version_path(version)
         final = root / relative

@@ -25,7 +25,8 @@ class Record(NamedTuple):
 def conversations(turns: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     """Alternating human/gpt turns; only the first human turn carries the image token."""
     out: list[dict[str, str]] = []
-    for index, (human, gpt) in enumerate(turns):
-        out.append({"from": "human", "value": f"{IMAGE_TOKEN}\n{human}" if index == 0 else human})
-        out.append({"from": "gpt", "value": gpt})
+    for human, gpt in turns:
+        out += ({"from": "human", "value": human}, {"from": "gpt", "value": gpt})
+    if out:
+        out[0] = {"from": "human", "value": f"{IMAGE_TOKEN}\n{out[0]['value']}"}
     return out

@@ -1,0 +1,58 @@
+"""The build's speed-ups must not change what it computes: the precomputed split test against
+split_of, and the hashing writers (a data file hashed while written, the archive hashed in a worker
+thread) against hashlib over the finished bytes."""
+
+import hashlib
+import random
+
+import pytest
+
+from exports.archive import BackgroundSha256, HashingWriter, Member, write_tar
+from exports.services.build import _splitter, split_of
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1e-12, 0.05, 0.5, 0.95, 0.999999, 1 - 2**-53, 1.0])
+@pytest.mark.parametrize("seed", [0, 1, 12345])
+def test_the_precomputed_split_agrees_with_split_of(seed, ratio):
+    rng = random.Random(seed * 7 + int(ratio * 1000))
+    split = _splitter(seed, ratio)
+    shas = [hashlib.sha256(rng.randbytes(16)).hexdigest() for _ in range(3000)]
+    assert [split(sha) for sha in shas] == [split_of(seed, sha, ratio) for sha in shas]
+    if 0 < ratio < 1:  # both sides are reached
+        assert {split(sha) for sha in shas} == {"train", "validation"} or ratio < 0.01 or ratio > 0.99
+
+
+def test_a_hashing_writer_writes_and_hashes_every_byte_in_order(tmp_path):
+    path = tmp_path / "data.json"
+    rng = random.Random(3)
+    chunks = [rng.randbytes(rng.choice([0, 1, 511, 4096, 300_000])) for _ in range(200)]
+    writer = HashingWriter(open(path, "wb"))  # noqa: SIM115 - closed by the writer
+    for chunk in chunks:
+        writer.write(chunk)
+    writer.write(bytearray(b"a reused buffer"))
+    writer.close()
+    data = b"".join(chunks) + b"a reused buffer"
+    assert path.read_bytes() == data
+    assert writer.size == len(data)
+    assert writer.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_failing_write_in_the_worker_thread_reaches_the_caller(tmp_path):
+    fp = open(tmp_path / "x", "wb")  # noqa: SIM115
+    fp.close()  # writing to it raises ValueError in the worker thread
+    sha = BackgroundSha256(fp)
+    sha.update(b"lost")
+    with pytest.raises(ValueError):
+        sha.hexdigest()
+
+
+def test_the_tar_digest_is_the_sha256_of_the_archive_file(tmp_path):
+    sources = []
+    for index, size in enumerate([0, 1, 512, 3 * 1024 * 1024 + 7]):
+        path = tmp_path / f"f{index}"
+        path.write_bytes(random.Random(index).randbytes(size))
+        sources.append(Member(f"data/f{index}", path))
+    out = tmp_path / "a.tar"
+    sha, size = write_tar(out, sources)
+    assert size == out.stat().st_size
+    assert sha == hashlib.sha256(out.read_bytes()).hexdigest()
