@@ -132,11 +132,9 @@ class Image(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [
-            # Serves the review queue's next-item claim: one lookup per requested domain, smallest
-            # pending id first (see ../shared/PERFORMANCE-NOTES.md, "Claiming the next item").
-            models.Index(
-                fields=["domain", "id"], condition=Q(review_status="pending"), name="image_claim_pending_idx"
-            ),
+            # The review queue's next-item claim is served by review_claim_idx on (domain_id, (id + 0))
+            # WHERE review_status = 'pending', made by review's migration 0002 (an expression index: the
+            # claim orders by id + 0 so that no planner cost setting can choose a primary-key walk).
             # Serves the sweep of expired leases.
             models.Index(
                 fields=["lease_expires_at"],
