@@ -33,35 +33,22 @@ def ensure_default_endpoints() -> dict[str, Endpoint]:
     with transaction.atomic():
         for kind, name in DEFAULT_NAMES.items():
             has_default = Endpoint.objects.filter(kind=kind, is_default=True).exclude(name=name).exists()
+            fields = {
+                "kind": kind,
+                "base_url": settings.OPENAI_BASE_URL,
+                "api_key_env": settings.OPENAI_API_KEY_ENV,
+                "model": models[kind],
+                "price_in_per_m": Decimal(prices[kind][0]),
+                "price_out_per_m": Decimal(prices[kind][1]),
+                "rpm_limit": settings.OPENAI_RPM_LIMIT,
+                "tpm_limit": settings.OPENAI_TPM_LIMIT,
+                "max_concurrency": settings.OPENAI_MAX_CONCURRENCY,
+                "timeout": settings.OPENAI_TIMEOUT,
+                "supports_json_schema": settings.OPENAI_SUPPORTS_JSON_SCHEMA,
+            }
+            # is_default only on creation: an admin's later choice of default is kept.
             endpoint, _ = Endpoint.objects.update_or_create(
-                name=name,
-                defaults={
-                    "kind": kind,
-                    "base_url": settings.OPENAI_BASE_URL,
-                    "api_key_env": settings.OPENAI_API_KEY_ENV,
-                    "model": models[kind],
-                    "price_in_per_m": Decimal(prices[kind][0]),
-                    "price_out_per_m": Decimal(prices[kind][1]),
-                    "rpm_limit": settings.OPENAI_RPM_LIMIT,
-                    "tpm_limit": settings.OPENAI_TPM_LIMIT,
-                    "max_concurrency": settings.OPENAI_MAX_CONCURRENCY,
-                    "timeout": settings.OPENAI_TIMEOUT,
-                    "supports_json_schema": settings.OPENAI_SUPPORTS_JSON_SCHEMA,
-                },
-                create_defaults={
-                    "kind": kind,
-                    "base_url": settings.OPENAI_BASE_URL,
-                    "api_key_env": settings.OPENAI_API_KEY_ENV,
-                    "model": models[kind],
-                    "price_in_per_m": Decimal(prices[kind][0]),
-                    "price_out_per_m": Decimal(prices[kind][1]),
-                    "rpm_limit": settings.OPENAI_RPM_LIMIT,
-                    "tpm_limit": settings.OPENAI_TPM_LIMIT,
-                    "max_concurrency": settings.OPENAI_MAX_CONCURRENCY,
-                    "timeout": settings.OPENAI_TIMEOUT,
-                    "supports_json_schema": settings.OPENAI_SUPPORTS_JSON_SCHEMA,
-                    "is_default": not has_default,
-                },
+                name=name, defaults=fields, create_defaults={**fields, "is_default": not has_default}
             )
             out[kind] = endpoint
     return out

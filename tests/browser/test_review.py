@@ -3,11 +3,9 @@
 import re
 
 import pytest
-from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from corpus.models import Caption, ItemStatus
-from corpus.roles import ALL_ROLES
 from corpus.rules import InstructionType
 from corpus.services import create_instruction, update_item
 from review.models import HallucinationMark
@@ -15,14 +13,6 @@ from tests.corpus.factories import CaptionFactory, DomainFactory
 from tests.review.conftest import make_pending_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _role_groups(transactional_db):
-    """Transactional tests flush every table, the role groups made by migration included; put them back
-    before the people fixtures look them up (autouse fixtures run first)."""
-    for name in ALL_ROLES:
-        Group.objects.get_or_create(name=name)
 
 
 @pytest.fixture(autouse=True)

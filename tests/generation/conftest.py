@@ -32,17 +32,6 @@ def _role_groups(db):
         Group.objects.get_or_create(name=name)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_role_groups_after_flushes(django_db_blocker):
-    """Transactional tests end with a flush, which also removes the role groups a data migration made;
-    put them back after this module so that tests elsewhere (whose people fixtures .get() the groups)
-    still find them."""
-    yield
-    with django_db_blocker.unblock():
-        for name in ALL_ROLES:
-            Group.objects.get_or_create(name=name)
-
-
 @pytest.fixture
 def fake():
     with FakeOpenAI(latency=0.01) as server:
