@@ -8,7 +8,6 @@ import pytest
 
 from tests.corpus.factories import DomainFactory, ImageFactory
 from tests.generation.conftest import (  # noqa: F401 (fixtures)
-    _restore_role_groups_after_flushes,
     _role_groups,
     fake,
     point_endpoints,
