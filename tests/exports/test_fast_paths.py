@@ -56,3 +56,23 @@ def test_the_tar_digest_is_the_sha256_of_the_archive_file(tmp_path):
     sha, size = write_tar(out, sources)
     assert size == out.stat().st_size
     assert sha == hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def test_the_tar_is_the_same_where_the_kernel_cannot_copy_files(tmp_path, monkeypatch):
+    """Own files go into the archive by os.copy_file_range (Linux); elsewhere (macOS, or a kernel that
+    refuses) through a buffer — byte for byte the same archive, with files that need a checked copy."""
+    import exports.archive
+
+    sources = []
+    for index, size in enumerate([5, 2 * 1024 * 1024 + 3, 0]):
+        path = tmp_path / f"f{index}"
+        data = random.Random(10 + index).randbytes(size)
+        path.write_bytes(data)
+        checked = hashlib.sha256(data).hexdigest() if index == 1 else None
+        sources.append(Member(f"data/f{index}", path, expect_sha256=checked))
+    kernel = write_tar(tmp_path / "kernel.tar", sources)
+    monkeypatch.setattr(exports.archive, "_copy_file_range", None)
+    buffered = write_tar(tmp_path / "buffered.tar", sources)
+    assert kernel == buffered
+    assert (tmp_path / "kernel.tar").read_bytes() == (tmp_path / "buffered.tar").read_bytes()
+    assert kernel[0] == hashlib.sha256((tmp_path / "kernel.tar").read_bytes()).hexdigest()
