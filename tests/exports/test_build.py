@@ -278,6 +278,17 @@ def test_a_missing_image_file_fails_the_build_with_the_reason(corpus, make_spec,
     assert not list((settings.EXPORTS_ROOT / ".building").glob("*"))
 
 
+def test_an_image_file_changed_on_disk_fails_the_build_instead_of_shipping_other_bytes(
+    corpus, make_spec, settings
+):
+    path = settings.MEDIA_ROOT / corpus["images"][1].file.name
+    path.write_bytes(path.read_bytes()[:-1] + b"X")  # same size, other bytes: not the sha256 imported
+    version = build(make_spec(formats=["llava"]))
+    assert version.status == VersionStatus.FAILED
+    assert "does not match its sha256" in version.error
+    assert not version.sha256
+
+
 def test_version_numbers_are_allocated_in_order(
     corpus, make_spec, researcher, django_capture_on_commit_callbacks
 ):
