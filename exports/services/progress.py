@@ -5,6 +5,7 @@ see until it ends. A file works for every deployment (Redis or embedded, Postgre
 replaced atomically, so a reader never sees half of it."""
 
 import os
+import time
 from pathlib import Path
 
 import orjson
@@ -21,6 +22,23 @@ def write(version_id: int, done: int, total: int) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(orjson.dumps({"done": done, "total": total}))
     os.replace(tmp, path)
+
+
+class Reporter:
+    """`write` for one build, at most once per `every` seconds (the page polls every 2 s) — but always
+    the first report and the last one (done == total)."""
+
+    def __init__(self, version_id: int, *, every: float = 0.5):
+        self.version_id = version_id
+        self.every = every
+        self._last: float | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.every and done < total:
+            return
+        self._last = now
+        write(self.version_id, done, total)
 
 
 def read(version_id: int) -> dict | None:

@@ -16,7 +16,7 @@ class Record(NamedTuple):
     id: str
     image: str  # the path written into the data file (inside the archive, or referenced)
     domain: str
-    turns: list[tuple[str, str]]  # (human text without the image token, model text)
+    conversations: list[dict[str, str]]  # alternating human/gpt turns, see conversations()
     instruction_ids: list[int]
     types: list[str]
     image_file: str = ""  # where the image bytes can be read (Parquet embeds them)

@@ -6,7 +6,7 @@ from typing import BinaryIO
 
 import orjson
 
-from . import Record, conversations
+from . import Record
 
 _BATCH = 256
 
@@ -22,9 +22,7 @@ class LlavaWriter:
 
     def write(self, record: Record) -> None:
         self._pending.append(
-            orjson.dumps(
-                {"id": record.id, "image": record.image, "conversations": conversations(record.turns)}
-            )
+            orjson.dumps({"id": record.id, "image": record.image, "conversations": record.conversations})
         )
         self.count += 1
         if len(self._pending) >= _BATCH:

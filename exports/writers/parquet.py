@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import Record, conversations
+from . import Record
 
 _TURN = pa.struct([("from", pa.string()), ("value", pa.string())])
 SCHEMA = pa.schema(
@@ -80,7 +80,7 @@ class ParquetWriter:
         columns["id"].append(record.id)
         columns["image"].append({"bytes": data, "path": record.image})
         columns["domain"].append(record.domain)
-        columns["conversations"].append(conversations(record.turns))
+        columns["conversations"].append(record.conversations)
         columns["instruction_ids"].append([int(i) for i in record.instruction_ids])
         columns["types"].append(list(record.types))
         self._pending_bytes += len(data)

@@ -6,7 +6,7 @@ from typing import BinaryIO
 
 import orjson
 
-from . import Record, conversations
+from . import Record
 
 _BATCH = 256
 
@@ -20,7 +20,7 @@ class ShareGptWriter:
     def write(self, record: Record) -> None:
         self._pending.append(
             orjson.dumps(
-                {"id": record.id, "image": record.image, "conversations": conversations(record.turns)},
+                {"id": record.id, "image": record.image, "conversations": record.conversations},
                 option=orjson.OPT_APPEND_NEWLINE,
             )
         )

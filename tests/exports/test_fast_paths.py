@@ -76,3 +76,20 @@ def test_the_tar_is_the_same_where_the_kernel_cannot_copy_files(tmp_path, monkey
     assert kernel == buffered
     assert (tmp_path / "kernel.tar").read_bytes() == (tmp_path / "buffered.tar").read_bytes()
     assert kernel[0] == hashlib.sha256((tmp_path / "kernel.tar").read_bytes()).hexdigest()
+
+
+def test_progress_is_written_at_most_every_interval_but_always_first_and_last(settings, tmp_path):
+    from exports.services import progress
+
+    settings.EXPORTS_ROOT = tmp_path
+    report = progress.Reporter(7, every=3600)
+    report(0, 100)
+    assert progress.read(7)["done"] == 0
+    report(40, 100)  # within the interval: skipped
+    assert progress.read(7)["done"] == 0
+    report(100, 100)  # the last one always lands
+    assert progress.read(7) == {"done": 100, "total": 100, "percent": 100}
+    eager = progress.Reporter(8, every=0)
+    eager(1, 100)
+    eager(2, 100)
+    assert progress.read(8)["done"] == 2

@@ -10,7 +10,7 @@ import pytest
 
 from corpus.rules import OPTION_LABELS
 from exports.formatting import ANSWER_HINT, IMAGE_TOKEN, format_question
-from exports.writers import Record
+from exports.writers import Record, conversations
 from exports.writers.llava import write_llava
 from exports.writers.parquet import write_parquet
 from exports.writers.sharegpt import write_sharegpt
@@ -22,11 +22,13 @@ RECORDS = [
         id="image-1",
         image="images/animals/aaaa.png",
         domain="animals",
-        turns=[
-            ("What animal is this?\nAnswer with a word or short phrase.", "a cat"),
-            ("Which colour is its fur?\nA. black\nB. ginger\nAnswer with the option's letter.", "B"),
-            ("Is it asleep?\nAnswer Yes or No.", "No"),
-        ],
+        conversations=conversations(
+            [
+                ("What animal is this?\nAnswer with a word or short phrase.", "a cat"),
+                ("Which colour is its fur?\nA. black\nB. ginger\nAnswer with the option's letter.", "B"),
+                ("Is it asleep?\nAnswer Yes or No.", "No"),
+            ]
+        ),
         instruction_ids=[1, 2, 3],
         types=["short_vqa", "multiple_choice", "judgement"],
     ),
@@ -34,9 +36,14 @@ RECORDS = [
         id="image-2",
         image="images/charts/bbbb.jpg",
         domain="charts",
-        turns=[
-            ('Describe the chart, including "quotes", ünïcode and a\ttab.', "It shows sales rising in 2024.")
-        ],
+        conversations=conversations(
+            [
+                (
+                    'Describe the chart, including "quotes", ünïcode and a\ttab.',
+                    "It shows sales rising in 2024.",
+                )
+            ]
+        ),
         instruction_ids=[7],
         types=["long_vqa"],
     ),
