@@ -96,8 +96,8 @@ def normalize_answer(type_: str, answer: str) -> str:
     return text
 
 
-# The answer letters allowed for n options (a substring test, as in the full check below).
-_LABELS_FOR = {n: OPTION_LABELS[:n] for n in range(MCQ_MIN_OPTIONS, MCQ_MAX_OPTIONS + 1)}
+# The answer letters allowed for n options: one letter each (a set, so "AB" is not "in" it).
+_LABELS_FOR = {n: frozenset(OPTION_LABELS[:n]) for n in range(MCQ_MIN_OPTIONS, MCQ_MAX_OPTIONS + 1)}
 _LONG_ENDINGS = ".!?\"')"
 
 
@@ -199,7 +199,7 @@ def _check_instruction_full(
         lowered = [o.lower() for o in cleaned]
         if len(set(lowered)) != len(lowered):
             fail("options", "mcq_duplicate_option", "options: the options must be distinct")
-        labels = OPTION_LABELS[: min(len(options), MCQ_MAX_OPTIONS)]
+        labels = list(OPTION_LABELS[: min(len(options), MCQ_MAX_OPTIONS)])  # letters, not a substring
         if answer.strip() and answer.strip() not in labels:
             fail(
                 "answer",

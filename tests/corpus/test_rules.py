@@ -28,6 +28,8 @@ def test_mcq_with_two_to_six_distinct_options_and_a_letter_answer_is_accepted(op
         (["cat", "Cat"], "A", "mcq_duplicate_option"),
         (["cat", "dog"], "C", "mcq_answer_not_an_option"),
         (["cat", "dog"], "cat", "mcq_answer_not_an_option"),
+        (["cat", "dog", "cow"], "AB", "mcq_answer_not_an_option"),
+        (["cat", "dog", "cow"], "ABC", "mcq_answer_not_an_option"),
         (["cat", " "], "A", "mcq_empty_option"),
     ],
 )

@@ -71,7 +71,8 @@ def reference_check(type_: str, question: str, options: list[str] | None, answer
         lowered = [o.lower() for o in cleaned]
         if len(set(lowered)) != len(lowered):
             fail("options", "mcq_duplicate_option", "options: the options must be distinct")
-        labels = OPTION_LABELS[: min(len(options), MCQ_MAX_OPTIONS)]
+        # One change since 45266dd, made in both: a list of letters, so "AB" is no longer "in" "ABCD".
+        labels = list(OPTION_LABELS[: min(len(options), MCQ_MAX_OPTIONS)])
         if answer.strip() and answer.strip() not in labels:
             fail(
                 "answer",
