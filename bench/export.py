@@ -8,8 +8,9 @@
 
 For each size: seed (4 accepted instructions per image, 25 domains), VACUUM ANALYZE, then alternate
 `COPY (the export's own SELECT) TO STDOUT` read by psql into /dev/null (the floor; also by psycopg's Copy
-iterator, for reference) with a full build of the export (count, text COPY stream, rule checks,
-formatting, data file, manifest, card, tar, sha256s) — each build in a fresh subprocess whose wall time,
+iterator, for reference) with a full build of the export (count, binary COPY stream of one JSON value per image, rule checks,
+formatting, data file, manifest, card, tar, sha256s, fsync, publish) — each after `sync`, so no run
+pays for the previous one's writeback — and each build in a fresh subprocess whose wall time,
 CPU time (all its threads), peak RSS (VmHWM) and phase timings (count / stream / manifest / tar, from
 the build's log) are reported. Prints a table and the acceptance checks (median of the runs; best and
 worst run too, since the machine is shared).
@@ -306,7 +307,11 @@ def main() -> None:
             f"+ check_instruction on each {stages['read_check']:.2f}s; load {loadavg()}"
         )
         for run in range(args.runs):
+            # Each measurement starts with no dirty pages of the one before (a build writes ~650 MB at
+            # 1M; their writeback landing in the next run was worth up to +1 s of CPU in it).
+            os.sync()
             floor = run_child("floor", env)
+            os.sync()
             build = run_child("build", env)
             floors.append(floor)
             builds.append(build)

@@ -141,7 +141,8 @@ class HashingWriter:
 
 
 def write_tar(out: Path, members: Iterable[Member]) -> tuple[str, int]:
-    """Write `members` (an iterable, in the order given) to `out`; return (sha256, size) of the archive.
+    """Write `members` (an iterable, in the order given) to `out` and fsync it; return (sha256, size) of
+    the archive.
 
     A member without `expect_sha256` must be a file the caller wrote and nobody changes meanwhile: it is
     copied by the kernel and hashed from the file by the worker thread."""
@@ -170,6 +171,7 @@ def write_tar(out: Path, members: Iterable[Member]) -> tuple[str, int]:
             emit(b"\0" * (2 * _BLOCK))
             if size % _RECORD:
                 emit(b"\0" * (_RECORD - size % _RECORD))
+            os.fsync(fp.fileno())  # on disk before anyone publishes it as done (0.09 s for 300 MB here)
         finally:
             digest.close()
     return digest.hexdigest(), size
@@ -223,6 +225,15 @@ def _copy_file(source: Path, out: BinaryIO, length: int) -> None:
             copied += len(chunk)
     if copied != length:
         raise MemberChecksumError(f"{source} changed size while being archived")
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename into `path` durable (POSIX: the directory entry lives in the directory)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def file_sha256(path: Path) -> str:

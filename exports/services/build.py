@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from corpus.rules import InstructionType, check_instruction
-from exports.archive import HashingWriter, Member, file_sha256, write_tar
+from exports.archive import HashingWriter, Member, file_sha256, fsync_directory, write_tar
 from exports.formatting import HINT_SUFFIX, IMAGE_TOKEN, format_question
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode, VersionStatus
 from exports.writers import Record
@@ -485,6 +485,7 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
             )
             if won:
                 os.replace(built["archive"], final)
+                fsync_directory(final.parent)  # the archive itself was fsynced by write_tar
         if not won:
             log.warning("export %s attempt %s lost the version to a newer attempt", version, attempt)
     except Exception as exc:

@@ -149,19 +149,22 @@ def images_sql(selection: Selection) -> tuple[str, list]:
 
 
 def iter_images(selection: Selection) -> Iterator[list]:
-    """Yield [image id, sha256, file, domain, instructions] per image in image-id order, each image's
-    instructions as [id, version, type, question, options (parsed), answer] in id order — the rows of
-    iter_rows grouped by image. Call inside transaction.atomic().
+    """An iterator of [image id, sha256, file, domain, instructions] per image in image-id order, each
+    image's instructions as [id, version, type, question, options (parsed), answer] in id order — the
+    rows of iter_rows grouped by image. Call (and iterate) inside transaction.atomic().
 
     On PostgreSQL the server groups and JSON-encodes (binary COPY of one json column, parsed by orjson):
-    a quarter of the messages and no text splitting in Python, which is the export's bottleneck (the
-    server has a core to spare). Elsewhere the rows of iter_rows are grouped here."""
+    a quarter of the messages and no text splitting in Python, whose core is the export's bottleneck
+    (the server works on the other one). Elsewhere the rows of iter_rows are grouped here."""
     if connection.vendor == "postgresql":
-        yield from _iter_copy_json(literal_sql(*images_sql(selection)))
-        return
+        return _iter_copy_json(literal_sql(*images_sql(selection)))  # no generator in between
+    return _group_rows(iter_rows(selection))
+
+
+def _group_rows(rows: Iterator[tuple]) -> Iterator[list]:
     loads = orjson.loads
     group: list | None = None
-    for iid, ver, typ, question, options, answer, image_id, sha, file_name, dom in iter_rows(selection):
+    for iid, ver, typ, question, options, answer, image_id, sha, file_name, dom in rows:
         if group is None or group[0] != image_id:
             if group is not None:
                 yield group
