@@ -32,7 +32,14 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from corpus.rules import InstructionType, check_instruction
-from exports.archive import HashingWriter, Member, file_sha256, fsync_directory, write_tar
+from exports.archive import (
+    HashingWriter,
+    Member,
+    file_sha256,
+    fsync_directory,
+    open_first_member,
+    write_tar,
+)
 from exports.formatting import HINT_SUFFIX, IMAGE_TOKEN, format_question
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode, VersionStatus
 from exports.writers import Record
@@ -106,12 +113,17 @@ class StreamResult:
 
 
 class _Sinks:
-    """The writers of each split, opened on the first record of that split (no empty files)."""
+    """The writers of each split, opened on the first record of that split (no empty files).
 
-    def __init__(self, workdir: Path, formats: list[str]):
+    The first JSON data file opened is written straight into the archive (`archive.open_first_member`):
+    it is the archive's first member and never copied. The other data files are files of their own."""
+
+    def __init__(self, workdir: Path, formats: list[str], archive: Path):
         self.workdir = workdir
         self.formats = formats
-        self.files: dict[str, Path] = {}
+        self.archive = archive
+        self.first: str | None = None  # the data file written into the archive
+        self.files: dict[str, Path] = {}  # the others
         self.hashers: dict[str, HashingWriter] = {}
         self._open: dict[str, list] = {}
         self._handles: list = []
@@ -122,17 +134,26 @@ class _Sinks:
             found = []
             for fmt in self.formats:
                 name = _DATA_NAME[fmt].format(split=split)
-                path = self.workdir / name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fp = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
-                if fmt != ExportFormat.PARQUET:
+                if fmt == ExportFormat.PARQUET:
+                    # pyarrow writes through its own buffers (and file offsets into its footer): a file
+                    # of its own, hashed after it is closed.
+                    path = self.workdir / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    fp = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+                    self.files[name] = path
+                else:
                     # The JSON writers hand over finished bytes: hash them on the way to the disk (in a
-                    # worker thread) instead of reading the file back. pyarrow writes through its own
-                    # buffers, so Parquet is hashed after it is closed.
-                    fp = HashingWriter(fp)
-                    self.hashers[name] = fp
+                    # worker thread) instead of reading the file back.
+                    if self.first is None:
+                        self.first = name
+                        raw = open_first_member(self.archive)
+                    else:
+                        path = self.workdir / name
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        raw = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+                        self.files[name] = path
+                    fp = self.hashers[name] = HashingWriter(raw)
                 self._handles.append(fp)
-                self.files[name] = path
                 writer = {
                     ExportFormat.LLAVA: LlavaWriter,
                     ExportFormat.SHAREGPT: ShareGptWriter,
@@ -152,6 +173,21 @@ class _Sinks:
         finally:
             for fp in self._handles:  # also stops the hashing threads
                 fp.close()
+
+    def describe(self) -> dict[str, dict]:
+        """{name: {"bytes", "sha256"}} of every data file, once closed."""
+        names = sorted([*self.files, *([self.first] if self.first else [])])
+        out = {}
+        for name in names:
+            hasher = self.hashers.get(name)
+            if hasher is not None:
+                out[name] = {"bytes": hasher.size, "sha256": hasher.hexdigest()}
+            else:
+                out[name] = {
+                    "bytes": self.files[name].stat().st_size,
+                    "sha256": file_sha256(self.files[name]),
+                }
+        return out
 
 
 def stream_records(
@@ -288,7 +324,8 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
     formats = [f for f in ExportFormat.values if f in spec.formats]
     if not formats:
         raise ExportError("the spec names no format")
-    sinks = _Sinks(workdir, formats)
+    archive = workdir / "archive.tar"
+    sinks = _Sinks(workdir, formats, archive)
     index_path = workdir / "index.part"
     images_path = workdir / "images.tsv"
     clock = time.perf_counter()
@@ -311,13 +348,7 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
                 sinks.close()
     timings["stream"] = time.perf_counter() - clock - timings["count"]
 
-    files = {
-        name: {
-            "bytes": path.stat().st_size,
-            "sha256": sinks.hashers[name].hexdigest() if name in sinks.hashers else file_sha256(path),
-        }
-        for name, path in sorted(sinks.files.items())
-    }
+    files = sinks.describe()
     head = _manifest_head(spec, selection, result, files)
     manifest_path = workdir / "manifest.json"
     image_files = images_path if spec.image_mode == ImageMode.COPY else None
@@ -326,6 +357,7 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
     card_path.write_text(render_card(head), encoding="utf-8")
 
     def members():
+        # After the data file that is in the archive already (sinks.first), in a fixed order.
         yield Member("README.md", card_path)
         yield Member("manifest.json", manifest_path)
         for name in sorted(sinks.files):
@@ -341,8 +373,7 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
                     yield Member(arcname, source, expect_sha256=sha)
 
     timings["manifest"] = time.perf_counter() - clock - timings["count"] - timings["stream"]
-    archive = workdir / "archive.tar"
-    sha, size = write_tar(archive, members())
+    sha, size = write_tar(archive, members(), first=sinks.first)
     timings["tar"] = time.perf_counter() - clock - sum(timings.values())
     return {"archive": archive, "sha256": sha, "size": size, "head": head, "timings": timings}
 

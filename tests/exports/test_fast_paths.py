@@ -93,3 +93,32 @@ def test_progress_is_written_at_most_every_interval_but_always_first_and_last(se
     eager(1, 100)
     eager(2, 100)
     assert progress.read(8)["done"] == 2
+
+
+@pytest.mark.parametrize("first_size", [0, 1, 512, 1024 * 1024 + 5])
+def test_a_member_written_straight_into_the_archive_reads_back_like_any_other(tmp_path, first_size):
+    import io
+    import tarfile
+
+    from exports.archive import open_first_member
+
+    first = random.Random(first_size).randbytes(first_size)
+    out = tmp_path / "a.tar"
+    fp = open_first_member(out)
+    fp.write(first)
+    fp.close()
+    other = tmp_path / "other"
+    other.write_bytes(b"the second member")
+    sha, size = write_tar(out, [Member("b/other", other)], first="a/first")
+    data = out.read_bytes()
+    assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["a/first", "b/other"]
+        assert tar.extractfile("a/first").read() == first
+        assert tar.extractfile("b/other").read() == b"the second member"
+    # The same bytes as a tar whose first member was copied in from a file of its own.
+    (tmp_path / "first").write_bytes(first)
+    copied = write_tar(
+        tmp_path / "copied.tar", [Member("a/first", tmp_path / "first"), Member("b/other", other)]
+    )
+    assert copied == (sha, size)
