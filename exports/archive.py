@@ -1,18 +1,19 @@
 """A deterministic tar writer: fixed order, mtime 0, uid/gid 0, no user names, mode 0644 — so the same
 files give byte-identical archives (and the same sha256) whenever and wherever they are built.
 
-Written by hand on top of tarfile.TarInfo.tobuf (headers) so that the archive's sha256 is computed in
-the same pass that writes it. The hashing runs in a worker thread (hashlib releases the GIL on large
-buffers), so it overlaps the copying — and, for the data files, the database stream: `HashingWriter`
-hashes a data file while it is being written, so no second pass reads it back.
+`TarBuilder` appends members at the end of the archive file, written by hand on top of
+tarfile.TarInfo.tobuf (headers):
+- a member can be written in place (`begin_member` → write → `end_member`): its bytes go straight
+  into the archive and its header is filled in once its size is known. The build streams its first
+  JSON data file (~280 MB at 1M instructions) and the manifest this way, so they are never written
+  twice: fresh page-cache pages cost ~1.7 ms per MB on this VM.
+- other files are copied in by the kernel (`os.copy_file_range`: no bytes through Python), or — images,
+  which carry the sha256 they must have — read, checked and written.
+- the archive's sha256 is computed by a worker thread that reads back each part as soon as it is final
+  (from the page cache; hashlib releases the GIL), overlapping the appends that follow.
 
-One data file (the build's first JSON one, usually train's) is not copied at all: it is written
-straight into the archive as its first member (`open_first_member`), its header filled in once its
-size is known, and that part of the archive is hashed by reading it back (0.17 s for 300 MB). Other
-files the build wrote itself (no `expect_sha256`) are copied into the archive by the kernel
-(`os.copy_file_range`: no bytes through Python) while the worker thread hashes them from the page
-cache (300 MB in 0.22 s instead of 0.72 s for read + write here). Images (which carry the sha256 they
-must have) are read once, checked and written, as before."""
+`HashingWriter` hashes a data file while it is being written (in a worker thread too), so no second
+pass reads a data file back for its own sha256."""
 
 import errno
 import hashlib
@@ -55,6 +56,7 @@ def _header(arcname: str, size: int) -> bytes:
 @dataclass(frozen=True)
 class _FileSpan:
     path: Path
+    offset: int
     length: int
 
 
@@ -86,10 +88,11 @@ class BackgroundSha256:
                 self._error = exc
 
     def _hash_file(self, span: "_FileSpan") -> None:
-        """The first `span.length` bytes of the file (which may grow meanwhile, past them)."""
+        """`span.length` bytes of the file from `span.offset` (it may grow meanwhile, past them)."""
         buffer = memoryview(bytearray(_COPY))
         remaining = span.length
         with open(span.path, "rb", buffering=0) as src:
+            src.seek(span.offset)
             while remaining and (read := src.readinto(buffer[: min(_COPY, remaining)])):
                 self._digest.update(buffer[:read])
                 remaining -= read
@@ -101,12 +104,12 @@ class BackgroundSha256:
             raise self._error
         self._queue.put(chunk)
 
-    def update_file(self, path: Path, length: int) -> None:
-        """Hash the first `length` bytes of the file at `path` next (read by the worker thread; not
+    def update_file(self, path: Path, length: int, *, offset: int = 0) -> None:
+        """Hash `length` bytes of the file at `path` from `offset` next (read by the worker thread; not
         written to `fp`). For bytes nobody changes meanwhile."""
         if self._error is not None:
             raise self._error
-        self._queue.put(_FileSpan(path, length))
+        self._queue.put(_FileSpan(path, offset, length))
 
     def hexdigest(self) -> str:
         """Wait for the queued chunks; the digest of all of them."""
@@ -144,79 +147,127 @@ class HashingWriter:
         self._fp.close()
 
 
-def open_first_member(out: Path) -> BinaryIO:
-    """Start the archive `out` with a member whose bytes are written straight into it, never copied:
-    the returned file is positioned after room for the member's header, which `write_tar(out, …,
-    first=arcname)` fills in once the size is known. (At 1M instructions that member is ~280 MB that
-    would otherwise be written twice — and fresh page-cache pages cost ~1.7 ms per MB on this VM.)"""
-    fp = open(out, "wb", buffering=_COPY)  # noqa: SIM115 - the caller closes it
-    fp.write(bytes(_BLOCK))
-    return fp
+class TarBuilder:
+    """A new tar at `path`, built by appending members; `finish()` ends it, fsyncs it and returns its
+    (sha256, size). One member at a time: nothing may be added while an in-place member is open."""
 
+    def __init__(self, path: Path):
+        self.path = path
+        self._fp = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by finish()/abort()
+        self._digest = BackgroundSha256(depth=64)
+        self._size = 0  # bytes final so far (the archive's length once finished)
+        self._hashed = 0  # of which handed to the digest thread
+        self._open: tuple[str, int] | None = None  # the in-place member being written: name, offset
 
-def write_tar(out: Path, members: Iterable[Member], *, first: str | None = None) -> tuple[str, int]:
-    """Write `members` (an iterable, in the order given) to `out` and fsync it; return (sha256, size) of
-    the archive. With `first`, `out` was begun by `open_first_member` and already holds the bytes of the
-    member named `first`: its header goes in front of them and `members` follow.
+    def begin_member(self, arcname: str) -> BinaryIO:
+        """A buffered file to write member `arcname`'s bytes into, in place; close it, then call
+        `end_member()`."""
+        self._check_idle()
+        _write_all(self._fp, bytes(_BLOCK))  # room for the header
+        self._open = (arcname, self._size)
+        fp = open(self.path, "r+b", buffering=_COPY)  # noqa: SIM115 - the caller closes it
+        fp.seek(self._size + _BLOCK)
+        return fp
 
-    A member without `expect_sha256` must be a file the caller wrote and nobody changes meanwhile: it is
-    copied by the kernel and hashed from the file by the worker thread."""
-    digest = BackgroundSha256(depth=4)  # 1 MiB chunks: a few MiB in flight at most
-    size = 0
-    with open(out, "r+b" if first else "wb", buffering=0) as fp:
+    def end_member(self) -> int:
+        """After the file from `begin_member` is closed: write the header in front of the bytes, pad
+        them, and return their length."""
+        if self._open is None:
+            raise ValueError("no member is open")
+        arcname, offset = self._open
+        end = self._fp.seek(0, os.SEEK_END)
+        length = end - offset - _BLOCK
+        os.pwrite(self._fp.fileno(), _header(arcname, length), offset)
+        self._open = None
+        self._size = end
+        self._pad(length)
+        self._seal()
+        return length
+
+    def add_file(self, arcname: str, source: Path, *, expect_sha256: str | None = None) -> None:
+        """Copy a file in. Without `expect_sha256` it must be a file the caller wrote and nobody changes
+        meanwhile (copied by the kernel); with it, its bytes are checked while copied."""
+        self._check_idle()
+        length = source.stat().st_size
+        self._append(_header(arcname, length))
+        if expect_sha256 is None:
+            _copy_file(source, self._fp, length)
+        else:
+            _copy_checked(source, self._fp, length, expect_sha256)
+        self._size += length
+        self._pad(length)
+        self._seal()
+
+    def add_bytes(self, arcname: str, data: bytes) -> None:
+        self._check_idle()
+        self._append(_header(arcname, len(data)))
+        self._append(data)
+        self._pad(len(data))
+        self._seal()
+
+    def finish(self) -> tuple[str, int]:
+        """End the archive (two zero blocks, padded to a tar record), fsync it, and return (sha256,
+        size) once the digest thread has read everything back."""
+        self._check_idle()
         try:
-
-            def emit(data: bytes) -> None:
-                nonlocal size
-                digest.update(data)  # hashed by the worker thread while this one writes
-                _write_all(fp, data)
-                size += len(data)
-
-            if first is not None:
-                length = fp.seek(0, os.SEEK_END) - _BLOCK
-                if length < 0:
-                    raise ValueError(f"{out} was not begun by open_first_member")
-                os.pwrite(fp.fileno(), _header(first, length), 0)
-                size = _BLOCK + length
-                if length % _BLOCK:
-                    _write_all(fp, bytes(_BLOCK - length % _BLOCK))
-                    size += _BLOCK - length % _BLOCK
-                digest.update_file(out, size)  # read back while the rest is appended
-            for member in members:
-                length = member.source.stat().st_size
-                emit(_header(member.arcname, length))
-                if member.expect_sha256 is None:
-                    digest.update_file(member.source, length)
-                    _copy_file(member.source, fp, length)
-                    size += length
-                else:
-                    _copy_checked(member, emit, length)
-                if length % _BLOCK:
-                    emit(b"\0" * (_BLOCK - length % _BLOCK))
-            emit(b"\0" * (2 * _BLOCK))
-            if size % _RECORD:
-                emit(b"\0" * (_RECORD - size % _RECORD))
-            os.fsync(fp.fileno())  # on disk before anyone publishes it as done (0.09 s for 300 MB here)
+            self._append(bytes(2 * _BLOCK))
+            if self._size % _RECORD:
+                self._append(bytes(_RECORD - self._size % _RECORD))
+            self._seal()
+            os.fsync(self._fp.fileno())  # on disk before anyone publishes it as done
         finally:
-            digest.close()
-    return digest.hexdigest(), size
+            self._fp.close()
+        return self._digest.hexdigest(), self._size
+
+    def abort(self) -> None:
+        """Stop the digest thread and close the file (after a failure; the caller removes the file)."""
+        self._digest.close()
+        self._fp.close()
+
+    def _check_idle(self) -> None:
+        if self._open is not None:
+            raise ValueError(f"member {self._open[0]} is still open")
+
+    def _append(self, data: bytes) -> None:
+        _write_all(self._fp, data)
+        self._size += len(data)
+
+    def _pad(self, length: int) -> None:
+        if length % _BLOCK:
+            self._append(bytes(_BLOCK - length % _BLOCK))
+
+    def _seal(self) -> None:
+        """Hand the bytes that are final since the last call to the digest thread."""
+        if self._size > self._hashed:
+            self._digest.update_file(self.path, self._size - self._hashed, offset=self._hashed)
+            self._hashed = self._size
 
 
-def _copy_checked(member: Member, emit, length: int) -> None:
-    """Copy through Python, checking the bytes against the member's expected sha256."""
+def write_tar(out: Path, members: Iterable[Member]) -> tuple[str, int]:
+    """Write `members` (in the order given) as a new tar at `out`, fsynced; return (sha256, size)."""
+    tar = TarBuilder(out)
+    try:
+        for member in members:
+            tar.add_file(member.arcname, member.source, expect_sha256=member.expect_sha256)
+        return tar.finish()
+    except BaseException:
+        tar.abort()
+        raise
+
+
+def _copy_checked(source: Path, out: BinaryIO, length: int, expect_sha256: str) -> None:
+    """Copy through Python, checking the bytes against the sha256 they must have."""
     check = hashlib.sha256()
     copied = 0
-    with open(member.source, "rb", buffering=0) as src:
+    with open(source, "rb", buffering=0) as src:
         while chunk := src.read(_COPY):
             check.update(chunk)
-            emit(chunk)
+            _write_all(out, chunk)
             copied += len(chunk)
     if copied != length:
-        raise MemberChecksumError(f"{member.source} changed size while being archived")
-    if check.hexdigest() != member.expect_sha256:
-        raise MemberChecksumError(
-            f"{member.source} does not match its sha256 {member.expect_sha256} (corrupted file?)"
-        )
+        raise MemberChecksumError(f"{source} changed size while being archived")
+    if check.hexdigest() != expect_sha256:
+        raise MemberChecksumError(f"{source} does not match its sha256 {expect_sha256} (corrupted file?)")
 
 
 def _write_all(out: BinaryIO, data: bytes) -> None:

@@ -26,20 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
 from corpus.rules import InstructionType, check_instruction
-from exports.archive import (
-    HashingWriter,
-    Member,
-    file_sha256,
-    fsync_directory,
-    open_first_member,
-    write_tar,
-)
+from exports.archive import HashingWriter, TarBuilder, file_sha256, fsync_directory
 from exports.formatting import HINT_SUFFIX, IMAGE_TOKEN, format_question
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode, VersionStatus
 from exports.writers import Record
@@ -115,13 +109,13 @@ class StreamResult:
 class _Sinks:
     """The writers of each split, opened on the first record of that split (no empty files).
 
-    The first JSON data file opened is written straight into the archive (`archive.open_first_member`):
-    it is the archive's first member and never copied. The other data files are files of their own."""
+    The first JSON data file opened is written straight into the archive (TarBuilder.begin_member): it
+    is the archive's first member and never copied. The other data files are files of their own."""
 
-    def __init__(self, workdir: Path, formats: list[str], archive: Path):
+    def __init__(self, workdir: Path, formats: list[str], tar: TarBuilder):
         self.workdir = workdir
         self.formats = formats
-        self.archive = archive
+        self.tar = tar
         self.first: str | None = None  # the data file written into the archive
         self.files: dict[str, Path] = {}  # the others
         self.hashers: dict[str, HashingWriter] = {}
@@ -146,7 +140,7 @@ class _Sinks:
                     # worker thread) instead of reading the file back.
                     if self.first is None:
                         self.first = name
-                        raw = open_first_member(self.archive)
+                        raw = self.tar.begin_member(name)
                     else:
                         path = self.workdir / name
                         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,6 +167,8 @@ class _Sinks:
         finally:
             for fp in self._handles:  # also stops the hashing threads
                 fp.close()
+        if self.first is not None:
+            self.tar.end_member()
 
     def describe(self) -> dict[str, dict]:
         """{name: {"bytes", "sha256"}} of every data file, once closed."""
@@ -325,7 +321,21 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
     if not formats:
         raise ExportError("the spec names no format")
     archive = workdir / "archive.tar"
-    sinks = _Sinks(workdir, formats, archive)
+    tar = TarBuilder(archive)
+    try:
+        sha, size, head, timings = _build_into(tar, spec, selection, formats, workdir, on_progress)
+    except BaseException:
+        tar.abort()
+        raise
+    return {"archive": archive, "sha256": sha, "size": size, "head": head, "timings": timings}
+
+
+def _build_into(
+    tar: TarBuilder, spec, selection, formats, workdir, on_progress
+) -> tuple[str, int, dict, dict]:
+    """The archive's members, in order: the first JSON data file (streamed into it during the read),
+    README.md, manifest.json (written into it), the other data files, then any copied images."""
+    sinks = _Sinks(workdir, formats, tar)
     index_path = workdir / "index.part"
     images_path = workdir / "images.tsv"
     clock = time.perf_counter()
@@ -348,34 +358,28 @@ def build_archive(spec: ExportSpec, workdir: Path, *, on_progress: Callable[[int
                 sinks.close()
     timings["stream"] = time.perf_counter() - clock - timings["count"]
 
-    files = sinks.describe()
-    head = _manifest_head(spec, selection, result, files)
-    manifest_path = workdir / "manifest.json"
-    image_files = images_path if spec.image_mode == ImageMode.COPY else None
-    _write_manifest(manifest_path, head, index_path, image_files)
-    card_path = workdir / "README.md"
-    card_path.write_text(render_card(head), encoding="utf-8")
-
-    def members():
-        # After the data file that is in the archive already (sinks.first), in a fixed order.
-        yield Member("README.md", card_path)
-        yield Member("manifest.json", manifest_path)
-        for name in sorted(sinks.files):
-            yield Member(name, sinks.files[name])
-        if spec.image_mode == ImageMode.COPY:
-            media_root = Path(settings.MEDIA_ROOT)
-            with open(images_path, encoding="utf-8") as fp:
-                for line in fp:
-                    arcname, file_name, sha = line.rstrip("\n").split("\t")
-                    source = media_root / file_name
-                    if not source.is_file():
-                        raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
-                    yield Member(arcname, source, expect_sha256=sha)
-
+    head = _manifest_head(spec, selection, result, sinks.describe())
+    tar.add_bytes("README.md", render_card(head).encode())
+    with tar.begin_member("manifest.json") as manifest_fp:
+        image_files = images_path if spec.image_mode == ImageMode.COPY else None
+        _write_manifest(manifest_fp, head, index_path, image_files)
+    tar.end_member()
     timings["manifest"] = time.perf_counter() - clock - timings["count"] - timings["stream"]
-    sha, size = write_tar(archive, members(), first=sinks.first)
+
+    for name in sorted(sinks.files):
+        tar.add_file(name, sinks.files[name])
+    if spec.image_mode == ImageMode.COPY:
+        media_root = Path(settings.MEDIA_ROOT)
+        with open(images_path, encoding="utf-8") as fp:
+            for line in fp:
+                arcname, file_name, sha = line.rstrip("\n").split("\t")
+                source = media_root / file_name
+                if not source.is_file():
+                    raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
+                tar.add_file(arcname, source, expect_sha256=sha)
+    sha, size = tar.finish()
     timings["tar"] = time.perf_counter() - clock - sum(timings.values())
-    return {"archive": archive, "sha256": sha, "size": size, "head": head, "timings": timings}
+    return sha, size, head, timings
 
 
 def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult, files: dict) -> dict:
@@ -429,13 +433,13 @@ def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult,
     }
 
 
-def _write_manifest(path: Path, head: dict, index_path: Path, images_path: Path | None) -> None:
+def _write_manifest(out: BinaryIO, head: dict, index_path: Path, images_path: Path | None) -> None:
     """manifest.json: the head, then "instructions" with one [id, version, domain, type, split] per line
     (so that readers, like the diff, can stream it line by line), then — when images are copied —
     "image_files" with one [path in the archive, sha256, bytes] per line."""
     head_bytes = orjson.dumps(head, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     assert head_bytes.endswith(b"\n}")
-    with open(path, "wb", buffering=1 << 20) as out, open(index_path, "rb") as index:
+    with open(index_path, "rb") as index:
         out.write(head_bytes[:-2] + b",\n" + INDEX_OPEN)
         # Every index line ends in ",\n": copy all but the last comma, in large blocks.
         remaining = index_path.stat().st_size - 2

@@ -96,29 +96,56 @@ def test_progress_is_written_at_most_every_interval_but_always_first_and_last(se
 
 
 @pytest.mark.parametrize("first_size", [0, 1, 512, 1024 * 1024 + 5])
-def test_a_member_written_straight_into_the_archive_reads_back_like_any_other(tmp_path, first_size):
+def test_members_written_in_place_read_back_like_copied_ones(tmp_path, first_size):
     import io
     import tarfile
 
-    from exports.archive import open_first_member
+    from exports.archive import TarBuilder
 
     first = random.Random(first_size).randbytes(first_size)
-    out = tmp_path / "a.tar"
-    fp = open_first_member(out)
-    fp.write(first)
-    fp.close()
     other = tmp_path / "other"
-    other.write_bytes(b"the second member")
-    sha, size = write_tar(out, [Member("b/other", other)], first="a/first")
+    other.write_bytes(b"the third member")
+    out = tmp_path / "a.tar"
+    tar = TarBuilder(out)
+    with tar.begin_member("a/first") as fp:
+        fp.write(first)
+    assert tar.end_member() == first_size
+    tar.add_bytes("b/small", b"in memory")
+    with tar.begin_member("c/empty"):
+        pass
+    tar.end_member()
+    tar.add_file("d/other", other)
+    sha, size = tar.finish()
     data = out.read_bytes()
     assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        assert tar.getnames() == ["a/first", "b/other"]
-        assert tar.extractfile("a/first").read() == first
-        assert tar.extractfile("b/other").read() == b"the second member"
-    # The same bytes as a tar whose first member was copied in from a file of its own.
-    (tmp_path / "first").write_bytes(first)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        assert archive.getnames() == ["a/first", "b/small", "c/empty", "d/other"]
+        assert archive.extractfile("a/first").read() == first
+        assert archive.extractfile("b/small").read() == b"in memory"
+        assert archive.extractfile("c/empty").read() == b""
+        assert archive.extractfile("d/other").read() == b"the third member"
+    # The same bytes as a tar of the same files copied in.
+    for name, content in (("first", first), ("small", b"in memory"), ("empty", b"")):
+        (tmp_path / name).write_bytes(content)
     copied = write_tar(
-        tmp_path / "copied.tar", [Member("a/first", tmp_path / "first"), Member("b/other", other)]
+        tmp_path / "copied.tar",
+        [
+            Member("a/first", tmp_path / "first"),
+            Member("b/small", tmp_path / "small"),
+            Member("c/empty", tmp_path / "empty"),
+            Member("d/other", other),
+        ],
     )
     assert copied == (sha, size)
+
+
+def test_nothing_is_added_while_a_member_is_open(tmp_path):
+    from exports.archive import TarBuilder
+
+    tar = TarBuilder(tmp_path / "a.tar")
+    fp = tar.begin_member("open")
+    with pytest.raises(ValueError, match="still open"):
+        tar.add_bytes("other", b"x")
+    fp.close()
+    tar.end_member()
+    tar.finish()
