@@ -191,7 +191,7 @@ class TarBuilder:
         length = source.stat().st_size
         self._append(_header(arcname, length))
         if expect_sha256 is None:
-            _copy_file(source, self._fp, length)
+            append_file(self._fp, source, length)
         else:
             _copy_checked(source, self._fp, length, expect_sha256)
         self._size += length
@@ -278,24 +278,31 @@ def _write_all(out: BinaryIO, data: bytes) -> None:
 
 
 _copy_file_range = getattr(os, "copy_file_range", None)  # Linux only
+_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM)
 
 
-def _copy_file(source: Path, out: BinaryIO, length: int) -> None:
-    """Append `length` bytes of `source` to the unbuffered `out` at its current position: in the kernel
-    where it can (copy_file_range), else through a buffer."""
+def append_file(out: BinaryIO, source: Path, length: int) -> None:
+    """Write `length` bytes of `source` at the position of the seekable file `out` (buffered or not) and
+    move past them: in the kernel where it can (copy_file_range, no bytes through Python), else
+    through a buffer."""
+    out.flush()
+    position = out.tell()
     copied = 0
     with open(source, "rb", buffering=0) as src:
         try:
             while _copy_file_range is not None and copied < length:
-                step = _copy_file_range(src.fileno(), out.fileno(), length - copied)
+                step = _copy_file_range(
+                    src.fileno(), out.fileno(), length - copied, copied, position + copied
+                )
                 if step == 0:
                     break
                 copied += step
         except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            if exc.errno not in _NO_KERNEL_COPY:
                 raise
-        # Not supported here (or stopped short): copy_file_range moved both files' offsets by what it
-        # copied, so the rest goes through a buffer from there.
+        out.seek(position + copied)
+        src.seek(copied)
+        # Not supported here (or stopped short): the rest goes through a buffer.
         while copied < length and (chunk := src.read(min(_COPY, length - copied))):
             _write_all(out, chunk)
             copied += len(chunk)

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from corpus.rules import InstructionType, check_instruction
-from exports.archive import HashingWriter, TarBuilder, file_sha256, fsync_directory
+from exports.archive import HashingWriter, TarBuilder, append_file, file_sha256, fsync_directory
 from exports.formatting import HINT_SUFFIX, IMAGE_TOKEN, format_question
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode, VersionStatus
 from exports.writers import Record
@@ -439,32 +439,28 @@ def _write_manifest(out: BinaryIO, head: dict, index_path: Path, images_path: Pa
     "image_files" with one [path in the archive, sha256, bytes] per line."""
     head_bytes = orjson.dumps(head, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     assert head_bytes.endswith(b"\n}")
-    with open(index_path, "rb") as index:
-        out.write(head_bytes[:-2] + b",\n" + INDEX_OPEN)
-        # Every index line ends in ",\n": copy all but the last comma, in large blocks.
-        remaining = index_path.stat().st_size - 2
-        while remaining > 0:
-            block = index.read(min(1 << 20, remaining))
-            out.write(block)
-            remaining -= len(block)
-        if index_path.stat().st_size:
-            out.write(b"\n")
-        if images_path is None:
-            out.write(b"  ]\n}\n")
-            return
-        out.write(b'  ],\n  "image_files": [\n')
-        media_root = Path(settings.MEDIA_ROOT)
-        first = True
-        with open(images_path, encoding="utf-8") as images:
-            for line in images:
-                arcname, file_name, sha = line.rstrip("\n").split("\t")
-                source = media_root / file_name
-                if not source.is_file():
-                    raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
-                entry = orjson.dumps([arcname, sha, source.stat().st_size])
-                out.write(entry if first else b",\n" + entry)
-                first = False
-        out.write(b"\n  ]\n}\n" if not first else b"  ]\n}\n")
+    out.write(head_bytes[:-2] + b",\n" + INDEX_OPEN)
+    index_size = index_path.stat().st_size
+    if index_size:
+        # Every index line ends in ",\n": all but the last comma, copied by the kernel.
+        append_file(out, index_path, index_size - 2)
+        out.write(b"\n")
+    if images_path is None:
+        out.write(b"  ]\n}\n")
+        return
+    out.write(b'  ],\n  "image_files": [\n')
+    media_root = Path(settings.MEDIA_ROOT)
+    first = True
+    with open(images_path, encoding="utf-8") as images:
+        for line in images:
+            arcname, file_name, sha = line.rstrip("\n").split("\t")
+            source = media_root / file_name
+            if not source.is_file():
+                raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
+            entry = orjson.dumps([arcname, sha, source.stat().st_size])
+            out.write(entry if first else b",\n" + entry)
+            first = False
+    out.write(b"\n  ]\n}\n" if not first else b"  ]\n}\n")
 
 
 def version_path(version: ExportVersion) -> str:

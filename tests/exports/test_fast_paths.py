@@ -149,3 +149,20 @@ def test_nothing_is_added_while_a_member_is_open(tmp_path):
     fp.close()
     tar.end_member()
     tar.finish()
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_append_file_continues_a_buffered_file_where_it_stands(tmp_path, monkeypatch, kernel):
+    import exports.archive
+    from exports.archive import append_file
+
+    if not kernel:
+        monkeypatch.setattr(exports.archive, "_copy_file_range", None)
+    source = tmp_path / "source"
+    data = random.Random(5).randbytes(3 * 1024 * 1024 + 11)
+    source.write_bytes(data)
+    with open(tmp_path / "out", "w+b", buffering=1 << 20) as out:
+        out.write(b"head")  # still in the buffer
+        append_file(out, source, len(data) - 7)  # not the last 7 bytes
+        out.write(b"tail")
+    assert (tmp_path / "out").read_bytes() == b"head" + data[:-7] + b"tail"
