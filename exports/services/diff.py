@@ -52,8 +52,9 @@ def iter_manifest_index(version: ExportVersion) -> Iterator[tuple[int, int, str,
     path = Path(settings.EXPORTS_ROOT) / version.file_path
     if not version.file_path or not path.is_file():
         raise ExportError(f"{version} has no archive on disk")
-    # Stream mode: manifest.json is the second member, so nothing after it is read.
-    with tarfile.open(path, mode="r|") as tar:
+    # Seekable mode: walking the members reads their headers only (the data file before manifest.json
+    # is skipped by a seek, not read), and the walk stops at the manifest.
+    with tarfile.open(path, mode="r:") as tar:
         for member in tar:
             if member.name != "manifest.json":
                 continue
