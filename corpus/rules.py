@@ -121,17 +121,24 @@ def check_instruction(
             and len(answer) <= ANSWER_MAX_CHARS
         ):
             if type_ == "multiple_choice":
-                n = len(options) if type(options) is list else 0
-                if MCQ_MIN_OPTIONS <= n <= MCQ_MAX_OPTIONS and a in _LABELS_FOR[n]:
+                labels = _LABELS_FOR.get(len(options)) if type(options) is list else None
+                if labels is not None and a in labels:
                     try:
-                        cleaned = list(map(str.strip, options))  # TypeError for an option that is no str
+                        # TypeError for an option that is no str
+                        lowered = set(map(str.lower, map(str.strip, options)))
                     except TypeError:
-                        cleaned = None
+                        lowered = None
+                    # Distinct and none empty once stripped; raw lengths within the limit imply
+                    # stripped ones are (all of them together, usually, else each; a longer raw
+                    # option goes to the full check).
                     if (
-                        cleaned
-                        and all(cleaned)
-                        and max(map(len, cleaned)) <= OPTION_MAX_CHARS
-                        and len(set(map(str.lower, cleaned))) == n
+                        lowered is not None
+                        and len(lowered) == len(options)
+                        and "" not in lowered
+                        and (
+                            len("".join(options)) <= OPTION_MAX_CHARS
+                            or max(map(len, options)) <= OPTION_MAX_CHARS
+                        )
                     ):
                         return []
             elif not options:

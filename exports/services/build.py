@@ -87,7 +87,9 @@ def _splitter(seed: int, train_ratio: float) -> Callable[[str], str]:
     sha = hashlib.sha256
 
     def split(sha256: str) -> str:
-        return "train" if sha(prefix + sha256.encode()).digest()[:8] < threshold else "validation"
+        # The whole digest against the 8-byte threshold: bytes compare left to right, and a digest whose
+        # first 8 bytes equal the threshold is not below it either way — no slice needed.
+        return "train" if sha(prefix + sha256.encode()).digest() < threshold else "validation"
 
     return split
 
@@ -220,6 +222,9 @@ def stream_records(
     no_counts = dict.fromkeys(InstructionType.values, 0)
 
     mcq = "multiple_choice"
+    new_record = (
+        tuple.__new__
+    )  # new_record(Record, (…7 fields…)) is Record(…) without its Python-level __new__
     suffix = HINT_SUFFIX
     token = f"{IMAGE_TOKEN}\n"
     index_write = index_fp.write
@@ -260,14 +265,14 @@ def stream_records(
                 ids = [iid]
                 types = [typ]
             if not multi_turn:
-                record = Record(f"instruction-{iid}", path, dom, conv, ids, types, abs_file)
+                record = new_record(Record, (f"instruction-{iid}", path, dom, conv, ids, types, abs_file))
                 for writer in writers:
                     writer.write(record)
                 records[split] += 1
             type_counts[typ] += 1
             index_append(f"[{iid},{ver}{index_dom}{typ}{index_split}")
         if multi_turn and conv is not None:
-            record = Record(f"image-{image_id}", path, dom, conv, ids, types, abs_file)
+            record = new_record(Record, (f"image-{image_id}", path, dom, conv, ids, types, abs_file))
             for writer in writers:
                 writer.write(record)
             records[split] += 1
