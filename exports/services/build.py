@@ -222,9 +222,8 @@ def stream_records(
     no_counts = dict.fromkeys(InstructionType.values, 0)
 
     mcq = "multiple_choice"
-    new_record = (
-        tuple.__new__
-    )  # new_record(Record, (…7 fields…)) is Record(…) without its Python-level __new__
+    # new_record(Record, (…all 7 fields…)) makes Record(…) without the NamedTuple's Python-level __new__.
+    new_record = tuple.__new__
     suffix = HINT_SUFFIX
     token = f"{IMAGE_TOKEN}\n"
     index_write = index_fp.write
