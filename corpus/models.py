@@ -6,7 +6,7 @@ Writes that span rows live in corpus/services.py; the type rules in corpus/rules
 from django.conf import settings
 from django.db import models
 from django.db.models import OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import MD5, Cast, Coalesce, Concat
 from django.utils import timezone
 
 from .rules import InstructionType
@@ -237,6 +237,28 @@ class Instruction(ReviewedItem):
     question = models.TextField()
     options = models.JSONField(default=list, blank=True, help_text="MCQ options in order, without labels.")
     answer = models.TextField()
+    # The rules' verdict, remembered: `content_digest` is computed by the database from the four fields
+    # the rules read, on every write by anyone; corpus.services, having found the content valid, copies
+    # it to `checked_digest` with the rules' version. While the two digests match and the version is
+    # current, the content is the content that passed — the exports skip checking it again.
+    content_digest = models.GeneratedField(
+        expression=MD5(
+            Concat(
+                "type",
+                Value("\x1f"),
+                "question",
+                Value("\x1f"),
+                Cast("options", models.TextField()),
+                Value("\x1f"),
+                "answer",
+                output_field=models.TextField(),
+            )
+        ),
+        output_field=models.CharField(max_length=32),
+        db_persist=True,
+    )
+    checked_digest = models.CharField(max_length=32, blank=True, default="", editable=False)
+    checked_rules = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     EDITABLE_FIELDS = ("type", "question", "options", "answer")
 

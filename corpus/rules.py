@@ -18,6 +18,10 @@ class InstructionType(models.TextChoices):
     SHORT_VQA = "short_vqa", "Short VQA"
 
 
+# Raise by one whenever what the rules accept changes (tests/corpus/test_rules_version.py fails until
+# you do): instructions found valid under an older version are checked again by the exports.
+RULES_VERSION = 1
+
 MCQ_MIN_OPTIONS = 2
 MCQ_MAX_OPTIONS = 6
 OPTION_LABELS = string.ascii_uppercase[:MCQ_MAX_OPTIONS]  # "ABCDEF"

@@ -6,12 +6,13 @@ the type rules, compare-and-swaps on the version the editor loaded, and leaves a
 
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from .models import Caption, Image, Instruction, ItemStatus, Origin, ReviewStatus, Revision, RevisionAction
 from .rules import (
+    RULES_VERSION,
     InstructionRuleError,
     InstructionType,
     RuleViolation,
@@ -139,6 +140,8 @@ def create_instruction(
             **fields,
             **provenance,
         )
+        if not violations:
+            record_rules_check([instruction.pk])
         Revision.objects.create(
             instruction=instruction,
             version=1,
@@ -208,6 +211,10 @@ def update_item(
         )
         if swapped != 1:
             raise StaleVersion(model.objects.get(pk=item.pk))
+        if model is Instruction and not check_instruction(
+            current.type, current.question, current.options, current.answer
+        ):
+            record_rules_check([current.pk])
         current.refresh_from_db()
         after = current.snapshot()
         if new_status != before["status"]:
@@ -225,6 +232,70 @@ def update_item(
             **({"caption": current} if model is Caption else {"instruction": current}),
         )
     return current
+
+
+def record_rules_check(instruction_ids: list[int]) -> int:
+    """Remember that these instructions' current content passed corpus.rules (call only after checking
+    it): their content digest, which the database keeps, becomes the checked digest at RULES_VERSION.
+    The exports then skip checking them again until their content or the rules change. Returns how
+    many rows were marked."""
+    return Instruction.objects.filter(pk__in=instruction_ids).update(
+        checked_digest=F("content_digest"), checked_rules=RULES_VERSION
+    )
+
+
+def recheck_rules(*, batch_size: int = 5000, on_batch=None) -> dict[str, int]:
+    """Check every instruction not yet known valid under the current rules (rows written before the
+    rules changed, or not through this module) and remember the valid ones. Invalid rows are left as
+    they are (the exports skip them). Returns counts: checked, valid, invalid.
+
+    Safe beside other writers: a row is marked with the digest of the content that was checked, so a
+    row changed meanwhile does not match its mark and stays unchecked."""
+    counts = {"checked": 0, "valid": 0, "invalid": 0}
+    stale = Instruction.objects.exclude(checked_rules=RULES_VERSION, checked_digest=F("content_digest"))
+    last = 0
+    while True:
+        rows = list(
+            stale.filter(pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", "type", "question", "options", "answer", "content_digest")[:batch_size]
+        )
+        if not rows:
+            return counts
+        valid = [
+            (pk, digest)
+            for pk, type_, question, options, answer, digest in rows
+            if not check_instruction(type_, question, options, answer)
+        ]
+        _mark_checked(valid)
+        counts["checked"] += len(rows)
+        counts["valid"] += len(valid)
+        counts["invalid"] += len(rows) - len(valid)
+        last = rows[-1][0]
+        if on_batch is not None:
+            on_batch(counts)
+
+
+def _mark_checked(rows: list[tuple[int, str]]) -> None:
+    """checked_digest := the given digest, checked_rules := RULES_VERSION, for (id, digest) pairs — in
+    one statement on PostgreSQL (unnest of two arrays), else executemany. (The ORM's bulk_update builds
+    a CASE per row: 350 s for 1M rows, measured.)"""
+    if not rows:
+        return
+    table = Instruction._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            ids, digests = zip(*rows, strict=True)
+            cursor.execute(
+                f"UPDATE {table} AS i SET checked_digest = v.digest, checked_rules = %s "
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, digest) WHERE i.id = v.id",
+                [RULES_VERSION, list(ids), list(digests)],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET checked_digest = %s, checked_rules = %s WHERE id = %s",
+                [(digest, RULES_VERSION, pk) for pk, digest in rows],
+            )
 
 
 def current_caption(image: Image) -> Caption | None:

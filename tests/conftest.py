@@ -37,6 +37,18 @@ def redis_available() -> bool:
         return False
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Tests that ask for the `postgres` or `redis_url` fixture are skipped (or failed, in CI) before any
+    of their fixtures run: a transactional database set up and flushed only to be skipped would leave
+    the test database in another state than the next serialized-rollback test expects (on SQLite the
+    role groups came back twice)."""
+    if "postgres" in item.fixturenames:
+        require(on_postgres(), "needs PostgreSQL: set DATABASE_URL=postgres://…")
+    if "redis_url" in item.fixturenames:
+        require(redis_available(), "needs Redis: set REDIS_URL=redis://…")
+
+
 def _recreate_role_groups(sender, using="default", **kwargs):
     """Transactional tests end with a flush of the test database, which also removes the role groups
     corpus's data migration made; `serialized_rollback` cannot bring them back inside a Playwright test

@@ -23,6 +23,8 @@ from typing import NamedTuple
 import orjson
 from django.db import connection
 
+from corpus.rules import RULES_VERSION
+
 from .specs import Selection
 
 # The columns of one row, in order. `options` is JSON text (parsed only when not "[]").
@@ -37,6 +39,7 @@ COLUMNS = (
     "sha256",
     "file",
     "domain",
+    "checked",
 )
 # COPY's text format escapes these (and nothing else: no NULLs are selected).
 _UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
@@ -54,6 +57,7 @@ class Row(NamedTuple):
     sha256: str
     file: str
     domain: str
+    checked: bool  # its content passed the current rules when written (corpus.services)
 
 
 def _where(selection: Selection) -> tuple[str, list]:
@@ -90,6 +94,11 @@ _FROM = (
 )
 
 
+# Whether an instruction's content is the content corpus.services found valid under the current rules
+# (the database keeps content_digest up to date on every write); such rows need no second check.
+_CHECKED = "(i.checked_rules = %s AND i.checked_digest = i.content_digest)"
+
+
 def select_sql(selection: Selection, *, vendor: str | None = None) -> tuple[str, list]:
     """The export's SELECT (with %s placeholders) and its parameters. The benchmark's COPY floor runs
     exactly this statement."""
@@ -98,9 +107,9 @@ def select_sql(selection: Selection, *, vendor: str | None = None) -> tuple[str,
     where, params = _where(selection)
     sql = (
         f"SELECT i.id, i.version, i.type, i.question, {options}, i.answer, "
-        f"im.id, im.sha256, im.file, d.slug {_FROM}WHERE {where} ORDER BY i.image_id, i.id"
+        f"im.id, im.sha256, im.file, d.slug, {_CHECKED} {_FROM}WHERE {where} ORDER BY i.image_id, i.id"
     )
-    return sql, params
+    return sql, [RULES_VERSION, *params]
 
 
 def count_rows(selection: Selection) -> int:
@@ -138,19 +147,20 @@ def iter_rows(selection: Selection, *, chunk_size: int = 2000) -> Iterator[tuple
 
 def images_sql(selection: Selection) -> tuple[str, list]:
     """The same rows as select_sql, one row per image: a JSON array [image id, sha256, file, domain,
-    [[instruction id, version, type, question, options, answer], …]] (PostgreSQL only)."""
+    [[instruction id, version, type, question, options, answer, checked], …]] (PostgreSQL only)."""
     where, params = _where(selection)
     sql = (
         "SELECT json_build_array(im.id, im.sha256, im.file, d.slug, "
-        "json_agg(json_build_array(i.id, i.version, i.type, i.question, i.options, i.answer))) "
+        f"json_agg(json_build_array(i.id, i.version, i.type, i.question, i.options, i.answer, {_CHECKED}))) "
         f"{_FROM}WHERE {where} GROUP BY im.id, d.id ORDER BY im.id"
     )
-    return sql, params
+    return sql, [RULES_VERSION, *params]
 
 
 def iter_images(selection: Selection) -> Iterator[list]:
     """An iterator of [image id, sha256, file, domain, instructions] per image in image-id order, each
-    image's instructions as [id, version, type, question, options (parsed), answer] in id order — the
+    image's instructions as [id, version, type, question, options (parsed), answer, checked] in id
+    order — the
     rows of iter_rows grouped by image. Call (and iterate) inside transaction.atomic().
 
     On PostgreSQL the server groups and JSON-encodes (binary COPY of one json column, parsed by orjson):
@@ -164,12 +174,12 @@ def iter_images(selection: Selection) -> Iterator[list]:
 def _group_rows(rows: Iterator[tuple]) -> Iterator[list]:
     loads = orjson.loads
     group: list | None = None
-    for iid, ver, typ, question, options, answer, image_id, sha, file_name, dom in rows:
+    for iid, ver, typ, question, options, answer, image_id, sha, file_name, dom, checked in rows:
         if group is None or group[0] != image_id:
             if group is not None:
                 yield group
             group = [image_id, sha, file_name, dom, []]
-        group[4].append([iid, ver, typ, question, loads(options), answer])
+        group[4].append([iid, ver, typ, question, loads(options), answer, bool(checked)])
     if group is not None:
         yield group
 
