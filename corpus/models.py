@@ -257,7 +257,7 @@ class Instruction(ReviewedItem):
         output_field=models.CharField(max_length=32),
         db_persist=True,
     )
-    checked_digest = models.CharField(max_length=32, blank=True, default="", editable=False)
+    checked_digest = models.CharField(max_length=32, blank=True, db_default="", editable=False)
     checked_rules = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     EDITABLE_FIELDS = ("type", "question", "options", "answer")
