@@ -376,14 +376,8 @@ def _build_into(
     for name in sorted(sinks.files):
         tar.add_file(name, sinks.files[name])
     if spec.image_mode == ImageMode.COPY:
-        media_root = Path(settings.MEDIA_ROOT)
-        with open(images_path, encoding="utf-8") as fp:
-            for line in fp:
-                arcname, file_name, sha = line.rstrip("\n").split("\t")
-                source = media_root / file_name
-                if not source.is_file():
-                    raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
-                tar.add_file(arcname, source, expect_sha256=sha)
+        for arcname, source, sha in _copied_images(images_path):
+            tar.add_file(arcname, source, expect_sha256=sha)
     sha, size = tar.finish()
     timings["tar"] = time.perf_counter() - clock - sum(timings.values())
     return sha, size, head, timings
@@ -456,18 +450,25 @@ def _write_manifest(out: BinaryIO, head: dict, index_path: Path, images_path: Pa
         out.write(b"  ]\n}\n")
         return
     out.write(b'  ],\n  "image_files": [\n')
-    media_root = Path(settings.MEDIA_ROOT)
     first = True
+    for arcname, source, sha in _copied_images(images_path):
+        entry = orjson.dumps([arcname, sha, source.stat().st_size])
+        out.write(entry if first else b",\n" + entry)
+        first = False
+    out.write(b"\n  ]\n}\n" if not first else b"  ]\n}\n")
+
+
+def _copied_images(images_path: Path) -> Iterator[tuple[str, Path, str]]:
+    """(path in the archive, file, sha256) of each image the build copies, from the list the stream
+    wrote; a file that is gone fails the build with its name."""
+    media_root = Path(settings.MEDIA_ROOT)
     with open(images_path, encoding="utf-8") as images:
         for line in images:
             arcname, file_name, sha = line.rstrip("\n").split("\t")
             source = media_root / file_name
             if not source.is_file():
                 raise ExportError(f"image file missing: {file_name} (sha256 {sha})")
-            entry = orjson.dumps([arcname, sha, source.stat().st_size])
-            out.write(entry if first else b",\n" + entry)
-            first = False
-    out.write(b"\n  ]\n}\n" if not first else b"  ]\n}\n")
+            yield arcname, source, sha
 
 
 def version_path(version: ExportVersion) -> str:
