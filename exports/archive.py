@@ -21,7 +21,6 @@ import os
 import queue
 import tarfile
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,13 +32,6 @@ _COPY = 1 << 20
 
 class MemberChecksumError(Exception):
     """A file's bytes do not match the sha256 it was expected to have (e.g. a corrupted image)."""
-
-
-@dataclass(frozen=True)
-class Member:
-    arcname: str
-    source: Path
-    expect_sha256: str | None = None  # verified while copying when given
 
 
 def _header(arcname: str, size: int) -> bytes:
@@ -241,18 +233,6 @@ class TarBuilder:
         if self._size > self._hashed:
             self._digest.update_file(self.path, self._size - self._hashed, offset=self._hashed)
             self._hashed = self._size
-
-
-def write_tar(out: Path, members: Iterable[Member]) -> tuple[str, int]:
-    """Write `members` (in the order given) as a new tar at `out`, fsynced; return (sha256, size)."""
-    tar = TarBuilder(out)
-    try:
-        for member in members:
-            tar.add_file(member.arcname, member.source, expect_sha256=member.expect_sha256)
-        return tar.finish()
-    except BaseException:
-        tar.abort()
-        raise
 
 
 def _copy_checked(source: Path, out: BinaryIO, length: int, expect_sha256: str) -> None:

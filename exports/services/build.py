@@ -524,7 +524,7 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
             )
             if won:
                 os.replace(built["archive"], final)
-                fsync_directory(final.parent)  # the archive itself was fsynced by write_tar
+                fsync_directory(final.parent)  # the archive itself was fsynced by TarBuilder.finish
         if not won:
             log.warning("export %s attempt %s lost the version to a newer attempt", version, attempt)
     except Exception as exc:

@@ -7,8 +7,16 @@ import random
 
 import pytest
 
-from exports.archive import BackgroundSha256, HashingWriter, Member, write_tar
+from exports.archive import BackgroundSha256, HashingWriter, TarBuilder
 from exports.services.build import _splitter, split_of
+
+
+def write_tar(out, members) -> tuple[str, int]:
+    """A tar of (name, file, expected sha256 or None) members, all copied in."""
+    tar = TarBuilder(out)
+    for name, source, expect_sha256 in members:
+        tar.add_file(name, source, expect_sha256=expect_sha256)
+    return tar.finish()
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1e-12, 0.05, 0.5, 0.95, 0.999999, 1 - 2**-53, 1.0])
@@ -51,7 +59,7 @@ def test_the_tar_digest_is_the_sha256_of_the_archive_file(tmp_path):
     for index, size in enumerate([0, 1, 512, 3 * 1024 * 1024 + 7]):
         path = tmp_path / f"f{index}"
         path.write_bytes(random.Random(index).randbytes(size))
-        sources.append(Member(f"data/f{index}", path))
+        sources.append((f"data/f{index}", path, None))
     out = tmp_path / "a.tar"
     sha, size = write_tar(out, sources)
     assert size == out.stat().st_size
@@ -69,7 +77,7 @@ def test_the_tar_is_the_same_where_the_kernel_cannot_copy_files(tmp_path, monkey
         data = random.Random(10 + index).randbytes(size)
         path.write_bytes(data)
         checked = hashlib.sha256(data).hexdigest() if index == 1 else None
-        sources.append(Member(f"data/f{index}", path, expect_sha256=checked))
+        sources.append((f"data/f{index}", path, checked))
     kernel = write_tar(tmp_path / "kernel.tar", sources)
     monkeypatch.setattr(exports.archive, "_copy_file_range", None)
     buffered = write_tar(tmp_path / "buffered.tar", sources)
@@ -100,8 +108,6 @@ def test_members_written_in_place_read_back_like_copied_ones(tmp_path, first_siz
     import io
     import tarfile
 
-    from exports.archive import TarBuilder
-
     first = random.Random(first_size).randbytes(first_size)
     other = tmp_path / "other"
     other.write_bytes(b"the third member")
@@ -130,18 +136,16 @@ def test_members_written_in_place_read_back_like_copied_ones(tmp_path, first_siz
     copied = write_tar(
         tmp_path / "copied.tar",
         [
-            Member("a/first", tmp_path / "first"),
-            Member("b/small", tmp_path / "small"),
-            Member("c/empty", tmp_path / "empty"),
-            Member("d/other", other),
+            ("a/first", tmp_path / "first", None),
+            ("b/small", tmp_path / "small", None),
+            ("c/empty", tmp_path / "empty", None),
+            ("d/other", other, None),
         ],
     )
     assert copied == (sha, size)
 
 
 def test_nothing_is_added_while_a_member_is_open(tmp_path):
-    from exports.archive import TarBuilder
-
     tar = TarBuilder(tmp_path / "a.tar")
     fp = tar.begin_member("open")
     with pytest.raises(ValueError, match="still open"):
