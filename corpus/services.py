@@ -19,7 +19,6 @@ from .rules import (
     check_instruction,
     normalize_answer,
     strip_option_label,
-    validate_instruction,
 )
 
 
@@ -184,15 +183,19 @@ def update_item(
         if new_status != current.status and new_status not in ALLOWED_MOVES.get(current.status, set()):
             raise InvalidTransition(f"cannot move from {current.status} to {new_status}")
         # What is kept for review or training must obey the rules; a rejected item may stay broken.
-        if new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
-            if model is Instruction:
+        violations = None
+        if model is Instruction:
+            if new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
                 cleaned = clean_instruction_fields(
                     current.type, current.question, current.options, current.answer
                 )
                 for field, value in cleaned.items():
                     setattr(current, field, value)
-                validate_instruction(current.type, current.question, current.options, current.answer)
-            elif not (current.text or "").strip():
+            violations = check_instruction(current.type, current.question, current.options, current.answer)
+            if violations and new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+                raise InstructionRuleError(violations)
+        elif new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+            if not (current.text or "").strip():
                 raise InstructionRuleError(
                     [RuleViolation("text", "required", "text: a caption must not be empty")]
                 )
@@ -211,9 +214,7 @@ def update_item(
         )
         if swapped != 1:
             raise StaleVersion(model.objects.get(pk=item.pk))
-        if model is Instruction and not check_instruction(
-            current.type, current.question, current.options, current.answer
-        ):
+        if violations == [] and not _check_remembered(current, before):
             record_rules_check([current.pk])
         current.refresh_from_db()
         after = current.snapshot()
@@ -232,6 +233,19 @@ def update_item(
             **({"caption": current} if model is Caption else {"instruction": current}),
         )
     return current
+
+
+def _check_remembered(instruction: Instruction, before: dict) -> bool:
+    """Whether the row already carries the current rules' check of this content (a status move that
+    changed none of the four checked fields): then no second UPDATE is needed."""
+    unchanged = all(
+        before[field] == getattr(instruction, field) for field in ("type", "question", "answer")
+    ) and (before["options"] == list(instruction.options or []))
+    return (
+        unchanged
+        and instruction.checked_rules == RULES_VERSION
+        and instruction.checked_digest == instruction.content_digest
+    )
 
 
 def record_rules_check(instruction_ids: list[int]) -> int:

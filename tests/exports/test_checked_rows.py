@@ -68,3 +68,20 @@ def test_a_check_under_older_rules_is_not_trusted_but_one_under_the_current_rule
     assert made.pk not in exported_ids(build(make_spec("older-rules")))
     Instruction.objects.filter(pk=made.pk).update(checked_rules=RULES_VERSION)
     assert made.pk in exported_ids(build(make_spec("current-rules")))
+
+
+def test_a_status_move_keeps_a_current_mark_and_renews_a_stale_one(corpus, django_assert_num_queries):
+    made = create_instruction(
+        corpus["images"][0], type="short_vqa", question="What is parked?", answer="a car"
+    )
+    made.refresh_from_db()
+    accepted = update_item(made, by=None, expected_version=made.version, status=ItemStatus.ACCEPTED)
+    accepted.refresh_from_db()
+    assert (accepted.checked_rules, accepted.checked_digest) == (RULES_VERSION, accepted.content_digest)
+    # Valid content written around the services: the mark goes stale; the next move checks and renews it.
+    Instruction.objects.filter(pk=made.pk).update(answer="a blue car")
+    accepted.refresh_from_db()
+    assert accepted.checked_digest != accepted.content_digest
+    reopened = update_item(accepted, by=None, expected_version=accepted.version, status=ItemStatus.DRAFT)
+    reopened.refresh_from_db()
+    assert reopened.checked_digest == reopened.content_digest
