@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint format worker clean-var
+.PHONY: run test install install-dev lint format worker beat clean-var
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,18 +22,26 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.dev-installed
 
-## make run: migrate, load the demo, start a Celery worker and the web server on 127.0.0.1:$(PORT).
+## make run: migrate, load the demo, start a Celery worker, Celery beat and the web server on 127.0.0.1:$(PORT).
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo --port $(PORT)
-	@echo "Starting a Celery worker (log: var/worker.log) and the web server on http://127.0.0.1:$(PORT)/"
-	@# Both run in the background so that the shell's trap fires at once on Ctrl-C / TERM (a trap waits
-	@# for a foreground child); background jobs ignore SIGINT, so the trap is what stops them.
-	@$(VENV)/bin/celery -A mminstruct_site worker --pool=threads --concurrency=4 --loglevel=INFO \
+	@echo "Starting a Celery worker (log: var/worker.log), Celery beat (var/beat.log) and the web server on http://127.0.0.1:$(PORT)/"
+	@# All run in the background so that the shell's trap fires at once on Ctrl-C / TERM (a trap waits
+	@# for a foreground child); background jobs ignore SIGINT, so the trap is what stops them. Stale pid
+	@# files of a killed run would stop celery from starting: each process is ours to replace.
+	@rm -f var/worker.pid var/beat.pid; \
+	$(VENV)/bin/celery -A mminstruct_site worker --pool=threads --concurrency=4 --loglevel=INFO \
 		--logfile=var/worker.log --pidfile=var/worker.pid >/dev/null & worker=$$!; \
+	$(VENV)/bin/celery -A mminstruct_site beat --loglevel=INFO \
+		--logfile=var/beat.log --pidfile=var/beat.pid >/dev/null & beat=$$!; \
 	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT) & web=$$!; \
-	trap 'trap - EXIT INT TERM; kill $$web $$worker 2>/dev/null; wait $$web $$worker 2>/dev/null' EXIT INT TERM; \
-	wait -n $$web $$worker
+	trap 'trap - EXIT INT TERM; kill $$web $$worker $$beat 2>/dev/null; wait $$web $$worker $$beat 2>/dev/null' EXIT INT TERM; \
+	wait -n $$web $$worker $$beat
+
+## make beat: Celery beat on its own (exactly one per installation runs the periodic sweeps).
+beat: install
+	$(VENV)/bin/celery -A mminstruct_site beat --loglevel=INFO
 
 ## make worker: a Celery worker on its own (production-like setups with REDIS_URL set).
 worker: install

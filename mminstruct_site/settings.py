@@ -95,8 +95,16 @@ DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the embedded worker and the web process write to one file.
+    # WAL + a busy timeout let the embedded worker and the web process write to one file; IMMEDIATE makes
+    # every transaction take the write lock when it begins, so a second writer waits its turn under the
+    # busy timeout instead of failing at once with "database is locked" when a deferred transaction that
+    # read first tries to write (SQLite refuses that upgrade without waiting).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 else:
     # The claim and export queries rely on index scans; the default 4.0 makes the planner ignore
@@ -185,6 +193,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic work (recovery, sweeps, clean-up) runs on Celery beat, never inside a request. Each app adds
+# its own entries in its block below; every swept task is idempotent, so two beats by mistake are safe.
+SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 30)
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- corpus: image import ---------------------------------------------------------------------
 # Images above this many pixels are refused at import (decompression bombs).

@@ -10,7 +10,7 @@ from tests.test_configuration import settings_variables
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_IN_PRODUCTION = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"}
-APP_SERVICES = ("web", "worker")
+APP_SERVICES = ("web", "worker", "beat")
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,12 @@ def test_compose_has_the_production_services(compose):
     # Scalable with --scale worker=N: no fixed container name or host port on the worker.
     assert "container_name" not in compose["services"]["worker"]
     assert "ports" not in compose["services"]["worker"]
+
+
+def test_compose_runs_exactly_one_beat(compose):
+    beats = [name for name, svc in compose["services"].items() if " beat" in " " + str(svc.get("command"))]
+    assert beats == ["beat"]
+    assert "deploy" not in compose["services"]["beat"]  # no replicas: one scheduler
 
 
 def test_web_runs_migrations_and_collectstatic_at_start(compose):
