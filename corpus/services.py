@@ -76,7 +76,8 @@ def check_changes(
                 RuleViolation(
                     str(key)[:50],
                     "unknown_field",
-                    f"{str(key)[:50]}: a {kind} has no such field (it takes {', '.join(model.EDITABLE_FIELDS)})",
+                    f"{str(key)[:50]}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} has no such field "
+                    f"(it takes {', '.join(model.EDITABLE_FIELDS)})",
                 )
             )
             continue

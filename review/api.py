@@ -203,7 +203,7 @@ class _Changes(serializers.Serializer):
         if unknown:
             takes = ", ".join(self.fields)
             raise ValidationError(
-                [f"unknown key {key!r} (a {self.item}'s changes take {takes})" for key in unknown]
+                [f"unknown key {key!r} ({self.item}'s changes take {takes})" for key in unknown]
             )
         try:
             return super().to_internal_value(data)
@@ -223,12 +223,12 @@ def _flat(messages):
 
 
 class CaptionChanges(_Changes):
-    item = "caption"
+    item = "a caption"
     text = TextField(required=False, allow_blank=True)
 
 
 class InstructionChanges(_Changes):
-    item = "instruction"
+    item = "an instruction"
     type = TextField(required=False, allow_blank=True, max_length=20)
     question = TextField(required=False, allow_blank=True)
     options = serializers.ListField(child=TextField(allow_blank=True), required=False, max_length=20)

@@ -26,6 +26,7 @@ from corpus.rules import (
     InstructionType,
     check_instruction,
 )
+from corpus.serializers import INT_MAX
 from corpus.services import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
 
 from ..models import HallucinationCategory
@@ -325,6 +326,8 @@ def save_item(request, kind: str, item_id: int):
     item = item_or_404(kind, item_id)
     action = request.POST.get("action", "save")
     version = parse_id(request.POST.get("expected_version"))
+    if version is not None and version > INT_MAX:  # versions are 32-bit, like the API's
+        version = None
     changes = _submitted_changes(kind, request.POST)
     reason = request.POST.get("reason", "").strip()
     if action not in ACTIONS or version is None:

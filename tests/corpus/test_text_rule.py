@@ -1,6 +1,8 @@
 """The one text rule (corpus.rules): no control characters but tab, line feed and carriage return —
 the same rule in the instruction rules, the services, the API serializers and the page forms."""
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -89,3 +91,57 @@ def test_the_domain_edit_page_refuses_a_control_character_and_saves_nothing(clie
     assert "control character U+000B" in html and "U+0000" in html
     domain.refresh_from_db()
     assert "\x0b" not in domain.guidelines and SeedQuestion.objects.filter(domain=domain).count() == before
+
+
+# --- the services: nothing unusable is written -----------------------------------------------------------
+
+
+def test_update_item_refuses_unusable_changes_and_writes_nothing(annotator):
+    from corpus.models import Revision
+    from corpus.rules import InstructionRuleError
+    from corpus.services import update_item
+    from tests.corpus.factories import InstructionFactory
+
+    item = InstructionFactory(type="short_vqa", question="What is it?", answer="a cat", options=[])
+    for changes, named in [
+        ({"colour": "red"}, "colour: an instruction has no such field"),
+        ({"answer": 42}, "answer: must be a text"),
+        ({"options": "a, b"}, "options: must be a list of texts"),
+        ({"question": "What\x00 is it?"}, "question: contains the control character U+0000"),
+    ]:
+        with pytest.raises(InstructionRuleError, match=re.escape(named)):
+            update_item(
+                item, by=annotator, expected_version=1, changes=changes, status="rejected", reason="x"
+            )
+    with pytest.raises(
+        InstructionRuleError, match=re.escape("reason: contains the control character U+0007")
+    ):
+        update_item(item, by=annotator, expected_version=1, status="rejected", reason="bad\x07")
+    item.refresh_from_db()
+    assert item.version == 1 and not Revision.objects.filter(instruction=item).exists()
+
+
+def test_a_persons_instruction_is_checked_as_typed_before_cleaning(annotator):
+    from corpus.models import Instruction, Origin
+    from corpus.rules import InstructionRuleError
+    from corpus.services import create_instruction
+    from tests.corpus.factories import ImageFactory
+
+    image = ImageFactory()
+    with pytest.raises(InstructionRuleError, match="U\\+001F"):
+        # strip() would remove \x1f (Python counts it as whitespace): refused as typed all the same
+        create_instruction(
+            image, type="judgement", question="Is it red?\x1f", answer="Yes", origin=Origin.PERSON
+        )
+    assert not Instruction.objects.exists()
+
+
+def test_model_output_with_a_nul_is_kept_as_invalid_and_storable():
+    from corpus.models import Instruction, ItemStatus
+    from corpus.services import create_instruction
+    from tests.corpus.factories import ImageFactory
+
+    made = create_instruction(ImageFactory(), type="short_vqa", question="What is\x00 it?", answer="a cat")
+    stored = Instruction.objects.get(pk=made.pk)
+    assert stored.status == ItemStatus.INVALID and "U+0000" in stored.reason
+    assert stored.question == "What is\ufffd it?"

@@ -263,7 +263,7 @@ def test_a_caption_with_a_control_character_is_refused_on_the_page(client, held)
 def test_form_numbers_that_are_no_numbers_are_refused_not_500(client, held):
     caption = held.captions.get()
     url = reverse("review:save", args=["caption", caption.pk])
-    for version in ("²", str(HUGE), "-1", "1.0"):
+    for version in ("²", str(HUGE), str(2**31), "-1", "1.0"):
         response = client.post(url, {"expected_version": version, "action": "accept", "text": "x"})
         assert response.status_code == 400, version
     marked = client.post(
