@@ -178,7 +178,8 @@ def _show_image(request, image_id: int) -> dict:
     if image.review_status == ReviewStatus.IN_REVIEW and image.leased_by_id == request.user.pk:
         return _panel_context(request, image, readonly=False)
     take = reopen = False
-    if image.review_status == ReviewStatus.IN_REVIEW and image.lease_expires_at > timezone.now():
+    expires = image.lease_expires_at
+    if image.review_status == ReviewStatus.IN_REVIEW and expires is not None and expires > timezone.now():
         notice = str(LeaseHeld(image, image.leased_by.get_username() if image.leased_by else "someone"))
     elif image.review_status in (ReviewStatus.PENDING, ReviewStatus.IN_REVIEW):
         notice, take = "This image waits for review.", True
