@@ -336,7 +336,7 @@ class ReviewImageViewSet(_ReviewViewSet):
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ClaimSerializer(claim).data)
 
-    @extend_schema(responses={200: ReviewImageSerializer, 404: NOT_FOUND})
+    @extend_schema(responses={200: ReviewImageSerializer, 404: NOT_FOUND, 503: DATABASE_BUSY})
     def retrieve(self, request, pk=None):
         """The image with its caption(s) and instructions (invalid model output left out). Reads only."""
         image_id = self._get_image_id(pk)
@@ -461,7 +461,7 @@ class _ItemViewSet(_ReviewViewSet):
             raise ValidationError({"hallucinations": [str(exc)]}) from None
         return Response({**self.output_serializer(result.item).data, "image_done": result.image_done})
 
-    @extend_schema(responses={200: RevisionSerializer(many=True), 404: NOT_FOUND})
+    @extend_schema(responses={200: RevisionSerializer(many=True), 404: NOT_FOUND, 503: DATABASE_BUSY})
     @action(detail=True, methods=["get"])
     def history(self, request, pk=None):
         """The item's revisions, newest first (paginated)."""

@@ -18,15 +18,15 @@ GLOBAL = {401, 403, 429}
 
 EXPECTED = {
     ("/api/v1/review/images/next/", "post"): {200, 204, 400, 503},
-    ("/api/v1/review/images/{id}/", "get"): {200, 404},
+    ("/api/v1/review/images/{id}/", "get"): {200, 404, 503},
     ("/api/v1/review/images/{id}/take/", "post"): {200, 404, 409, 503},
     ("/api/v1/review/images/{id}/reopen/", "post"): {200, 404, 409, 503},
     ("/api/v1/review/images/{id}/renew/", "post"): {200, 404, 409, 503},
     ("/api/v1/review/images/{id}/release/", "post"): {200, 404, 503},
     ("/api/v1/review/captions/{id}/save/", "post"): {200, 400, 404, 409, 503},
     ("/api/v1/review/instructions/{id}/save/", "post"): {200, 400, 404, 409, 503},
-    ("/api/v1/review/captions/{id}/history/", "get"): {200, 404},
-    ("/api/v1/review/instructions/{id}/history/", "get"): {200, 404},
+    ("/api/v1/review/captions/{id}/history/", "get"): {200, 404, 503},
+    ("/api/v1/review/instructions/{id}/history/", "get"): {200, 404, 503},
     ("/api/v1/captions/", "get"): {200, 400},
     ("/api/v1/instructions/", "get"): {200, 400},
     ("/api/v1/images/", "get"): {200, 400},
