@@ -1,8 +1,9 @@
 """REST endpoints for domains, images, captions and instructions, mounted under /api/v1/."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, parsers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -19,9 +20,39 @@ from .serializers import (
     ImportBatchSerializer,
     ImportSummarySerializer,
     InstructionSerializer,
+    RequestErrorSerializer,
 )
 
 
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, with JSON nested deeper than Python can decode answered as a 400 (the standard
+    parser lets the RecursionError through as a 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+
+
+# The parsers of every endpoint that reads a body (REST_FRAMEWORK's defaults, the JSON one made safe).
+PARSERS = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
+
+BAD_REQUEST = OpenApiResponse(
+    RequestErrorSerializer, description="A refused input: `errors` names each field."
+)
+NOT_FOUND = OpenApiResponse(RequestErrorSerializer, description="No such object.")
+LIST_ERRORS = {400: BAD_REQUEST}  # a filter value that is not one (an id beyond 64 bits, a NUL)
+READ_ERRORS = {404: NOT_FOUND}
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: DomainSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: DomainSerializer, **READ_ERRORS}),
+    create=extend_schema(responses={201: DomainSerializer, 400: BAD_REQUEST}),
+    update=extend_schema(responses={200: DomainSerializer, 400: BAD_REQUEST, **READ_ERRORS}),
+    partial_update=extend_schema(responses={200: DomainSerializer, 400: BAD_REQUEST, **READ_ERRORS}),
+)
 class DomainViewSet(
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
@@ -31,13 +62,19 @@ class DomainViewSet(
     keep their domain)."""
 
     serializer_class = DomainSerializer
+    parser_classes = PARSERS
     lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"  # a slug; anything else is no domain (404 from the router)
     allowed_roles = ALL_ROLES
     write_roles = (ADMIN,)
     queryset = Domain.objects.prefetch_related("seed_questions")
     filterset_fields = ["is_active"]
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: ImageSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: ImageSerializer, **READ_ERRORS}),
+)
 class ImageViewSet(viewsets.ReadOnlyModelViewSet):
     """Images; `upload` imports files through the same service as the command and the upload page."""
 
@@ -79,6 +116,7 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(ImportSummarySerializer(summary.as_dict()).data, status=code)
 
 
+@extend_schema_view(retrieve=extend_schema(responses={200: ImportBatchSerializer, **READ_ERRORS}))
 class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
     """Uploads imported in the background, with their summary once done. Admins only."""
 
@@ -87,6 +125,10 @@ class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = ImportBatch.objects.select_related("domain").order_by("-id")
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: CaptionSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: CaptionSerializer, **READ_ERRORS}),
+)
 class CaptionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CaptionSerializer
     filterset_class = CaptionFilter
@@ -94,6 +136,10 @@ class CaptionViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Caption.objects.select_related("image__domain").order_by("id")
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: InstructionSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: InstructionSerializer, **READ_ERRORS}),
+)
 class InstructionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = InstructionSerializer
     filterset_class = InstructionFilter

@@ -5,6 +5,19 @@ from django import forms
 
 from .models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
 from .rules import InstructionType
+from .serializers import ID_MAX
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An id: a whole number from 1 to the largest bigint. Anything else is a 400 naming the filter
+    (a decimal, or a number beyond 64 bits that would overflow the query)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", ID_MAX)
+        super().__init__(*args, **kwargs)
 
 
 class ImageFilter(django_filters.FilterSet):
@@ -30,7 +43,7 @@ class ImageFilter(django_filters.FilterSet):
 class CaptionFilter(django_filters.FilterSet):
     domain = django_filters.CharFilter(field_name="image__domain__slug", label="Domain slug")
     status = django_filters.ChoiceFilter(choices=ItemStatus.choices)
-    image = django_filters.NumberFilter(field_name="image_id")
+    image = IdFilter(field_name="image_id")
 
     class Meta:
         model = Caption
@@ -41,7 +54,7 @@ class InstructionFilter(django_filters.FilterSet):
     domain = django_filters.CharFilter(field_name="image__domain__slug", label="Domain slug")
     type = django_filters.ChoiceFilter(choices=InstructionType.choices)
     status = django_filters.ChoiceFilter(choices=ItemStatus.choices)
-    image = django_filters.NumberFilter(field_name="image_id")
+    image = IdFilter(field_name="image_id")
 
     class Meta:
         model = Instruction

@@ -4,10 +4,27 @@ from django import forms
 from django.forms import inlineformset_factory
 
 from .models import Domain, SeedQuestion
-from .rules import ANSWER_RULE, InstructionType, check_instruction, normalize_answer, strip_option_label
+from .rules import (
+    ANSWER_RULE,
+    InstructionType,
+    check_instruction,
+    normalize_answer,
+    refuse_control_characters,
+    strip_option_label,
+)
 
 
-class DomainForm(forms.ModelForm):
+class RefuseControlCharacters:
+    """Every text field of the form refuses control characters (corpus.rules, the rule every text obeys)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, forms.CharField):
+                field.validators.append(refuse_control_characters)
+
+
+class DomainForm(RefuseControlCharacters, forms.ModelForm):
     class Meta:
         model = Domain
         fields = ["name", "description", "guidelines", "is_active"]
@@ -17,7 +34,7 @@ class DomainForm(forms.ModelForm):
         }
 
 
-class SeedQuestionForm(forms.ModelForm):
+class SeedQuestionForm(RefuseControlCharacters, forms.ModelForm):
     """A seed question, checked with the type rules (corpus/rules.py) like every other instruction.
     Options are typed one per line; labels such as 'A.' are stripped, answers like 'yes.' normalised."""
 
@@ -43,8 +60,8 @@ class SeedQuestionForm(forms.ModelForm):
         if self.cleaned_data.get("DELETE"):
             return data
         type_ = data.get("type")
-        if not type_:
-            return data
+        if not type_ or any(name in self.errors for name in ("question", "answer", "options_text")):
+            return data  # a field refused as typed (a control character) is not checked again as empty
         options = [strip_option_label(line) for line in (data.get("options_text") or "").splitlines()]
         options = [o for o in options if o]
         answer = normalize_answer(type_, data.get("answer") or "")
@@ -61,7 +78,7 @@ SeedQuestionFormSet = inlineformset_factory(
 )
 
 
-class ImportForm(forms.Form):
+class ImportForm(RefuseControlCharacters, forms.Form):
     """The fields beside the files of an upload; the files themselves come from request.FILES."""
 
     domain = forms.ModelChoiceField(queryset=Domain.objects.filter(is_active=True), to_field_name="slug")

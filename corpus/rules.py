@@ -1,13 +1,17 @@
-"""The rules of the four instruction types — the one place they live.
+"""The rules of the four instruction types — the one place they live — and the one rule every text a
+person or a file sends in obeys (no control characters).
 
-Used by the model-output parser (generation), the review forms and the API (review, corpus) and the
-exporters alike. `check_instruction` returns the violations; `validate_instruction` raises them.
+Used by the model-output parser (generation), the review forms and the API (review, corpus), the image
+import and the exporters alike. `check_instruction` returns the violations; `validate_instruction` raises
+them. `find_control_character` / `check_text` / `refuse_control_characters` are the text rule, for
+anything that is not an instruction (captions, reasons, notes, guidelines, image metadata, file names).
 """
 
 import re
 import string
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -20,7 +24,7 @@ class InstructionType(models.TextChoices):
 
 # Raise by one whenever what the rules accept changes (tests/corpus/test_rules_version.py fails until
 # you do): instructions found valid under an older version are checked again by the exports.
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: control characters are refused
 
 MCQ_MIN_OPTIONS = 2
 MCQ_MAX_OPTIONS = 6
@@ -42,6 +46,42 @@ ANSWER_RULE = {
     InstructionType.LONG_VQA: f"must be a full sentence or more (at least {LONG_ANSWER_MIN_WORDS} words, "
     "ending with . ! or ?)",
 }
+
+
+# --- the text rule: no control characters ---------------------------------------------------------
+# Unicode's control characters (category Cc: U+0000–U+001F, U+007F–U+009F) but tab, line feed and
+# carriage return. NUL cannot even be stored in a PostgreSQL text column; the others are invisible on a
+# page, break JSONL consumers and tokenizers, and never belong in a caption or an answer.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_find_control = CONTROL_CHARACTERS.search
+
+
+def find_control_character(text: str) -> str | None:
+    """The first control character of `text` that the rule refuses, or None when there is none."""
+    match = _find_control(text)
+    return match.group() if match else None
+
+
+def control_character_message(field: str, char: str) -> str:
+    """What a person reads when `field` holds the control character `char`."""
+    return (
+        f"{field}: contains the control character U+{ord(char):04X}; only tab, line feed and carriage "
+        "return are allowed"
+    )
+
+
+def refuse_control_characters(value) -> None:
+    """A validator for Django form fields, model fields and DRF fields (DRF turns Django's
+    ValidationError into a 400 naming the field): refuses a text holding a control character."""
+    if isinstance(value, str):
+        char = find_control_character(value)
+        if char is not None:
+            raise ValidationError(
+                "Contains the control character U+%(code)s; only tab, line feed and carriage return are "
+                "allowed.",
+                code="control_character",
+                params={"code": f"{ord(char):04X}"},
+            )
 
 
 @dataclass(frozen=True)
@@ -66,6 +106,17 @@ class InstructionRuleError(ValueError):
         for v in self.violations:
             out.setdefault(v.field, []).append(v.message)
         return out
+
+
+def check_text(field: str, value) -> RuleViolation | None:
+    """The text rule for one field that is not part of an instruction (a caption's text, a reason, a
+    note): the violation, or None. Lists are checked item by item (options)."""
+    values = value if isinstance(value, list | tuple) else [value]
+    for item in values:
+        char = find_control_character(item) if isinstance(item, str) else None
+        if char is not None:
+            return RuleViolation(field, "control_character", control_character_message(field, char))
+    return None
 
 
 # Computed once: check_instruction runs for every row of an export, and TextChoices.values builds a new
@@ -123,6 +174,10 @@ def check_instruction(
             and not question.isspace()
             and len(question) <= QUESTION_MAX_CHARS
             and len(answer) <= ANSWER_MAX_CHARS
+            # isprintable() is a quick "no control character" for the usual one-line text; only text it
+            # is unsure of (a line break, a no-break space…) goes through the pattern.
+            and (question.isprintable() or _find_control(question) is None)
+            and (answer.isprintable() or _find_control(answer) is None)
         ):
             if type_ == "multiple_choice":
                 labels = _LABELS_FOR.get(len(options)) if type(options) is list else None
@@ -135,16 +190,12 @@ def check_instruction(
                     # Distinct and none empty once stripped; raw lengths within the limit imply
                     # stripped ones are (all of them together, usually, else each; a longer raw
                     # option goes to the full check).
-                    if (
-                        lowered is not None
-                        and len(lowered) == len(options)
-                        and "" not in lowered
-                        and (
-                            len("".join(options)) <= OPTION_MAX_CHARS
-                            or max(map(len, options)) <= OPTION_MAX_CHARS
-                        )
-                    ):
-                        return []
+                    if lowered is not None and len(lowered) == len(options) and "" not in lowered:
+                        joined = "".join(options)
+                        if (
+                            len(joined) <= OPTION_MAX_CHARS or max(map(len, options)) <= OPTION_MAX_CHARS
+                        ) and (joined.isprintable() or _find_control(joined) is None):
+                            return []
             elif not options:
                 # split(None, k) stops after k words: enough to tell "more than k" / "at least k+1".
                 if type_ == "judgement":
@@ -186,10 +237,14 @@ def _check_instruction_full(
         fail("question", "required", "question: must not be empty")
     elif len(question) > QUESTION_MAX_CHARS:
         fail("question", "too_long", f"question: must be at most {QUESTION_MAX_CHARS} characters")
+    elif (char := find_control_character(question)) is not None:
+        fail("question", "control_character", control_character_message("question", char))
     if not answer.strip():
         fail("answer", "required", "answer: must not be empty")
     elif len(answer) > ANSWER_MAX_CHARS:
         fail("answer", "too_long", f"answer: must be at most {ANSWER_MAX_CHARS} characters")
+    elif (char := find_control_character(answer)) is not None:
+        fail("answer", "control_character", control_character_message("answer", char))
 
     if type_ == InstructionType.MULTIPLE_CHOICE:
         if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
@@ -207,6 +262,8 @@ def _check_instruction_full(
             fail("options", "mcq_empty_option", "options: every option must have text")
         elif any(len(o) > OPTION_MAX_CHARS for o in cleaned):
             fail("options", "too_long", f"options: each option must be at most {OPTION_MAX_CHARS} characters")
+        elif (char := find_control_character("".join(options))) is not None:
+            fail("options", "control_character", control_character_message("options", char))
         lowered = [o.lower() for o in cleaned]
         if len(set(lowered)) != len(lowered):
             fail("options", "mcq_duplicate_option", "options: the options must be distinct")

@@ -1,19 +1,82 @@
 """API serializers of the corpus. Explicit fields; nothing here runs a query of its own (the viewsets
-select and prefetch what is read)."""
+select and prefetch what is read). Also the input pieces every app's API shares: bounded ids, strict
+text fields (a string, without control characters), the error bodies for the schema."""
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Caption, Domain, Image, ImportBatch, Instruction, SeedQuestion
+from .rules import find_control_character, refuse_control_characters
+
+# Bounds of the integers the API accepts: ids are bigint, versions and text offsets int (PostgreSQL's
+# integer). Anything larger is a 400 naming the field, never an overflow deeper down.
+ID_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
 
 
-class SeedQuestionSerializer(serializers.ModelSerializer):
+def _kind_of(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "null" if value is None else type(value).__name__
+
+
+class TextField(serializers.CharField):
+    """A string as sent — a number, an object or a list is refused, not turned into text — without
+    control characters (corpus.rules, the rule every text obeys). Whitespace is kept as typed."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        self.validators.append(refuse_control_characters)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError(f"Must be a string, not {_kind_of(data)}.", code="invalid")
+        return super().to_internal_value(data)
+
+
+class RefuseControlCharacters:
+    """For model serializers: every text field refuses control characters (corpus.rules), without
+    replacing the fields' own validators (unique names, slugs)."""
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, field_kwargs = super().build_standard_field(field_name, model_field)
+        if issubclass(field_class, serializers.CharField):
+            field_kwargs["validators"] = [*field_kwargs.get("validators", []), refuse_control_characters]
+        return field_class, field_kwargs
+
+
+class DomainSlugField(serializers.SlugRelatedField):
+    """A domain named by its slug; text no slug can be (a control character, a NUL the database
+    refuses to compare) is answered like an unknown slug instead of reaching the query."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or find_control_character(data) is not None:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:100])
+        return super().to_internal_value(data)
+
+
+class RequestErrorSerializer(serializers.Serializer):
+    """What the API answers for a request it refuses (400 and 404 alike): `detail` says why, `errors`
+    names each refused field with its messages."""
+
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class SeedQuestionSerializer(RefuseControlCharacters, serializers.ModelSerializer):
     class Meta:
         model = SeedQuestion
         fields = ["id", "type", "question", "options", "answer"]
 
 
-class DomainSerializer(serializers.ModelSerializer):
+class DomainSerializer(RefuseControlCharacters, serializers.ModelSerializer):
     seed_questions = SeedQuestionSerializer(many=True, read_only=True)
 
     class Meta:
@@ -54,11 +117,11 @@ class ImageSerializer(serializers.ModelSerializer):
 class ImageUploadSerializer(serializers.Serializer):
     """Multipart input of POST /api/v1/images/upload/: one or more image or .zip files."""
 
-    domain = serializers.SlugRelatedField(slug_field="slug", queryset=Domain.objects.filter(is_active=True))
+    domain = DomainSlugField(slug_field="slug", queryset=Domain.objects.filter(is_active=True))
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
-    source = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-    license = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-    prior_knowledge = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    source = TextField(required=False, allow_blank=True, default="", max_length=500)
+    license = TextField(required=False, allow_blank=True, default="", max_length=500)
+    prior_knowledge = TextField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class FileResultSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ from .rules import (
     InstructionType,
     RuleViolation,
     check_instruction,
+    check_text,
     normalize_answer,
     strip_option_label,
 )
@@ -59,6 +60,40 @@ def clean_instruction_fields(type_: str, question: str, options, answer: str) ->
         "options": options if type_ == InstructionType.MULTIPLE_CHOICE else (options or []),
         "answer": normalize_answer(type_, answer or ""),
     }
+
+
+def check_changes(
+    model: type[Caption] | type[Instruction], changes: dict, **texts: str
+) -> list[RuleViolation]:
+    """What makes an edit unusable before it touches the item: a key that is no editable field of the
+    item (named, never dropped), a value of the wrong kind (`options` is a list of texts, every other
+    field a text), a control character in a value or in one of `texts` (reason, note). Empty: usable."""
+    violations = []
+    kind = model.__name__.lower()
+    for key, value in changes.items():
+        if key not in model.EDITABLE_FIELDS:
+            violations.append(
+                RuleViolation(
+                    str(key)[:50],
+                    "unknown_field",
+                    f"{str(key)[:50]}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} has no such field "
+                    f"(it takes {', '.join(model.EDITABLE_FIELDS)})",
+                )
+            )
+            continue
+        if key == "options":
+            if value is not None and not (isinstance(value, list) and all(isinstance(o, str) for o in value)):
+                violations.append(RuleViolation(key, "not_a_list", "options: must be a list of texts"))
+                continue
+        elif not isinstance(value, str):
+            violations.append(RuleViolation(key, "not_text", f"{key}: must be a text"))
+            continue
+        if (violation := check_text(key, value or [])) is not None:
+            violations.append(violation)
+    for key, value in texts.items():
+        if (violation := check_text(key, value)) is not None:
+            violations.append(violation)
+    return violations
 
 
 def mark_images_pending(image_ids: Iterable[int]) -> int:
@@ -114,7 +149,14 @@ def create_instruction(
     """Store a new instruction with its first revision.
 
     Model output that breaks the type rules is kept as `invalid` with the broken rules as its reason,
-    never dropped; a person's instruction that breaks them is refused with InstructionRuleError."""
+    never dropped; a person's instruction that breaks them, or that check_changes finds unusable as
+    typed, is refused with InstructionRuleError."""
+    if origin == Origin.PERSON:
+        unusable = check_changes(
+            Instruction, {"type": type, "question": question, "options": options, "answer": answer}
+        )
+        if unusable:
+            raise InstructionRuleError(unusable)
     fields = clean_instruction_fields(type, question, options, answer)
     violations = check_instruction(fields["type"], fields["question"], fields["options"], fields["answer"])
     reason = ""
@@ -125,6 +167,7 @@ def create_instruction(
         reason = "; ".join(v.message for v in violations)
         if not isinstance(fields["options"], list):
             fields["options"] = []
+        fields = _storable(fields)
     now = timezone.now()
     with transaction.atomic():
         instruction = Instruction.objects.create(
@@ -154,6 +197,20 @@ def create_instruction(
     return instruction
 
 
+def _storable(fields: dict) -> dict:
+    """Invalid model output kept for the record: NUL, which PostgreSQL cannot store in text, becomes
+    U+FFFD (the reason already names the control character that made the row invalid)."""
+
+    def clean(value):
+        if isinstance(value, str):
+            return value.replace("\x00", "\ufffd")
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return {key: clean(value) for key, value in fields.items()}
+
+
 def update_item(
     item: Caption | Instruction,
     *,
@@ -168,10 +225,15 @@ def update_item(
 
     Not idempotent by itself: a repeated call with the same expected_version raises StaleVersion, which
     is how a double submit is told apart from a second edit. Raises InstructionRuleError when the result
-    breaks the type rules (a rejection may keep broken content), InvalidTransition for a move the table
-    does not allow. Returns the item as saved, with its new version."""
+    breaks the type rules (a rejection may keep broken content) and, whatever the status, when the
+    changes are unusable (check_changes: unknown fields, wrong kinds, control characters) — nothing is
+    written then; InvalidTransition for a move the table does not allow. Returns the item as saved,
+    with its new version."""
     model = type(item)
-    changes = {k: v for k, v in (changes or {}).items() if k in model.EDITABLE_FIELDS}
+    changes = dict(changes or {})
+    unusable = check_changes(model, changes, reason=reason, note=note)
+    if unusable:
+        raise InstructionRuleError(unusable)
     with transaction.atomic():
         current = model.objects.select_for_update().get(pk=item.pk)
         if current.version != expected_version:
@@ -199,6 +261,8 @@ def update_item(
                 raise InstructionRuleError(
                     [RuleViolation("text", "required", "text: a caption must not be empty")]
                 )
+            if (violation := check_text("text", current.text)) is not None:
+                raise InstructionRuleError([violation])
         if new_status == ItemStatus.REJECTED:
             current.reason = reason or current.reason or "rejected"
         elif status is not None:

@@ -280,6 +280,9 @@ REVIEW_HEARTBEAT_SECONDS = env_int("REVIEW_HEARTBEAT_SECONDS", 60)
 REVIEW_SECOND_PASS_SHARE = float(env("REVIEW_SECOND_PASS_SHARE", "0.1"))
 # Throughput statistics: a gap between two decisions longer than this is a break, not work.
 REVIEW_IDLE_SECONDS = env_int("REVIEW_IDLE_SECONDS", 300)
+# Expired review and second-pass leases go back to their queues without anyone claiming.
+CELERY_BEAT_SCHEDULE["review-sweep"] = {"task": "review.sweep", "schedule": SWEEP_INTERVAL}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["SaveStatusEnum"] = "review.api.SAVE_STATUS_CHOICES"
 
 # (review settings above this line)
 

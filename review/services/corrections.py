@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision
+from corpus.rules import check_text
 from corpus.services import create_instruction, current_caption, update_item
 from generation import services as generation
 
 from ..models import HallucinationCategory, HallucinationMark
-from .queue import finish_if_done, hold_lease
+from .queue import finish_if_done, renew_lease
 
 ITEM_MODELS: dict[str, type[Caption] | type[Instruction]] = {"caption": Caption, "instruction": Instruction}
 MARKABLE_FIELDS = {"caption": ("text",), "instruction": ("question", "options", "answer")}
@@ -66,10 +67,12 @@ def _build_marks(item, revision: Revision, marks: list[MarkInput], by) -> list[H
     rows = []
     for mark in marks:
         if mark.category not in HallucinationCategory.values:
-            raise MarkError(f"hallucination: unknown category {mark.category!r}")
+            raise MarkError(f"hallucination: unknown category {str(mark.category)[:50]!r}")
+        if (violation := check_text("hallucination note", mark.note)) is not None:
+            raise MarkError(violation.message)
         name = mark.field or MARKABLE_FIELDS[kind][-1]
         if name not in MARKABLE_FIELDS[kind]:
-            raise MarkError(f"hallucination: a {kind} has no field {name!r} to mark")
+            raise MarkError(f"hallucination: a {kind} has no field {str(name)[:50]!r} to mark")
         text = _field_text(item, name)
         start, end = mark.span_start, mark.span_end
         span_text = ""
@@ -113,11 +116,13 @@ def save_item(
     """Save the lease holder's edit and/or decision of one item, carrying the version they loaded, with
     the hallucination marks of that correction tied to its revision; the image becomes reviewed when
     its last draft is decided. Not idempotent: a repeat raises StaleVersion (corpus.services), as does
-    any save against a version someone else changed. Raises LeaseHeld/LeaseError when the user does
-    not hold the image, InstructionRuleError/InvalidTransition/MarkError for bad input."""
+    any save against a version someone else changed. Only the holder saves (queue.renew_lease: a lapsed
+    lease nobody took comes back, an image never held is never taken): raises LeaseHeld/NotHeld
+    otherwise, and InstructionRuleError/InvalidTransition/MarkError for bad input — nothing is written
+    then."""
     with transaction.atomic():
         item = get_item(kind, item_id)
-        hold_lease(item.image_id, by)
+        renew_lease(item.image_id, by)
         saved = update_item(
             item,
             by=by,
@@ -140,9 +145,10 @@ def add_instruction(
     image_id: int, *, by, type: str, question: str, answer: str, options: list[str] | None = None
 ) -> Instruction:
     """Add an instruction the models missed, written by the lease holder; it is accepted at once (a
-    person wrote it) and keeps both revisions. Not idempotent. Raises InstructionRuleError."""
+    person wrote it) and keeps both revisions. Not idempotent. Raises InstructionRuleError, and
+    LeaseHeld/NotHeld when the user does not hold the image."""
     with transaction.atomic():
-        hold_lease(image_id, by)
+        renew_lease(image_id, by)
         image = Image.objects.get(pk=image_id)
         created = create_instruction(
             image,

@@ -1,14 +1,18 @@
-"""The annotator queue: claim the next image, hold, renew and release its lease, finish it.
+"""The annotator queue: claim the next image, take or reopen one by intent, renew and release its
+lease, finish it, and the sweep that returns expired leases to the queue.
 
 One lease covers an image with its caption and instructions. Claims never hand one image to two
 people: on PostgreSQL one statement locks candidates with FOR UPDATE SKIP LOCKED; on SQLite a
 compare-and-swap UPDATE (via transitions.transition) decides, and the loser retries with the next id.
+Leases come only from intent — a claim, "Review this image", "Reopen" (all POSTs) —; reading an image,
+renewing or saving never leases an image the user did not hold.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
@@ -33,6 +37,10 @@ class LeaseHeld(LeaseError):
         super().__init__(
             f"{holder_name} is reviewing this image now (lease until {image.lease_expires_at:%H:%M:%S} UTC)"
         )
+
+
+class NotHeld(LeaseError):
+    """The user does not hold the image: a renew or a save does not take it (taking is a POST of its own)."""
 
 
 def lease_duration() -> timedelta:
@@ -216,8 +224,14 @@ def _claim_compare_and_swap(annotator, domains: list[int], attempts: int = 20) -
 
 def sweep_expired_leases(limit: int = 100) -> int:
     """Return images whose lease expired to the queue (or to reviewed when no drafts are left, e.g. an
-    image someone reopened only to look at). Idempotent. (The PostgreSQL claim does this
-    itself in its statement; this is the portable path and the one the tests call.)"""
+    image someone reopened only to look at). Idempotent; returns how many this call moved (a batch of
+    at most `limit`; a lease another sweep returned first is not counted). The PostgreSQL claim also
+    does this in its statement; the scheduled `sweep` loops over batches of it."""
+    return _sweep_batch(limit)[1]
+
+
+def _sweep_batch(limit: int) -> tuple[int, int]:
+    """(expired leases found, leases this call moved) for one batch."""
     now = timezone.now()
     expired = list(
         Image.objects.filter(review_status=ReviewStatus.IN_REVIEW, lease_expires_at__lt=now)
@@ -235,33 +249,49 @@ def sweep_expired_leases(limit: int = 100) -> int:
             leased_by=None,
             lease_expires_at=None,
         )
-    return returned
+    return len(expired), returned
 
 
-def hold_lease(image_id: int, user) -> datetime:
-    """Make sure `user` holds the lease on the image — renew it, or take it when nobody else holds an
-    unexpired one (a dropped connection comes back to its image) — and return its new expiry. The image
-    row stays locked until the end of the caller's transaction, so no sweep or claim takes it meanwhile.
-    Idempotent. Raises LeaseHeld when someone else holds it, LeaseError when there is nothing to review."""
+def sweep(*, batch: int = 100, max_batches: int = 100) -> dict[str, int]:
+    """The scheduled sweep (Celery beat runs it every SWEEP_INTERVAL seconds as `review.sweep`): every
+    expired review lease and second-pass lease goes back, so images return to the queue without anyone
+    claiming. Idempotent, and safe with two beats: each move is a compare-and-swap that writes its
+    event only when it wins. Returns how many of each it returned."""
+    leases = 0
+    for _ in range(max_batches):
+        found, moved = _sweep_batch(batch)
+        leases += moved
+        # A full batch may hide more behind it, even when another sweep won some of its swaps.
+        if found < batch:
+            break
+    return {"leases": leases, "second_passes": second_pass.sweep_expired_second_passes()}
+
+
+def take_image(image_id: int, user, *, reopen: bool = False) -> datetime:
+    """Take the image for review by intent (the page's "Review this image" and "Reopen" buttons, the
+    API's take and reopen): a pending image is claimed; a reviewed one is reopened only with
+    `reopen`; an image whose holder's lease expired goes back (to the queue, or reviewed) and from there
+    to this user. Each move writes an event. The user's own lease is renewed (idempotent for the
+    holder). Returns the new expiry; the image row stays locked until the end of the caller's
+    transaction. Raises LeaseHeld when someone else holds it, LeaseError when there is nothing to take."""
     if not transaction.get_connection().in_atomic_block:
         with transaction.atomic():
-            return hold_lease(image_id, user)
+            return take_image(image_id, user, reopen=reopen)
     until = timezone.now() + lease_duration()
-    # The usual case in one round trip: the holder renews (the UPDATE locks the row like FOR UPDATE).
+    # The holder asking again: one round trip (the UPDATE locks the row like FOR UPDATE).
     if Image.objects.filter(pk=image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=user).update(
         lease_expires_at=until
     ):
         return until
-    image = Image.objects.select_for_update().get(pk=image_id)
+    image = Image.objects.select_for_update().filter(pk=image_id).first()
+    if image is None:
+        raise LeaseError("There is no such image.")
     now = timezone.now()
     if image.review_status == ReviewStatus.IN_REVIEW:
-        if image.leased_by_id == user.pk:  # pragma: no cover - the fast path above took it
-            return until
         if image.lease_expires_at and image.lease_expires_at > now:
-            holder = image.leased_by.get_username() if image.leased_by_id else "someone"
-            raise LeaseHeld(image, holder)
+            raise LeaseHeld(image, _holder_name(image))
         # The other person's lease expired: it goes back (to the queue, or reviewed when nothing is
-        # left), and from there to this user.
+        # left), as the sweep would have done, and from there to this user.
         back_to = ReviewStatus.PENDING if has_drafts(image_id) else ReviewStatus.REVIEWED
         transition(
             image_id,
@@ -276,6 +306,8 @@ def hold_lease(image_id: int, user) -> datetime:
         image.review_status = back_to
     if image.review_status == ReviewStatus.NEW:
         raise LeaseError("This image has no drafts to review yet.")
+    if image.review_status == ReviewStatus.REVIEWED and not reopen:
+        raise LeaseError("This image is reviewed; reopen it to change it.")
     taken = transition(
         image_id,
         from_status=image.review_status,
@@ -290,10 +322,71 @@ def hold_lease(image_id: int, user) -> datetime:
     return until
 
 
+def _holder_name(image: Image) -> str:
+    if not image.leased_by_id:
+        return "someone"
+    holder = get_user_model().objects.filter(pk=image.leased_by_id).values_list("username", flat=True)
+    return holder.first() or "someone"
+
+
 def renew_lease(image_id: int, user) -> datetime:
-    """Extend the user's lease (the page's heartbeat). Idempotent. Takes the image back if the lease
-    lapsed and nobody else took it; raises LeaseHeld if someone did."""
-    return hold_lease(image_id, user)
+    """Extend the lease the user holds (the page's heartbeat; every save and added instruction calls
+    it too) and return its new expiry. Idempotent. A holder whose lease lapsed gets the image back when
+    nobody took it meanwhile — still leased to them, or returned to the queue by the sweep and claimed
+    by no one since (that is still their image). Never takes an image the user did not hold: raises
+    LeaseHeld when someone else holds it, NotHeld otherwise. The image row stays locked until the end
+    of the caller's transaction, so no sweep or claim takes it meanwhile."""
+    if not transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            return renew_lease(image_id, user)
+    until = timezone.now() + lease_duration()
+    # The usual case in one round trip, whether or not the lease ran out (nobody took it: it is theirs).
+    if Image.objects.filter(pk=image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=user).update(
+        lease_expires_at=until
+    ):
+        return until
+    image = Image.objects.select_for_update().filter(pk=image_id).first()
+    if image is None:
+        raise NotHeld("There is no such image.")
+    if image.review_status == ReviewStatus.IN_REVIEW:
+        if image.lease_expires_at and image.lease_expires_at > timezone.now():
+            raise LeaseHeld(image, _holder_name(image))
+        raise NotHeld("You do not hold this image; its last holder's lease ran out. Take it to review it.")
+    if (
+        image.review_status in (ReviewStatus.PENDING, ReviewStatus.REVIEWED)
+        and _lapsed_holder_id(image_id) == user.pk
+    ):
+        if transition(
+            image_id,
+            from_status=image.review_status,
+            to_status=ReviewStatus.IN_REVIEW,
+            actor=user,
+            note="lease taken back",
+            leased_by=user,
+            lease_expires_at=until,
+        ):
+            return until
+    raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
+
+
+def _lapsed_holder_id(image_id: int) -> int | None:
+    """Who held the image when its lease last expired, if nothing happened to it in the queue since
+    (the expiry is its latest event): the person who may take it back by renewing."""
+    events = list(
+        ReviewEvent.objects.filter(image_id=image_id, subject=EventSubject.QUEUE)
+        .order_by("-at", "-id")
+        .values_list("from_status", "to_status", "actor_id", "note")[:2]
+    )
+    if len(events) < 2:
+        return None
+    (last_from, _, _, last_note), (_, before_to, before_actor, _) = events
+    if (
+        last_from != ReviewStatus.IN_REVIEW
+        or last_note != "lease expired"
+        or before_to != ReviewStatus.IN_REVIEW
+    ):
+        return None
+    return before_actor
 
 
 def has_drafts(image_id: int) -> bool:
@@ -304,9 +397,10 @@ def has_drafts(image_id: int) -> bool:
     return Image.objects.filter(drafts, pk=image_id).exists()
 
 
-def release_lease(image_id: int, user) -> str:
+def release_lease(image_id: int, user) -> str | None:
     """Give the image back (skip): to the queue when drafts remain, else it is reviewed. Idempotent:
-    releasing an image one does not hold changes nothing. Returns the image's review status."""
+    releasing an image one does not hold changes nothing. Returns the image's review status (None when
+    there is no such image)."""
     with transaction.atomic():
         if has_drafts(image_id):
             transition(
@@ -321,7 +415,7 @@ def release_lease(image_id: int, user) -> str:
             )
         else:
             finish_if_done(image_id, user)
-        return Image.objects.values_list("review_status", flat=True).get(pk=image_id)
+        return Image.objects.filter(pk=image_id).values_list("review_status", flat=True).first()
 
 
 def finish_if_done(image_id: int, user) -> bool:

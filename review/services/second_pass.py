@@ -11,6 +11,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from corpus.models import Caption, Instruction, ItemStatus
+from corpus.rules import check_text
 
 from ..models import EventSubject, ReviewEvent, SecondPass, SecondPassStatus, SecondVerdict
 
@@ -79,18 +80,16 @@ def sample_for_second_pass(image_id: int, *, first_reviewer) -> SecondPass | Non
     return second
 
 
-def claim_second_pass(user) -> SecondPass | None:
-    """Give the user the oldest waiting second pass of an image they did not review first (or one whose
-    second reviewer walked away). Not idempotent: each call claims another."""
+def sweep_expired_second_passes(limit: int = 1000) -> int:
+    """Second passes whose reviewer walked away (lease expired) wait for a second reviewer again.
+    Idempotent and safe beside another sweep: each is a compare-and-swap with its event. Returns how
+    many this call moved."""
     now = timezone.now()
-    until = now + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
-    mine = SecondPass.objects.filter(status=SecondPassStatus.IN_REVIEW, reviewer=user).first()
-    if mine:
-        return mine
+    moved = 0
     for expired_id in SecondPass.objects.filter(
         status=SecondPassStatus.IN_REVIEW, lease_expires_at__lt=now
-    ).values_list("id", flat=True)[:20]:
-        transition_second_pass(
+    ).values_list("id", flat=True)[:limit]:
+        moved += transition_second_pass(
             expired_id,
             from_status=SecondPassStatus.IN_REVIEW,
             to_status=SecondPassStatus.PENDING,
@@ -99,6 +98,18 @@ def claim_second_pass(user) -> SecondPass | None:
             reviewer=None,
             lease_expires_at=None,
         )
+    return moved
+
+
+def claim_second_pass(user) -> SecondPass | None:
+    """Give the user the oldest waiting second pass of an image they did not review first (or one whose
+    second reviewer walked away). Not idempotent: each call claims another."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+    mine = SecondPass.objects.filter(status=SecondPassStatus.IN_REVIEW, reviewer=user).first()
+    if mine:
+        return mine
+    sweep_expired_second_passes(limit=20)
     for _ in range(20):
         candidate = (
             SecondPass.objects.filter(status=SecondPassStatus.PENDING)
@@ -159,6 +170,8 @@ def submit_verdicts(pass_id: int, *, by, verdicts: list[VerdictInput]) -> Second
                 raise SecondPassError(f"Unknown verdict {second_status!r}.")
             if not v.agrees and not v.note.strip():
                 raise SecondPassError("Say why you disagree.")
+            if (violation := check_text("note", v.note)) is not None:
+                raise SecondPassError(violation.message)
             rows.append(
                 SecondVerdict(
                     second_pass=second,

@@ -10,8 +10,10 @@ from .work import (
     previous_image,
     queue_page,
     regenerate_item,
+    reopen_image,
     review_image,
     save_item,
+    take_image,
     validate,
 )
 
@@ -25,10 +27,12 @@ __all__ = [
     "previous_image",
     "queue_page",
     "regenerate_item",
+    "reopen_image",
     "review_image",
     "save_item",
     "second_pass_image",
     "second_pass_queue",
     "stats_page",
+    "take_image",
     "validate",
 ]

@@ -1,15 +1,23 @@
 """Pages where annotators work: the queue, the review page and its htmx partials (save, validate, add,
-regenerate). Views parse input, call one service, render; the services hold the logic."""
+regenerate). Views parse input, call one service, render; the services hold the logic.
 
+A GET never changes anything: the review page and its panel show an image read-only unless the caller
+holds it. Claiming ("Take the next image"), taking ("Review this image") and reopening are POSTs."""
+
+import functools
 import json
+import logging
+import re
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from corpus.models import Caption, Domain, Image, Instruction, ItemStatus
+from corpus.models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
 from corpus.roles import ANNOTATOR, role_required
 from corpus.rules import (
     ANSWER_RULE,
@@ -18,18 +26,56 @@ from corpus.rules import (
     InstructionType,
     check_instruction,
 )
-from corpus.services import InvalidTransition, StaleVersion, clean_instruction_fields
+from corpus.serializers import INT_MAX
+from corpus.services import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
 
 from ..models import HallucinationCategory
 from ..services import corrections, queue, second_pass
 from ..services.corrections import MarkError, MarkInput, RegenerationRefused
-from ..services.queue import LeaseError
+from ..services.queue import LeaseError, LeaseHeld
 
+log = logging.getLogger(__name__)
 SESSION_DOMAINS = "review_domains"
+# Ids are bigint: more digits than this can only be wrong (and would overflow a query parameter).
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def parse_id(value) -> int | None:
+    """A positive id from a form field (ASCII digits only, within 64 bits), or None."""
+    value = str(value or "").strip()
+    return int(value) if _ID.fullmatch(value) and int(value) > 0 else None
 
 
 def _chosen_domains(request) -> list[int]:
     return [int(d) for d in request.session.get(SESSION_DOMAINS, [])]
+
+
+def retry_on_database_error(view):
+    """A review action the database could not carry out (busy, locked, connection lost) answers 503
+    with a message saying nothing was saved and offering a retry — for htmx as plain text the page's
+    script shows with a Retry button, for a plain form a page with a "Try again" button that sends the
+    same form again. Nothing is half-written: every service runs in one transaction."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except OperationalError:
+            log.exception("database error in %s", request.path)
+            message = "The database did not answer (busy or unavailable); nothing was saved."
+            if request.headers.get("HX-Request"):
+                response = HttpResponse(f"{message} Your edits are kept here.", status=503)
+                response["Content-Type"] = "text/plain; charset=utf-8"
+            else:
+                fields = [(k, v) for k, values in request.POST.lists() for v in values]
+                fields = [(k, v) for k, v in fields if k != "csrfmiddlewaretoken"]
+                response = render(
+                    request, "review/retry.html", {"message": message, "fields": fields}, status=503
+                )
+            response["Retry-After"] = "1"
+            return response
+
+    return wrapped
 
 
 # --- queue ------------------------------------------------------------------------------------------
@@ -40,11 +86,17 @@ def _chosen_domains(request) -> list[int]:
 def queue_page(request):
     """Choose domains, see what waits, take the next image."""
     if request.method == "POST":
-        ids = [int(d) for d in request.POST.getlist("domains") if d.isdigit()]
+        ids = [parse_id(d) for d in request.POST.getlist("domains")]
+        if None in ids:
+            return _render_queue(request, status=400, error="domains: choose domains from the list.")
         request.session[SESSION_DOMAINS] = list(
             Domain.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True)
         )
         return redirect("review:queue")
+    return _render_queue(request)
+
+
+def _render_queue(request, *, status: int = 200, error: str = "") -> HttpResponse:
     counts = queue.pending_counts()
     chosen = set(_chosen_domains(request))
     domains = [
@@ -54,18 +106,30 @@ def queue_page(request):
     return render(
         request,
         "review/queue.html",
-        {"domains": domains, "leases": queue.leases_of(request.user), "agreement": second_pass.agreement()},
+        {
+            "domains": domains,
+            "leases": queue.leases_of(request.user),
+            "agreement": second_pass.agreement(),
+            "error": error,
+        },
+        status=status,
     )
 
 
 @role_required(ANNOTATOR)
 @require_POST
+@retry_on_database_error
 def next_image(request):
     """Release the current image (if any) and go to the next: one the user still holds, else a new claim."""
-    current = request.POST.get("current", "")
-    image_id = queue.next_image_for(
-        request.user, domain_ids=_chosen_domains(request), leaving=int(current) if current.isdigit() else None
-    )
+    current = request.POST.get("current", "").strip()
+    leaving = parse_id(current) if current else None
+    if current and (leaving is None or not Image.objects.filter(pk=leaving).exists()):
+        return _render_queue(
+            request,
+            status=400,
+            error=f"current: there is no image {current[:20]!r} to leave; nothing changed.",
+        )
+    image_id = queue.next_image_for(request.user, domain_ids=_chosen_domains(request), leaving=leaving)
     if image_id is None:
         messages.info(request, "Nothing is waiting for review in your domains.")
         return redirect("review:queue")
@@ -107,28 +171,66 @@ def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -
     }
 
 
-def _open_image(request, image_id: int) -> dict:
+def _show_image(request, image_id: int) -> dict:
+    """The panel's context, read-only unless the user holds the image. Reads only: opening a page never
+    claims (the page offers "Review this image" or "Reopen", which are POSTs)."""
     image = get_object_or_404(Image.objects.select_related("domain", "leased_by"), pk=image_id)
-    try:
-        queue.hold_lease(image_id, request.user)
-        image = Image.objects.select_related("domain").get(pk=image_id)
+    if image.review_status == ReviewStatus.IN_REVIEW and image.leased_by_id == request.user.pk:
         return _panel_context(request, image, readonly=False)
-    except LeaseError as exc:
-        return _panel_context(request, image, readonly=True, notice=str(exc))
+    take = reopen = False
+    expires = image.lease_expires_at
+    if image.review_status == ReviewStatus.IN_REVIEW and expires is not None and expires > timezone.now():
+        notice = str(LeaseHeld(image, image.leased_by.get_username() if image.leased_by else "someone"))
+    elif image.review_status in (ReviewStatus.PENDING, ReviewStatus.IN_REVIEW):
+        notice, take = "This image waits for review.", True
+    elif image.review_status == ReviewStatus.REVIEWED:
+        notice, reopen = "This image is reviewed.", True
+    else:
+        notice = "This image has no drafts to review yet."
+    context = _panel_context(request, image, readonly=True, notice=notice)
+    context.update(can_take=take, can_reopen=reopen)
+    return context
 
 
 @role_required(ANNOTATOR)
 @require_GET
 def review_image(request, image_id: int):
-    """The review page of one image; opening it takes (or renews) the lease when nobody else holds it."""
-    return render(request, "review/review.html", _open_image(request, image_id))
+    """The review page of one image: editable when the user holds it, read-only otherwise."""
+    return render(request, "review/review.html", _show_image(request, image_id))
 
 
 @role_required(ANNOTATOR)
 @require_GET
 def image_panel(request, image_id: int):
-    """The panel alone (what the page prefetches for the next image)."""
-    return render(request, "review/_image_panel.html", _open_image(request, image_id))
+    """The panel alone (what the page prefetches for the next image, which its POST claimed)."""
+    return render(request, "review/_image_panel.html", _show_image(request, image_id))
+
+
+def _take(request, image_id: int, *, reopen: bool) -> HttpResponse:
+    get_object_or_404(Image, pk=image_id)
+    try:
+        queue.take_image(image_id, request.user, reopen=reopen)
+    except LeaseError as exc:
+        context = _show_image(request, image_id)
+        context["notice"] = str(exc)
+        return render(request, "review/review.html", context, status=409)
+    return redirect("review:image", image_id=image_id)
+
+
+@role_required(ANNOTATOR)
+@require_POST
+@retry_on_database_error
+def take_image(request, image_id: int):
+    """Take this image for review ("Review this image"): 302 to its page, 409 when someone holds it."""
+    return _take(request, image_id, reopen=False)
+
+
+@role_required(ANNOTATOR)
+@require_POST
+@retry_on_database_error
+def reopen_image(request, image_id: int):
+    """Reopen a reviewed image to change it (writes a "reopened" event): 302 to its page, or 409."""
+    return _take(request, image_id, reopen=True)
 
 
 def item_or_404(kind: str, item_id: int):
@@ -187,7 +289,14 @@ def _submitted_changes(kind: str, post) -> dict:
 
 def _submitted_marks(post) -> list[MarkInput]:
     def as_int(value):
-        return int(value) if value not in (None, "") and str(value).lstrip("-").isdigit() else None
+        # A span outside the text (negative, huge) is refused by the service as a MarkError; only an
+        # empty field means "no span". Beyond 18 digits the number only needs to stay out of range.
+        text = str(value or "").strip()
+        if not text:
+            return None
+        if not re.fullmatch(r"-?[0-9]+", text):
+            return -1
+        return int(text) if len(text) <= 18 else 10**18
 
     categories = post.getlist("mark_category")
     fields = post.getlist("mark_field")
@@ -211,15 +320,18 @@ ACTIONS = {"save": None, "accept": ItemStatus.ACCEPTED, "reject": ItemStatus.REJ
 
 @role_required(ANNOTATOR)
 @require_POST
+@retry_on_database_error
 def save_item(request, kind: str, item_id: int):
     """Save an edit and/or decision (htmx): 200 with the item, 409 with both versions on a stale save or
     a lost lease, 400 with the broken rules."""
     item = item_or_404(kind, item_id)
     action = request.POST.get("action", "save")
-    version = request.POST.get("expected_version", "")
+    version = parse_id(request.POST.get("expected_version"))
+    if version is not None and version > INT_MAX:  # versions are 32-bit, like the API's
+        version = None
     changes = _submitted_changes(kind, request.POST)
     reason = request.POST.get("reason", "").strip()
-    if action not in ACTIONS or not version.isdigit():
+    if action not in ACTIONS or version is None:
         return _render_item(request, item, status=400, error="The form was incomplete; reload the page.")
     if action == "reject" and not reason:
         return _render_item(
@@ -230,7 +342,7 @@ def save_item(request, kind: str, item_id: int):
             kind,
             item.pk,
             by=request.user,
-            expected_version=int(version),
+            expected_version=version,
             changes=changes,
             status=ACTIONS[action],
             reason=reason,
@@ -243,7 +355,7 @@ def save_item(request, kind: str, item_id: int):
             status=409,
             conflict=True,
             yours=changes,
-            yours_version=int(version),
+            yours_version=version,
             action=action,
             reason=reason,
         )
@@ -268,6 +380,7 @@ def save_item(request, kind: str, item_id: int):
 
 @role_required(ANNOTATOR)
 @require_POST
+@retry_on_database_error
 def add_instruction(request, image_id: int):
     """Add a missing instruction by hand (htmx): the new item, or 400 with the broken rules."""
     get_object_or_404(Image, pk=image_id)
@@ -309,10 +422,18 @@ def regenerate_item(request, kind: str, item_id: int):
 def validate(request):
     """Check an instruction being typed against the type rules of corpus.rules (the one place they live)."""
     changes = _submitted_changes("instruction", request.POST)
+    # The text as typed first (control characters: what a save refuses), then the type rules on what a
+    # save would store.
+    violations = check_changes(Instruction, changes)
     fields = clean_instruction_fields(
         changes["type"], changes["question"], changes["options"], changes["answer"]
     )
-    violations = check_instruction(fields["type"], fields["question"], fields["options"], fields["answer"])
+    refused = {v.field for v in violations}
+    violations += [
+        v
+        for v in check_instruction(fields["type"], fields["question"], fields["options"], fields["answer"])
+        if v.field not in refused
+    ]
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"valid": not violations, "violations": [v.message for v in violations]})
     return render(

@@ -170,9 +170,12 @@
     prefetching = true;
     const domains = JSON.parse(root.dataset.domains || "[]");
     api("/api/v1/review/images/next/", { domains })
-      .then((r) => (r.status === 200 ? r.json() : null))
+      .then((r) => {
+        if (r.status === 204) queueEmpty = true; // any other failure: try again after the next save
+        return r.status === 200 ? r.json() : null;
+      })
       .then((image) => {
-        if (!image) { queueEmpty = true; return null; }
+        if (!image) return null;
         prefetchedId = image.id;
         new Image().src = image.file; // warm the browser cache
         return fetch(`/review/image/${image.id}/panel/`, { credentials: "same-origin" })
@@ -219,6 +222,7 @@
     heartbeat = setInterval(() => {
       api(panel.dataset.renewUrl).then((r) => {
         if (r.status === 409) r.json().then((body) => say(`Lease lost: ${body.detail}`));
+        else if (r.status >= 500) say(`Could not renew your lease (the server answered ${r.status}); trying again in ${seconds} s. Your edits are kept in this browser.`);
       }).catch(() => say("Offline: your edits are kept in this browser and will be saved when you retry."));
     }, seconds * 1000);
   }
@@ -293,7 +297,10 @@
 
   document.body.addEventListener("htmx:beforeSwap", (e) => {
     // Conflicts, broken rules, lost leases and "engine absent" carry a body to show, not an error page.
-    if ([202, 400, 409, 503].includes(e.detail.xhr.status)) { e.detail.shouldSwap = true; e.detail.isError = false; }
+    // A 503 in plain text is a failure message (the database was busy): shown with a Retry, below.
+    const xhr = e.detail.xhr;
+    const plain = (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
+    if ([202, 400, 409].includes(xhr.status) || (xhr.status === 503 && !plain)) { e.detail.shouldSwap = true; e.detail.isError = false; }
   });
   document.body.addEventListener("htmx:afterSwap", (e) => {
     const target = e.detail.target;
@@ -326,7 +333,44 @@
       say("Not saved: see the message on the item.");
     }
   });
-  document.body.addEventListener("htmx:sendError", () => say("Not saved: the connection dropped. Your edits are kept in this browser; try again."));
+  // --- failures: a visible message with a Retry, never silence ------------------------------------------
+  function failureText(xhr) {
+    if (!xhr || !xhr.status) return "Not saved: the connection dropped.";
+    const plain = (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
+    if (plain && xhr.responseText && xhr.responseText.length < 500) return xhr.responseText;
+    return `Not saved: the server failed (HTTP ${xhr.status}).`;
+  }
+  function showFailure(elt, xhr) {
+    if (!elt || !elt.closest) return;
+    const text = failureText(xhr);
+    if (elt.classList.contains("validated")) {
+      // The live rule check is no action: say it could not run; the next keystroke tries again.
+      const rules = elt.querySelector(".rules");
+      if (rules) rules.textContent = "Could not check the rules just now.";
+      return;
+    }
+    const article = elt.closest("article.item");
+    const box = (article && article.querySelector(".flash")) || (elt.closest(".add-instruction") && panel.querySelector(".add-result"));
+    const retry = () => (elt.tagName === "FORM" ? elt.requestSubmit() : htmx.trigger(elt, "click"));
+    if (box) {
+      box.textContent = "";
+      const p = document.createElement("p");
+      p.className = "error failure";
+      p.setAttribute("role", "alert");
+      p.textContent = `${text} Your edits are kept in this browser. `;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary small retry";
+      button.textContent = "Retry";
+      button.addEventListener("click", () => { p.remove(); say("Retrying…"); retry(); });
+      p.appendChild(button);
+      box.appendChild(p);
+      if (article) setCurrent(article, false);
+    }
+    say(`${text} Press Retry to send it again.`);
+  }
+  document.body.addEventListener("htmx:responseError", (e) => showFailure(e.detail.elt, e.detail.xhr));
+  document.body.addEventListener("htmx:sendError", (e) => showFailure(e.detail.elt, null));
   document.body.addEventListener("imageDone", () => {
     say("Image done.");
     goNext(true);

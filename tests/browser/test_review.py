@@ -8,7 +8,8 @@ from playwright.sync_api import expect
 from corpus.models import Caption, ItemStatus
 from corpus.rules import InstructionType
 from corpus.services import create_instruction, update_item
-from review.models import HallucinationMark
+from review.models import HallucinationMark, ReviewEvent
+from review.services.queue import take_image
 from tests.corpus.factories import CaptionFactory, DomainFactory
 from tests.review.conftest import make_pending_image
 
@@ -92,6 +93,7 @@ def test_a_stale_save_shows_both_versions_and_keeps_mine_on_request(
 ):
     image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
     item = image.instructions.get()
+    take_image(image.pk, annotator)  # opening a page never claims: the annotator took it
     login(page, annotator)
     page.goto(f"{live_server.url}/review/image/{image.pk}/")
     box = article(page, item)
@@ -120,6 +122,7 @@ def test_a_stale_save_shows_both_versions_and_keeps_mine_on_request(
 def test_unsaved_edits_survive_a_reload(page, live_server, login, annotator):
     image = make_pending_image(DomainFactory(), types=())
     caption = image.captions.get()
+    take_image(image.pk, annotator)  # opening a page never claims: the annotator took it
     login(page, annotator)
     page.goto(f"{live_server.url}/review/image/{image.pk}/")
     article(page, caption).locator("textarea").fill("A picture of three red apples on a table.")
@@ -189,6 +192,7 @@ def test_the_prefetched_image_is_leased_ahead_and_released_when_the_page_is_left
     domain = DomainFactory()
     current = make_pending_image(domain, types=())  # one draft left: the page prefetches at once
     following = make_pending_image(domain, types=())
+    take_image(current.pk, annotator)  # opening a page never claims: the annotator took it
     login(page, annotator)
     page.goto(f"{live_server.url}/review/image/{current.pk}/")
     assert _wait_for(
@@ -219,6 +223,7 @@ def test_an_image_someone_else_holds_is_read_only(page, live_server, login, anno
 def test_reject_with_a_reason_from_the_keyboard(page, live_server, login, annotator):
     image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
     caption, item = image.captions.get(), image.instructions.get()
+    take_image(image.pk, annotator)  # opening a page never claims: the annotator took it
     login(page, annotator)
     page.goto(f"{live_server.url}/review/image/{image.pk}/")
     page.keyboard.press("j")  # from the caption to the instruction
@@ -244,6 +249,7 @@ def test_the_open_page_keeps_renewing_its_lease(page, live_server, login, annota
 
     settings.REVIEW_HEARTBEAT_SECONDS = 1
     image = make_pending_image(DomainFactory(), types=())
+    take_image(image.pk, annotator)  # opening a page never claims: the annotator took it
     login(page, annotator)
     page.goto(f"{live_server.url}/review/image/{image.pk}/")
     expect(page.locator("article.item").first).to_be_visible()
@@ -256,6 +262,7 @@ def test_the_open_page_keeps_renewing_its_lease(page, live_server, login, annota
 
 def test_add_a_missing_instruction_from_the_page(page, live_server, login, annotator):
     image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
+    take_image(image.pk, annotator)  # opening a page never claims: the annotator took it
     login(page, annotator)
     page.goto(f"{live_server.url}/review/image/{image.pk}/")
     page.keyboard.press("i")
@@ -276,3 +283,123 @@ def test_add_a_missing_instruction_from_the_page(page, live_server, login, annot
     expect(group.locator("textarea[name=question]")).to_have_value("Is there a <b>cat</b> in the picture?")
     added = image.instructions.get(type=InstructionType.JUDGEMENT)
     assert (added.origin, added.answer, added.created_by) == ("person", "No", annotator)
+
+
+def test_opening_an_image_is_read_only_until_review_this_image_is_pressed(
+    page, live_server, login, annotator
+):
+    from corpus.models import Image, ReviewStatus
+
+    image = make_pending_image(DomainFactory(), types=())
+    caption = image.captions.get()
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator(".notice")).to_contain_text("This image waits for review.")
+    expect(article(page, caption).locator("textarea")).to_be_disabled()
+    page.keyboard.press("a")  # nothing to decide on an image one does not hold
+    assert Image.objects.get(pk=image.pk).review_status == ReviewStatus.PENDING
+    assert not ReviewEvent.objects.exists()
+
+    page.get_by_role("button", name="Review this image").click()
+    page.wait_for_url(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator(".notice")).to_have_count(0)
+    expect(article(page, caption).locator("textarea")).to_be_enabled()
+    assert Image.objects.get(pk=image.pk).leased_by == annotator
+    page.keyboard.press("a")
+    expect(article(page, caption)).to_have_attribute("data-status", "accepted")
+
+
+def test_reopen_a_reviewed_image_from_its_page(page, live_server, login, annotator, settings):
+    from corpus.models import Image, ReviewStatus
+    from review.services.corrections import save_item
+
+    settings.REVIEW_SECOND_PASS_SHARE = 0
+    image = make_pending_image(DomainFactory(), types=())
+    caption = image.captions.get()
+    take_image(image.pk, annotator)
+    save_item("caption", caption.pk, by=annotator, expected_version=1, status=ItemStatus.ACCEPTED)
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    expect(page.locator(".notice")).to_contain_text("This image is reviewed.")
+    assert Image.objects.get(pk=image.pk).review_status == ReviewStatus.REVIEWED
+    page.get_by_role("button", name="Reopen").click()
+    expect(article(page, caption).locator("textarea")).to_be_enabled()
+    image.refresh_from_db()
+    assert (image.review_status, image.leased_by) == (ReviewStatus.IN_REVIEW, annotator)
+    assert ReviewEvent.objects.filter(image=image, note="reopened", actor=annotator).count() == 1
+
+
+def _refuse_caption_writes(kind: str) -> None:
+    """Make the database refuse every write to captions, for real: a trigger. `busy` fails as a lock
+    timeout does (the server answers 503 with its message), `broken` with another error (a 500)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            code = "lock_not_available" if kind == "busy" else "raise_exception"
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION mmi_test_refuse() RETURNS trigger AS $$ BEGIN "
+                f"RAISE EXCEPTION 'refused for a test' USING ERRCODE = '{code}'; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute("DROP TRIGGER IF EXISTS mmi_test_refuse ON corpus_caption")
+            cursor.execute(
+                "CREATE TRIGGER mmi_test_refuse BEFORE UPDATE ON corpus_caption "
+                "FOR EACH ROW EXECUTE FUNCTION mmi_test_refuse()"
+            )
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS mmi_test_refuse")
+            cursor.execute(
+                "CREATE TRIGGER mmi_test_refuse BEFORE UPDATE ON corpus_caption "
+                "BEGIN SELECT RAISE(ABORT, 'refused for a test'); END"
+            )
+
+
+def _allow_caption_writes() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("DROP TRIGGER IF EXISTS mmi_test_refuse ON corpus_caption")
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS mmi_test_refuse")
+
+
+def test_a_save_the_database_refuses_shows_why_and_retry_saves_it(page, live_server, login, annotator):
+    from django.db import connection
+
+    # A second draft keeps the image open after the caption is saved (no move to the next image).
+    image = make_pending_image(DomainFactory(), types=(InstructionType.SHORT_VQA,))
+    caption = image.captions.get()
+    take_image(image.pk, annotator)
+    login(page, annotator)
+    page.goto(f"{live_server.url}/review/image/{image.pk}/")
+    box = article(page, caption)
+    box.locator("textarea").fill("Three red apples on a wooden table.")
+    try:
+        busy = connection.vendor == "postgresql"  # SQLite's trigger can only fail as a 500
+        _refuse_caption_writes("busy" if busy else "broken")
+        box.locator("textarea").focus()
+        page.keyboard.press("Control+Enter")
+        failure = box.locator(".flash .failure")
+        expect(failure).to_be_visible()
+        expect(failure).to_contain_text(
+            "The database did not answer (busy or unavailable); nothing was saved." if busy else "HTTP 500"
+        )
+        expect(page.locator("#review-status")).to_contain_text("Retry")
+        expect(box.locator("textarea")).to_have_value("Three red apples on a wooden table.")  # kept
+        assert Caption.objects.get(pk=caption.pk).version == 1
+
+        if busy:  # now a failure of another kind: the message says so, the retry stays
+            _refuse_caption_writes("broken")
+            failure.get_by_role("button", name="Retry").click()
+            expect(box.locator(".flash .failure")).to_contain_text("the server failed (HTTP 500)")
+            assert Caption.objects.get(pk=caption.pk).version == 1
+
+        _allow_caption_writes()
+        box.locator(".flash .failure").get_by_role("button", name="Retry").click()
+        expect(box).to_have_attribute("data-status", "accepted")
+        expect(box.locator(".flash")).to_contain_text("Saved (v2)")
+    finally:
+        _allow_caption_writes()
+    saved = Caption.objects.get(pk=caption.pk)
+    assert (saved.text, saved.status, saved.version) == ("Three red apples on a wooden table.", "accepted", 2)

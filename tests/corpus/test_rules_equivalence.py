@@ -1,6 +1,7 @@
 """check_instruction (with its fast path for valid rows, added because exports call it per row) must
 return exactly what the implementation before the fast path returned — for every type, valid and
-invalid, including odd inputs. The previous implementation is kept here verbatim as the reference."""
+invalid, including odd inputs. The previous implementation is kept here verbatim as the reference, with
+the one rule added since (RULES_VERSION 2: control characters) written into it the plain way."""
 
 import itertools
 import random
@@ -26,8 +27,22 @@ from corpus.rules import (
     check_instruction,
 )
 
+CONTROL = {chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]} - {"\t", "\n", "\r"}
 
-# ---- the implementation before the fast path (commit 45266dd), unchanged but for its name --------------
+
+def _control(text: str) -> str | None:
+    return next((c for c in text if c in CONTROL), None)
+
+
+def _control_message(field: str, char: str) -> str:
+    return (
+        f"{field}: contains the control character U+{ord(char):04X}; only tab, line feed and carriage "
+        "return are allowed"
+    )
+
+
+# ---- the implementation before the fast path (commit 45266dd), unchanged but for its name and the -------
+# ---- control-character rule of RULES_VERSION 2 ------------------------------------------------------------
 def reference_check(type_: str, question: str, options: list[str] | None, answer: str) -> list[RuleViolation]:
     """Every rule the instruction breaks; an empty list means it is valid. Does not normalise."""
     violations: list[RuleViolation] = []
@@ -47,10 +62,14 @@ def reference_check(type_: str, question: str, options: list[str] | None, answer
         fail("question", "required", "question: must not be empty")
     elif len(question) > QUESTION_MAX_CHARS:
         fail("question", "too_long", f"question: must be at most {QUESTION_MAX_CHARS} characters")
+    elif _control(question):
+        fail("question", "control_character", _control_message("question", _control(question)))
     if not answer.strip():
         fail("answer", "required", "answer: must not be empty")
     elif len(answer) > ANSWER_MAX_CHARS:
         fail("answer", "too_long", f"answer: must be at most {ANSWER_MAX_CHARS} characters")
+    elif _control(answer):
+        fail("answer", "control_character", _control_message("answer", _control(answer)))
 
     if type_ == InstructionType.MULTIPLE_CHOICE:
         if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
@@ -68,6 +87,8 @@ def reference_check(type_: str, question: str, options: list[str] | None, answer
             fail("options", "mcq_empty_option", "options: every option must have text")
         elif any(len(o) > OPTION_MAX_CHARS for o in cleaned):
             fail("options", "too_long", f"options: each option must be at most {OPTION_MAX_CHARS} characters")
+        elif any(_control(o) for o in options):
+            fail("options", "control_character", _control_message("options", _control("".join(options))))
         lowered = [o.lower() for o in cleaned]
         if len(set(lowered)) != len(lowered):
             fail("options", "mcq_duplicate_option", "options: the options must be distinct")
@@ -121,6 +142,11 @@ QUESTIONS = [
     "q" * QUESTION_MAX_CHARS,
     "q" * (QUESTION_MAX_CHARS + 1),
     " " + "q" * (QUESTION_MAX_CHARS - 1) + " ",
+    "What is\x00 on the table?",
+    "Is it red?\x7f",
+    "Which\u0085 one?",
+    "Two\r\nlines\tof a question?",
+    "\x0b",
     None,
 ]
 OPTIONS = [
@@ -142,6 +168,9 @@ OPTIONS = [
     ("a cat", "a dog"),
     "ab",
     ["ä", "Ä"],
+    ["a cat", "a\x00dog"],
+    ["a\x1bcat", "a dog", "a bird"],
+    ["a\tcat", "a dog"],
 ]
 ANSWERS = [
     "",
@@ -175,6 +204,10 @@ ANSWERS = [
     "He said it was 'a long day at work'",
     'She answered "six words are here now"',
     "(Six words of an aside here.)",
+    "Yes\x00",
+    "B\x08",
+    "a red\x9f car",
+    "Two cyclists wait at\u00a0the crossing\r\nnear a bench.",
     "Six words but spaced out  !",
     "w " * (ANSWER_MAX_CHARS // 2 + 1) + ".",
     None,
@@ -226,6 +259,11 @@ def _random_text(rng: random.Random) -> str:
         '"',
         "A.",
         "(c)",
+        "\x00",
+        "\x1f",
+        "\x85",
+        "\r",
+        "\u00a0",
     ]
     return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
 

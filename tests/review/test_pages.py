@@ -169,7 +169,11 @@ def test_after_my_lease_expired_and_someone_took_the_image_my_save_is_refused(
     claim_next_image(annotator)
     Image.objects.filter(pk=pending_image.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     client.force_login(second_annotator)
+    # Looking changes nothing; "Review this image" (a POST) takes the image whose lease ran out.
     assert client.get(reverse("review:image", args=[pending_image.pk])).status_code == 200
+    pending_image.refresh_from_db()
+    assert pending_image.leased_by == annotator
+    assert client.post(reverse("review:take", args=[pending_image.pk])).status_code == 302
     pending_image.refresh_from_db()
     assert pending_image.leased_by == second_annotator
     client.force_login(annotator)
@@ -270,9 +274,11 @@ def test_review_page_queries_do_not_grow_with_items(client, annotator, domain, d
     image = make_pending_image(
         domain, types=[InstructionType.MULTIPLE_CHOICE] * 6 + [InstructionType.LONG_VQA] * 4
     )
+    claim_next_image(annotator)
     client.force_login(annotator)
     with django_assert_max_num_queries(16):
         response = client.get(reverse("review:image", args=[image.pk]))
+    assert 'data-readonly="false"' in response.content.decode()
     assert response.content.decode().count('class="item ') == 11
 
 

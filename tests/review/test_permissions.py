@@ -16,6 +16,8 @@ def urls(pending_image):
         "next": ("post", reverse("review:next")),
         "image": ("get", reverse("review:image", args=[pending_image.pk])),
         "panel": ("get", reverse("review:panel", args=[pending_image.pk])),
+        "take": ("post", reverse("review:take", args=[pending_image.pk])),
+        "reopen": ("post", reverse("review:reopen", args=[pending_image.pk])),
         "save": ("post", reverse("review:save", args=["caption", caption.pk])),
         "add": ("post", reverse("review:add_instruction", args=[pending_image.pk])),
         "validate": ("post", reverse("review:validate")),
@@ -76,6 +78,8 @@ def api_calls(pending_image):
     return {
         "next": ("post", "/api/v1/review/images/next/"),
         "renew": ("post", f"/api/v1/review/images/{pending_image.pk}/renew/"),
+        "take": ("post", f"/api/v1/review/images/{pending_image.pk}/take/"),
+        "reopen": ("post", f"/api/v1/review/images/{pending_image.pk}/reopen/"),
         "release": ("post", f"/api/v1/review/images/{pending_image.pk}/release/"),
         "save": ("post", f"/api/v1/review/captions/{caption.pk}/save/"),
         "regenerate": ("post", f"/api/v1/review/captions/{caption.pk}/regenerate/"),

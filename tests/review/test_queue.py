@@ -12,11 +12,11 @@ from review.services.queue import (
     LeaseHeld,
     _claim_compare_and_swap,
     claim_next_image,
-    hold_lease,
     previous_image_id,
     release_lease,
     renew_lease,
     sweep_expired_leases,
+    take_image,
 )
 from review.services.transitions import InvalidImageTransition, transition
 from tests.corpus.factories import DomainFactory, ImageFactory
@@ -118,7 +118,7 @@ def test_a_lapsed_lease_nobody_took_is_taken_back_by_its_holder(annotator, pendi
 def test_an_image_without_drafts_cannot_be_opened_for_review(annotator):
     image = ImageFactory()
     with pytest.raises(LeaseError, match="no drafts"):
-        hold_lease(image.pk, annotator)
+        take_image(image.pk, annotator)
 
 
 def test_transition_refuses_moves_outside_the_table_and_loses_races_quietly(annotator, pending_image):

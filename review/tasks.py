@@ -1,0 +1,19 @@
+"""Celery tasks of the review app: thin — call one service."""
+
+import logging
+
+from celery import shared_task
+
+from .services import queue
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="review.sweep", ignore_result=True)
+def sweep() -> dict[str, int]:
+    """Return expired review and second-pass leases to their queues (Celery beat, every SWEEP_INTERVAL
+    seconds). Idempotent and safe with two beats: every move is a compare-and-swap (see queue.sweep)."""
+    moved = queue.sweep()
+    if any(moved.values()):
+        log.info("review sweep: %(leases)s lease(s) and %(second_passes)s second pass(es) returned", moved)
+    return moved

@@ -1,0 +1,239 @@
+"""The scheduled sweep: Celery beat runs `review.sweep` every SWEEP_INTERVAL seconds; expired review and
+second-pass leases return to their queues without anyone claiming, once, even with two beats."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection, connections
+from django.utils import timezone
+
+from corpus.models import Caption, Image, ItemStatus, ReviewStatus
+from review.models import ReviewEvent, SecondPass, SecondPassStatus
+from review.services.queue import claim_next_image
+from review.tasks import sweep
+from tests.conftest import on_postgres, redis_available, require
+from tests.corpus.factories import DomainFactory
+from tests.review.conftest import make_pending_image
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db
+
+
+def past(seconds=1):
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+def test_the_beat_schedule_runs_the_review_sweep_every_sweep_interval():
+    from mminstruct_site.celery import app
+
+    entry = django_settings.CELERY_BEAT_SCHEDULE["review-sweep"]
+    assert entry == {"task": "review.sweep", "schedule": django_settings.SWEEP_INTERVAL}
+    app.loader.import_default_modules()
+    assert "review.sweep" in app.tasks
+
+
+def test_sweep_returns_expired_leases_without_anyone_claiming(annotator, second_annotator, domain):
+    with_drafts, decided, live = (make_pending_image(domain) for _ in range(3))
+    for _ in range(3):
+        claim_next_image(annotator, domain_ids=[domain.pk])
+    decided.captions.update(status=ItemStatus.ACCEPTED)
+    decided.instructions.update(status=ItemStatus.ACCEPTED)
+    Image.objects.filter(pk__in=[with_drafts.pk, decided.pk]).update(lease_expires_at=past())
+    # A second pass whose reviewer walked away, and one still being looked at.
+    gone = SecondPass.objects.create(
+        image=decided, status=SecondPassStatus.IN_REVIEW, reviewer=second_annotator, lease_expires_at=past()
+    )
+    busy = SecondPass.objects.create(
+        image=live,
+        status=SecondPassStatus.IN_REVIEW,
+        reviewer=second_annotator,
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+
+    assert sweep() == {"leases": 2, "second_passes": 1}
+
+    status = dict(Image.objects.values_list("pk", "review_status"))
+    assert status[with_drafts.pk] == ReviewStatus.PENDING and status[decided.pk] == ReviewStatus.REVIEWED
+    assert status[live.pk] == ReviewStatus.IN_REVIEW
+    assert not Image.objects.filter(pk__in=[with_drafts.pk, decided.pk], leased_by__isnull=False).exists()
+    gone.refresh_from_db()
+    busy.refresh_from_db()
+    assert (gone.status, gone.reviewer) == (SecondPassStatus.PENDING, None)
+    assert busy.status == SecondPassStatus.IN_REVIEW
+    expired_events = ReviewEvent.objects.filter(note="lease expired")
+    assert sorted(expired_events.values_list("to_status", flat=True)) == ["pending", "pending", "reviewed"]
+    assert sweep() == {"leases": 0, "second_passes": 0}  # idempotent
+    assert ReviewEvent.objects.filter(note="lease expired").count() == 3
+
+
+def test_sweep_takes_every_expired_lease_in_batches(annotator, domain):
+    template = make_pending_image(domain)
+    Image.objects.bulk_create(
+        Image(
+            file=template.file.name,
+            sha256=f"{n:064d}",
+            domain=domain,
+            review_status=ReviewStatus.IN_REVIEW,
+            leased_by=annotator,
+            lease_expires_at=past(),
+        )
+        for n in range(250)
+    )
+    from review.services import queue
+
+    assert queue.sweep(batch=100)["leases"] == 250
+    assert not Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_return_each_lease_exactly_once(postgres, django_user_model):
+    """Two beats by mistake: both sweeps race over the same expired leases, in their own connections."""
+    holder = django_user_model.objects.create_user("holder", password="x")
+    domain = DomainFactory()
+    template = make_pending_image(domain)
+    created = Image.objects.bulk_create(
+        Image(
+            file=template.file.name,
+            sha256=f"{n:064d}",
+            domain=domain,
+            review_status=ReviewStatus.IN_REVIEW,
+            leased_by=holder,
+            lease_expires_at=past(),
+        )
+        for n in range(300)
+    )
+    Caption.objects.bulk_create(Caption(image=image, text="A draft.") for image in created)
+    barrier = threading.Barrier(2)
+    moved, errors = [], []
+
+    def beat():
+        try:
+            barrier.wait()
+            moved.append(sweep()["leases"])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=beat) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sum(moved) == 300
+    assert ReviewEvent.objects.filter(note="lease expired").count() == 300
+    assert Image.objects.filter(review_status=ReviewStatus.PENDING).count() == 301
+    assert connection.vendor == "postgresql"
+
+
+# --- the real scheduler ------------------------------------------------------------------------------
+
+
+def _start(args, env, log: Path):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mminstruct_site",
+            *args,
+            f"--logfile={log}",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_two_celery_beats_return_expired_leases_once_with_nobody_claiming(tmp_path, django_user_model):
+    require(on_postgres(), "real-worker tests need PostgreSQL: set DATABASE_URL=postgres://…")
+    require(redis_available(), "real-worker tests need Redis: set REDIS_URL=redis://…")
+    import redis
+
+    redis_url = os.environ["REDIS_URL"]
+    redis.Redis.from_url(redis_url).flushdb()
+    holder = django_user_model.objects.create_user("holder", password="x")
+    domain = DomainFactory()
+    images = [make_pending_image(domain) for _ in range(3)]
+    for _ in images:
+        claim_next_image(holder, domain_ids=[domain.pk])
+    Image.objects.filter(pk__in=[i.pk for i in images]).update(lease_expires_at=past())
+
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": redis_url,
+        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+        "SWEEP_INTERVAL": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    procs = [
+        _start(
+            [
+                "worker",
+                "--pool=solo",
+                "-n",
+                "sweeper@%h",
+                f"--pidfile={tmp_path / 'w.pid'}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            env,
+            tmp_path / "worker.log",
+        ),
+        *(
+            _start(
+                ["beat", f"--schedule={tmp_path / f'beat{n}'}", f"--pidfile={tmp_path / f'beat{n}.pid'}"],
+                env,
+                tmp_path / f"beat{n}.log",
+            )
+            for n in range(2)
+        ),
+    ]
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).exists():
+            time.sleep(0.5)
+        assert not Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).exists(), (
+            tmp_path / "worker.log"
+        ).read_text(errors="replace")[-3000:]
+        # Both beats keep sending sweeps; a few more rounds must not move anything twice.
+        sent = lambda: sum(  # noqa: E731
+            (tmp_path / f"beat{n}.log").read_text(errors="replace").count("review.sweep") for n in range(2)
+        )
+        floor = sent()
+        while time.time() < deadline and sent() < floor + 4:
+            time.sleep(0.5)
+        assert sent() >= floor + 4, "the beats stopped sending sweeps"
+        for image in images:
+            events = list(
+                ReviewEvent.objects.filter(image=image).order_by("at", "id").values_list("note", "actor")
+            )
+            assert events == [("claimed", holder.pk), ("lease expired", None)]
+        assert Image.objects.filter(review_status=ReviewStatus.PENDING).count() == 3
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
