@@ -291,6 +291,16 @@ EXPORTS_ANNOTATORS_MAY_DOWNLOAD = env_bool("EXPORTS_ANNOTATORS_MAY_DOWNLOAD", Fa
 EXPORTS_VERIFY_ON_DOWNLOAD = env_bool("EXPORTS_VERIFY_ON_DOWNLOAD", True)
 # Below the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT), or Redis redelivers a running build.
 EXPORTS_BUILD_SOFT_TIME_LIMIT = env_int("EXPORTS_BUILD_SOFT_TIME_LIMIT", 6600)
+# A building version's worker moves its heartbeat every EXPORTS_HEARTBEAT_SECONDS (from a thread). One
+# silent for EXPORTS_HEARTBEAT_TIMEOUT lost its worker: the sweep queues it again (the next attempt starts
+# from scratch) or, once it was started EXPORTS_BUILD_MAX_ATTEMPTS times, marks it failed with the reason.
+EXPORTS_HEARTBEAT_SECONDS = float(env("EXPORTS_HEARTBEAT_SECONDS", "5"))
+EXPORTS_HEARTBEAT_TIMEOUT = env_int("EXPORTS_HEARTBEAT_TIMEOUT", 60)
+EXPORTS_BUILD_MAX_ATTEMPTS = env_int("EXPORTS_BUILD_MAX_ATTEMPTS", 3)
+# Behind nginx: downloads answer X-Accel-Redirect to this `internal` location (deploy/nginx.conf) after the
+# role check and the sha256 check, and nginx sends the bytes (and byte ranges). Empty: Django streams them.
+EXPORTS_ACCEL_REDIRECT = env("EXPORTS_ACCEL_REDIRECT", "")
+CELERY_BEAT_SCHEDULE["exports-sweep"] = {"task": "exports.sweep", "schedule": SWEEP_INTERVAL}
 # (exports settings above this line)
 
 LOGGING = {

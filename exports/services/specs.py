@@ -8,7 +8,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -41,10 +41,11 @@ class VersionImmutable(ExportError):
     """A done version was asked to change."""
 
 
-# The one table of allowed status moves. building → building is a restart by a redelivered task.
+# The one table of allowed status moves. building → queued is the restart of a build whose worker died
+# (its heartbeat went silent; exports.services.recovery): the next start takes the next attempt.
 ALLOWED_MOVES: dict[str, set[str]] = {
     VersionStatus.QUEUED: {VersionStatus.BUILDING, VersionStatus.FAILED},
-    VersionStatus.BUILDING: {VersionStatus.BUILDING, VersionStatus.DONE, VersionStatus.FAILED},
+    VersionStatus.BUILDING: {VersionStatus.QUEUED, VersionStatus.DONE, VersionStatus.FAILED},
     VersionStatus.DONE: set(),
     VersionStatus.FAILED: set(),
 }
@@ -233,13 +234,15 @@ def transition(
     actor=None,
     note: str = "",
     expected_attempt: int | None = None,
+    when: Q | None = None,
     **fields,
 ) -> bool:
-    """Move `version` to `to` if its status (and attempt, when given) is still what the caller saw.
+    """Move `version` to `to` if its status (and attempt, and the condition `when`, when given) is still
+    what the caller saw.
 
     Returns False when another worker moved it first (never overwrites). A move into `building` takes
-    the next attempt number. Raises VersionImmutable for a done version, ExportError for a move the
-    table does not hold."""
+    the next attempt number and starts its heartbeat. Raises VersionImmutable for a done version,
+    ExportError for a move the table does not hold."""
     current = version.status
     if current == VersionStatus.DONE:
         raise VersionImmutable(f"{version} is done; a built version is never rewritten")
@@ -248,14 +251,17 @@ def transition(
     now = timezone.now()
     updates = dict(fields, status=to)
     if to == VersionStatus.BUILDING:
-        updates.update(attempt=F("attempt") + 1, started_at=now, error="")
+        updates.update(attempt=F("attempt") + 1, started_at=now, heartbeat_at=now, error="")
     if to in (VersionStatus.DONE, VersionStatus.FAILED):
         updates["finished_at"] = now
     filters = {"pk": version.pk, "status": current}
     if expected_attempt is not None:
         filters["attempt"] = expected_attempt
+    rows = ExportVersion.objects.filter(**filters)
+    if when is not None:
+        rows = rows.filter(when)
     with transaction.atomic():
-        if ExportVersion.objects.filter(**filters).update(**updates) != 1:
+        if rows.update(**updates) != 1:
             return False
         ExportVersionEvent.objects.create(
             version=version, from_status=current, to_status=to, actor=actor, note=note
