@@ -379,10 +379,11 @@ def _build_into(
         total = count_rows(selection)
         timings["count"] = time.perf_counter() - clock
         on_progress(0, total)
+        images = iter_images(selection)
         with open(index_path, "wb", buffering=1 << 20) as index_fp, open(images_path, "wb") as images_fp:
             try:
                 result = stream_records(
-                    iter_images(selection),
+                    images,
                     spec=spec,
                     sinks=sinks,
                     index_fp=index_fp,
@@ -390,6 +391,9 @@ def _build_into(
                     on_progress=lambda n: on_progress(n, total),
                 )
             finally:
+                # A build stopped mid-stream ends its COPY now, on a connection still open — not when the
+                # traceback that holds the generator is freed, after the task closed the connection.
+                images.close()
                 sinks.close()
     timings["stream"] = time.perf_counter() - clock - timings["count"]
 

@@ -135,13 +135,14 @@ def recover_build(version: ExportVersion, *, now: datetime.datetime | None = Non
             won = transition(
                 version,
                 VersionStatus.FAILED,
-                note=f"{why}; gave up after {attempt} attempts",
+                note=f"{why}; gave up after {attempt} attempt{'s' if attempt > 1 else ''}",
                 expected_attempt=attempt,
                 when=_stale(_cutoff(now)),
                 error=(
-                    f"The build stopped {attempt} times without finishing (its worker died or was "
-                    f"killed: {why}); EXPORTS_BUILD_MAX_ATTEMPTS is {settings.EXPORTS_BUILD_MAX_ATTEMPTS}. "
-                    "Build the export again once the workers are healthy."
+                    f"Gave up after {attempt} attempt{'s' if attempt > 1 else ''}: the worker building it "
+                    f"died or was killed ({why}); EXPORTS_BUILD_MAX_ATTEMPTS is "
+                    f"{settings.EXPORTS_BUILD_MAX_ATTEMPTS}. Build the export again once the workers are "
+                    "healthy."
                 ),
             )
         else:
