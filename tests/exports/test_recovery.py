@@ -19,7 +19,9 @@ from exports.services.specs import allocate_version, transition
 from exports.tasks import sweep
 
 
-def started_then_silent(spec, settings, *, attempts: int = 1, silent_for: float | None = None) -> ExportVersion:
+def started_then_silent(
+    spec, settings, *, attempts: int = 1, silent_for: float | None = None
+) -> ExportVersion:
     """A version whose worker started attempt `attempts`, made a work folder, and then went silent."""
     version = allocate_version(spec, by=None)
     for n in range(attempts):
@@ -157,7 +159,9 @@ def test_two_sweeps_at_once_restart_a_silent_build_once(postgres, corpus, make_s
 def test_a_running_build_moves_its_heartbeat_and_stops_beating_when_it_ends(corpus, make_spec, settings):
     version = allocate_version(make_spec(formats=["llava"]), by=None)
     transition(version, VersionStatus.BUILDING)
-    ExportVersion.objects.filter(pk=version.pk).update(heartbeat_at=timezone.now() - datetime.timedelta(hours=1))
+    ExportVersion.objects.filter(pk=version.pk).update(
+        heartbeat_at=timezone.now() - datetime.timedelta(hours=1)
+    )
     version.refresh_from_db()
     with Heartbeat(version, every=0.05) as heartbeat:
         deadline = timezone.now() + datetime.timedelta(seconds=10)

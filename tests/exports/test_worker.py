@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from corpus.models import Instruction, ItemStatus
 from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
-from exports.services.files import check_archive
 from exports.services.build import build_version
+from exports.services.files import check_archive
 from exports.services.specs import allocate_version, request_build
 from exports.tasks import build_export_version
 
@@ -206,7 +206,9 @@ def test_a_build_whose_worker_is_killed_is_restarted_by_the_sweep_or_failed_with
 
     recovered = recovery_moves(version)
     assert len(recovered) == 1, "two beats, one restart"  # and never a second one
-    bound = HEARTBEAT_TIMEOUT + SWEEP_INTERVAL + 2  # + 2 s for the task's trip through Redis on a busy machine
+    bound = (
+        HEARTBEAT_TIMEOUT + SWEEP_INTERVAL + 2
+    )  # + 2 s for the task's trip through Redis on a busy machine
     assert (recovered[0].at - killed_at).total_seconds() <= bound
     assert not list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())
     if expected == VersionStatus.FAILED:
@@ -219,7 +221,9 @@ def test_a_build_whose_worker_is_killed_is_restarted_by_the_sweep_or_failed_with
     # Identical to a build that was never interrupted (the same spec on the same rows, built here).
     clean = build_version(allocate_version(spec, by=None))
     assert clean.status == VersionStatus.DONE and clean.sha256 == version.sha256
-    assert version.counts["instructions"] == Instruction.objects.filter(status=ItemStatus.ACCEPTED).count() - 1
+    assert (
+        version.counts["instructions"] == Instruction.objects.filter(status=ItemStatus.ACCEPTED).count() - 1
+    )
 
 
 @pytest.mark.worker
@@ -255,7 +259,9 @@ def test_a_frozen_worker_that_wakes_after_the_restart_does_not_publish_over_it(
                 stop(proc)
     after = ExportVersion.objects.get(pk=version.pk)
     assert (after.status, after.attempt, after.sha256) == (VersionStatus.DONE, 2, version.sha256)
-    assert list(ExportVersionEvent.objects.filter(version=version).values_list("id", flat=True)) == moves_before
+    assert (
+        list(ExportVersionEvent.objects.filter(version=version).values_list("id", flat=True)) == moves_before
+    )
     check_archive(after, full=True)
     assert not list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())
 
