@@ -1,18 +1,26 @@
-"""Pages of the corpus: home, domains (list, detail, admin edit), image browser and detail, upload."""
+"""Pages of the corpus: home, domains (list, detail, admin edit), image browser and detail, upload, and
+the stored images and thumbnails themselves (behind the role check)."""
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Prefetch
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_safe
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from .filters import ImageFilter
 from .forms import DomainForm, ImportForm, SeedQuestionFormSet
 from .import_batches import needs_background, stage_upload
 from .imports import import_images, sources_from_uploads
+from .media import media_response
 from .models import Caption, Domain, Image, ImportBatch, Instruction, SeedQuestion
-from .roles import ADMIN, ALL_ROLES, role_required
+from .roles import ADMIN, ALL_ROLES, has_role, role_required
 from .rules import InstructionType
 
 IMAGES_PER_PAGE = 48
@@ -133,3 +141,25 @@ def import_batch_detail(request, pk: int):
     return render(
         request, template, {"batch": batch, "summary": batch.summary if batch.is_finished else None}
     )
+
+
+@require_safe
+def media_file(request, path: str):
+    """An uploaded image or its thumbnail (`/media/…`, the URL of `image.file` / `image.thumbnail`), for
+    signed-in users with a role — by session, or by API token for scripts. Anonymous → login page, bad
+    token → 401, no role → 403, anything that is not a stored image → 404. Behind nginx the bytes come
+    from an `internal` location (MEDIA_ACCEL_REDIRECT); otherwise this view streams them."""
+    user = request.user
+    if not user.is_authenticated:
+        try:
+            found = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed as exc:
+            response = HttpResponse(str(exc.detail), status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = "Token"
+            return response
+        if found is None:
+            return redirect_to_login(request.get_full_path())
+        user = found[0]
+    if not has_role(user, *ALL_ROLES):
+        raise PermissionDenied("Your role does not allow this file.")
+    return media_response(request, path)
