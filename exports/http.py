@@ -27,6 +27,8 @@ def _digest_headers(response, version: ExportVersion) -> None:
     response["Repr-Digest"] = f"sha-256=:{encoded}:"  # RFC 9530, its successor
     response["X-Checksum-SHA256"] = version.sha256
     response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private"  # behind the role check: no shared cache may keep it
+    response["X-Content-Type-Options"] = "nosniff"
 
 
 def _iter_range(path, start: int, length: int):
@@ -60,7 +62,6 @@ def archive_response(request, version: ExportVersion):
             settings.EXPORTS_ACCEL_REDIRECT, version.file_path, content_type="application/x-tar"
         )
         response["Content-Disposition"] = f'attachment; filename="{archive_name(version)}"'
-        response["Cache-Control"] = "private"
         _digest_headers(response, version)
         return response
     size = version.size_bytes
