@@ -214,7 +214,9 @@ def test_the_shipped_nginx_config_serves_stored_files_only_after_the_role_check(
     # nginx sent the bytes from its internal locations (Django only answered X-Accel-Redirect).
     served = (proxy_log := Path(settings.MEDIA_ROOT).parent / "nginx" / "access.log").read_text()
     assert f"200 {image.file.url} -> /_protected/media/{image.file.name}" in served, proxy_log
-    assert f"206 /exports/versions/{version.pk}/download/ -> /_protected/exports/{version.file_path}" in served
+    assert (
+        f"206 /exports/versions/{version.pk}/download/ -> /_protected/exports/{version.file_path}" in served
+    )
 
     relative = staged.relative_to(settings.IMPORT_STAGING_ROOT).as_posix()
     for url in (f"/media/import-staging/{batch.pk}/00000/staged.png", f"/media/{relative}"):

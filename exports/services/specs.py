@@ -5,6 +5,7 @@ status, an event row in the same transaction); a done version is never rewritten
 """
 
 import datetime
+import unicodedata
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -51,6 +52,9 @@ ALLOWED_MOVES: dict[str, set[str]] = {
 }
 
 EXPORTABLE_STATUSES = (ItemStatus.ACCEPTED, ItemStatus.DRAFT, ItemStatus.REJECTED)
+# The split seed is stored in a PostgreSQL integer: bounded here, so that a larger one is a clear 400,
+# not a database error.
+SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,16 @@ def _strings(value, field: str, errors: dict) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         errors.setdefault(field, []).append("must be a list of texts")
         return ()
+    if any(_has_control_characters(v) for v in value):
+        # A NUL cannot be stored in PostgreSQL's jsonb at all; no other control character names anything.
+        errors.setdefault(field, []).append("must not contain control characters (such as NUL)")
+        return ()
     # Sorted and de-duplicated so that the same choice always reads (and hashes) the same.
     return tuple(sorted({v.strip() for v in value if v.strip()}))
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
 
 
 def _date(value, field: str, errors: dict) -> datetime.date | None:
@@ -154,7 +166,13 @@ def create_spec(
         errors["name"] = ["must contain letters or digits"]
     elif slug != name:
         errors["name"] = [f"use lowercase letters, digits and hyphens, e.g. '{slug}'"]
-    formats = sorted(set(formats or [ExportFormat.LLAVA]))
+    formats = [ExportFormat.LLAVA] if formats is None else formats
+    if not isinstance(formats, list | tuple) or not all(isinstance(f, str) for f in formats):
+        errors["formats"] = [f"must be a list of formats ({', '.join(ExportFormat.values)})"]
+        formats = []
+    elif not formats:
+        errors["formats"] = [f"choose at least one format ({', '.join(ExportFormat.values)})"]
+    formats = sorted(set(formats))
     bad = [f for f in formats if f not in ExportFormat.values]
     if bad:
         errors["formats"] = [f"unknown format {', '.join(bad)} (use {', '.join(ExportFormat.values)})"]
@@ -168,8 +186,8 @@ def create_spec(
         errors["image_mode"] = [f"use one of {', '.join(ImageMode.values)}"]
     if conversation_mode not in ConversationMode.values:
         errors["conversation_mode"] = [f"use one of {', '.join(ConversationMode.values)}"]
-    if not isinstance(seed, int) or seed < 0:
-        errors["seed"] = ["must be a whole number ≥ 0"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        errors["seed"] = [f"must be a whole number from 0 to {SEED_MAX}"]
     try:
         parsed = parse_selection(selection)
     except InvalidSpec as exc:
