@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,9 +79,10 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-@pytest.fixture
-def app_server(postgres, settings, tmp_path):
-    """gunicorn serving the app on the test database, configured as docker-compose configures web."""
+@contextmanager
+def running_app(settings, tmp_path: Path, *, accel: bool) -> Iterator[str]:
+    """gunicorn serving the app on the test database (as docker-compose runs web); with `accel`, with
+    MEDIA_ACCEL_REDIRECT / EXPORTS_ACCEL_REDIRECT set as docker-compose sets them. Yields its URL."""
     db = connection.settings_dict
     port = free_port()
     env = dict(
@@ -89,13 +92,13 @@ def app_server(postgres, settings, tmp_path):
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         EXPORTS_ROOT=str(settings.EXPORTS_ROOT),
         IMPORT_STAGING_ROOT=str(settings.IMPORT_STAGING_ROOT),
-        MEDIA_ACCEL_REDIRECT="/_protected/media/",
-        EXPORTS_ACCEL_REDIRECT="/_protected/exports/",
+        MEDIA_ACCEL_REDIRECT="/_protected/media/" if accel else "",
+        EXPORTS_ACCEL_REDIRECT="/_protected/exports/" if accel else "",
     )
-    log = tmp_path / "gunicorn.log"
+    log = tmp_path / f"gunicorn-{port}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "mminstruct_site.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-        + ["--workers", "1", "--pid", str(tmp_path / "gunicorn.pid")],
+        + ["--workers", "1", "--pid", str(tmp_path / f"gunicorn-{port}.pid")],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -108,14 +111,16 @@ def app_server(postgres, settings, tmp_path):
         stop(proc)
 
 
-@pytest.fixture
-def proxy(app_server, settings, tmp_path):
+@contextmanager
+def running_nginx(app_url: str, settings, tmp_path: Path) -> Iterator[str]:
+    """Debian's nginx with the shipped deploy/nginx.conf in front of `app_url`. Yields its URL; its access
+    log (status, URI asked, URI served) is tmp_path/nginx/access.log."""
     require(Path(NGINX).exists(), "needs nginx: apt-get install nginx-light")
     shipped = (ROOT / "deploy" / "nginx.conf").read_text()
     port = free_port()
     server = (
         shipped.replace("listen 80;", f"listen 127.0.0.1:{port};")
-        .replace("http://web:8000", app_server)
+        .replace("http://web:8000", app_url)
         .replace("/data/media/", f"{Path(settings.MEDIA_ROOT).resolve()}/")
         .replace("/data/exports/", f"{Path(settings.EXPORTS_ROOT).resolve()}/")
     )
@@ -156,18 +161,25 @@ http {{
         stop(proc)
 
 
+@pytest.fixture
+def proxy(postgres, settings, tmp_path):
+    require(Path(NGINX).exists(), "needs nginx: apt-get install nginx-light")
+    with running_app(settings, tmp_path, accel=True) as app, running_nginx(app, settings, tmp_path) as url:
+        yield url
+
+
 def session_of(user) -> str:
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_the_shipped_nginx_config_serves_stored_files_only_after_the_role_check(
     proxy, admin_user, researcher, outsider, settings
 ):
     settings.MEDIA_ACCEL_REDIRECT = settings.EXPORTS_ACCEL_REDIRECT = ""  # the data is made here, not served
-    domain = Domain.objects.get(slug="ocr")
+    domain = Domain.objects.get_or_create(slug="ocr", defaults={"name": "OCR"})[0]
     summary = import_images(
         sources_from_uploads([SimpleUploadedFile("page.png", png_bytes(3, (300, 200)))]), domain=domain
     )

@@ -113,7 +113,7 @@ def _database_url() -> str:
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_real_celery_worker_imports_a_staged_upload(postgres, redis_url, admin_user, settings, tmp_path):
     domain = Domain.objects.get_or_create(slug="worker-test", defaults={"name": "Worker test"})[0]
     env = os.environ | {

@@ -128,7 +128,7 @@ def test_a_worker_that_wakes_after_the_restart_can_neither_publish_nor_fail_the_
     check_archive(rebuilt, full=True)
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_sweeps_at_once_restart_a_silent_build_once(postgres, corpus, make_spec, settings):
     version = started_then_silent(make_spec(formats=["llava"]), settings)
     barrier = threading.Barrier(4)
@@ -155,7 +155,7 @@ def test_two_sweeps_at_once_restart_a_silent_build_once(postgres, corpus, make_s
     assert (version.status, version.attempt) == (VersionStatus.QUEUED, 1)
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_running_build_moves_its_heartbeat_and_stops_beating_when_it_ends(corpus, make_spec, settings):
     version = allocate_version(make_spec(formats=["llava"]), by=None)
     transition(version, VersionStatus.BUILDING)

@@ -94,7 +94,7 @@ def wait_for(version: ExportVersion, statuses: set[str], timeout: float = 90) ->
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_real_worker_builds_the_queued_version_and_ignores_a_redelivery(
     worker, corpus, make_spec, researcher
 ):
@@ -175,7 +175,7 @@ def recovery_moves(version: ExportVersion) -> list[ExportVersionEvent]:
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("max_attempts", [3, 1], ids=["restarted", "failed-after-the-last-attempt"])
 def test_a_build_whose_worker_is_killed_is_restarted_by_the_sweep_or_failed_with_the_reason(
     postgres, redis_url, tmp_path, corpus, make_spec, researcher, max_attempts
@@ -227,7 +227,7 @@ def test_a_build_whose_worker_is_killed_is_restarted_by_the_sweep_or_failed_with
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_frozen_worker_that_wakes_after_the_restart_does_not_publish_over_it(
     postgres, redis_url, tmp_path, corpus, make_spec, researcher
 ):
@@ -266,7 +266,7 @@ def test_a_frozen_worker_that_wakes_after_the_restart_does_not_publish_over_it(
     assert not list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_builds_get_distinct_consecutive_version_numbers(postgres, corpus, make_spec):
     spec = make_spec(formats=["llava"])
     numbers, errors = [], []
