@@ -10,6 +10,6 @@ COPY review ./review
 COPY exports ./exports
 RUN pip install --no-cache-dir .
 COPY . .
-RUN useradd --create-home app && mkdir -p /app/var /data/media /data/exports && chown -R app /app/var /data
+RUN useradd --create-home app && mkdir -p /app/var /data/media /data/exports /data/staging && chown -R app /app/var /data
 USER app
 EXPOSE 8000

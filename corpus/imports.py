@@ -159,10 +159,16 @@ def sources_from_zip(opener: Callable[[], IO[bytes]], label: str) -> Iterator[Im
                 if info.is_dir() or _hidden(info.filename):
                     continue
                 yield ImportSource(
-                    f"{label}:{info.filename}",
+                    printable_name(f"{label}:{info.filename}"),
                     lambda info=info: archive.open(info),
-                    filename=Path(info.filename).name,
+                    filename=printable_name(Path(info.filename).name),
                 )
+
+
+def printable_name(name: str) -> str:
+    """A file name as it is reported and stored: without control characters (a NUL byte cannot be stored
+    in PostgreSQL text at all)."""
+    return "".join(ch for ch in name if ch.isprintable())
 
 
 def _hidden(name: str) -> bool:
@@ -203,7 +209,7 @@ def count_paths(paths: Iterable[str | Path]) -> int:
 def sources_from_uploads(files: Iterable) -> Iterator[ImportSource | FileResult]:
     """Django UploadedFile objects (browser or API upload); a .zip upload is expanded member by member."""
     for upload in files:
-        name = os.path.basename(upload.name or "upload")
+        name = printable_name(os.path.basename(upload.name or "")) or "upload"
         if name.lower().endswith(".zip"):
             yield from sources_from_zip(lambda upload=upload: upload, name)
         else:

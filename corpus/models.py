@@ -342,7 +342,8 @@ class ImportBatchStatus(models.TextChoices):
 
 class ImportBatch(models.Model):
     """An upload too large to import inside the request: its files wait in a staging folder under
-    MEDIA_ROOT until a Celery worker imports them; the summary is kept here for the page and the API."""
+    IMPORT_STAGING_ROOT (outside MEDIA_ROOT: no URL reaches them) until a Celery worker imports them; the
+    folder is removed when the batch ends. The summary is kept here for the page and the API."""
 
     domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="import_batches")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -353,11 +354,14 @@ class ImportBatch(models.Model):
     source = models.TextField(blank=True)
     license = models.TextField(blank=True)
     prior_knowledge = models.TextField(blank=True)
-    staging_dir = models.CharField(max_length=500, help_text="Relative to MEDIA_ROOT.")
+    staging_dir = models.CharField(max_length=500, help_text="Relative to IMPORT_STAGING_ROOT.")
     n_files = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life: staged, started, or a file imported (at most every few seconds). A queued or
+    # running batch without one for IMPORT_ABANDONED_SECONDS is failed by the sweep (corpus.sweep).
+    progress_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -9,3 +9,10 @@ from . import import_batches
 def import_batch(batch_id: int) -> None:
     """Import a staged upload (see corpus/import_batches.py). Idempotent; a redelivery is harmless."""
     import_batches.run_import_batch(batch_id)
+
+
+@shared_task(name="corpus.sweep")
+def sweep() -> None:
+    """Run by Celery beat every SWEEP_INTERVAL: fail abandoned import batches and delete the staging
+    folders of ended ones. Idempotent; safe with two beats."""
+    import_batches.sweep_import_batches()

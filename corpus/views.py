@@ -1,18 +1,27 @@
-"""Pages of the corpus: home, domains (list, detail, admin edit), image browser and detail, upload."""
+"""Pages of the corpus: home, domains (list, detail, admin edit), image browser and detail, upload, and
+the stored images and thumbnails themselves (behind the role check)."""
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFilesSent
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Prefetch
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_safe
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from .filters import ImageFilter
 from .forms import DomainForm, ImportForm, SeedQuestionFormSet
 from .import_batches import needs_background, stage_upload
 from .imports import import_images, sources_from_uploads
+from .media import media_response
 from .models import Caption, Domain, Image, ImportBatch, Instruction, SeedQuestion
-from .roles import ADMIN, ALL_ROLES, role_required
+from .roles import ADMIN, ALL_ROLES, has_role, role_required
 from .rules import InstructionType
 
 IMAGES_PER_PAGE = 48
@@ -89,13 +98,41 @@ def image_detail(request, pk: int):
     return render(request, "corpus/image_detail.html", {"image": image})
 
 
+def upload_limit_message(exc: Exception) -> str:
+    """What to tell a person whose upload broke a request limit (too many files, too large)."""
+    if isinstance(exc, TooManyFilesSent):
+        return (
+            f"This upload holds more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files "
+            "(DATA_UPLOAD_MAX_NUMBER_FILES). Put the images in a .zip archive, or upload them in parts."
+        )
+    return (
+        "The form fields of this upload are larger than the server accepts "
+        f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes, DATA_UPLOAD_MAX_MEMORY_SIZE); the files themselves "
+        "are not limited by it."
+    )
+
+
+# CSRF is checked inside (csrf_protect below), after the body is read: the middleware would read it first
+# and turn an upload over DATA_UPLOAD_MAX_NUMBER_FILES into a bare "Bad Request" before this view could
+# say what was wrong. The refusal itself changes nothing, so it needs no token.
+@csrf_exempt
 @role_required(ADMIN)
 def image_import(request):
     """Small uploads are imported inside the request; large ones (or zips) are staged for a worker."""
-    form = ImportForm(request.POST or None)
+    try:
+        if request.method == "POST":
+            request.FILES  # noqa: B018 - parses the body: the limits are checked here
+    except (TooManyFilesSent, RequestDataTooBig) as exc:
+        return _image_import_page(request, ImportForm(None), limit_error=exc)
+    return _image_import(request)
+
+
+@csrf_protect
+def _image_import(request):
     summary = None
+    data, files = (request.POST, request.FILES.getlist("files")) if request.method == "POST" else (None, [])
+    form = ImportForm(data)
     if request.method == "POST":
-        files = request.FILES.getlist("files")
         if not files:
             form.add_error(None, "Choose at least one image or .zip file.")
         if form.is_valid():
@@ -110,16 +147,27 @@ def image_import(request):
                 batch = stage_upload(files, **fields)
                 return redirect("image-import-batch", pk=batch.pk)
             summary = import_images(sources_from_uploads(files), **fields).as_dict()
+    return _image_import_page(request, form, summary=summary)
+
+
+def _image_import_page(request, form, *, summary=None, limit_error=None):
+    if limit_error is not None:
+        status = 413 if isinstance(limit_error, RequestDataTooBig) else 400
+    else:
+        status = 400 if form.errors else 200
     return render(
         request,
         "corpus/image_import.html",
         {
             "form": form,
             "summary": summary,
+            "limit_error": upload_limit_message(limit_error) if limit_error is not None else "",
             "max_pixels": f"{settings.IMAGE_MAX_PIXELS:,}",
             "max_mb": settings.IMAGE_MAX_BYTES // (1024 * 1024),
+            "max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
             "recent_batches": ImportBatch.objects.select_related("domain").order_by("-id")[:5],
         },
+        status=status,
     )
 
 
@@ -133,3 +181,25 @@ def import_batch_detail(request, pk: int):
     return render(
         request, template, {"batch": batch, "summary": batch.summary if batch.is_finished else None}
     )
+
+
+@require_safe
+def media_file(request, path: str):
+    """An uploaded image or its thumbnail (`/media/…`, the URL of `image.file` / `image.thumbnail`), for
+    signed-in users with a role — by session, or by API token for scripts. Anonymous → login page, bad
+    token → 401, no role → 403, anything that is not a stored image → 404. Behind nginx the bytes come
+    from an `internal` location (MEDIA_ACCEL_REDIRECT); otherwise this view streams them."""
+    user = request.user
+    if not user.is_authenticated:
+        try:
+            found = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed as exc:
+            response = HttpResponse(str(exc.detail), status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = "Token"
+            return response
+        if found is None:
+            return redirect_to_login(request.get_full_path())
+        user = found[0]
+    if not has_role(user, *ALL_ROLES):
+        raise PermissionDenied("Your role does not allow this file.")
+    return media_response(request, path)

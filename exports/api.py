@@ -10,9 +10,10 @@
 import django_filters
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 from exports.http import archive_response
@@ -21,6 +22,12 @@ from exports.permissions import BUILD_ROLES, read_roles
 from exports.serializers import ExportSpecCreateSerializer, ExportSpecSerializer, ExportVersionSerializer
 from exports.services.diff import cached_diff, diff_as_json, iter_diff_csv
 from exports.services.specs import ExportError, InvalidSpec, create_spec, request_build
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The versions cannot be compared."
+    default_code = "conflict"
 
 
 class _ExportRoles:
@@ -48,7 +55,13 @@ class ExportSpecViewSet(
             "versions__built_by", "versions__spec"
         )
 
-    @extend_schema(request=ExportSpecCreateSerializer, responses={202: ExportVersionSerializer})
+    @extend_schema(
+        request=ExportSpecCreateSerializer,
+        responses={
+            202: ExportVersionSerializer,
+            400: OpenApiResponse(description="A field of the spec is refused; the errors name it."),
+        },
+    )
     def create(self, request, *args, **kwargs):
         data = ExportSpecCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -56,7 +69,7 @@ class ExportSpecViewSet(
         try:
             spec = create_spec(fields.pop("name"), by=request.user, **fields)
         except InvalidSpec as exc:
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+            raise ValidationError(exc.errors) from exc
         version = request_build(spec, by=request.user)
         return Response(ExportVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
@@ -98,14 +111,14 @@ class ExportVersionViewSet(_ExportRoles, viewsets.ReadOnlyModelViewSet):
         new = self.get_object()
         against = request.query_params.get("against", "")
         if not against.isdigit():
-            return Response({"against": ["give the other version's id"]}, status=status.HTTP_400_BAD_REQUEST)
+            raise ValidationError({"against": ["give the other version's id"]})
         old = get_object_or_404(self.get_queryset(), pk=int(against))
         if old.number > new.number:
             old, new = new, old
         try:
             diff = cached_diff(old, new)
         except ExportError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc)) from exc
         if request.query_params.get("format") == "csv":
             response = StreamingHttpResponse(iter_diff_csv(diff), content_type="text/csv")
             response["Content-Disposition"] = (

@@ -5,7 +5,7 @@ from django import forms
 from corpus.models import Domain
 from corpus.rules import InstructionType
 from exports.models import ConversationMode, ExportFormat, ImageMode
-from exports.services.specs import EXPORTABLE_STATUSES
+from exports.services.specs import EXPORTABLE_STATUSES, SEED_MAX
 
 
 class ExportSpecForm(forms.Form):
@@ -28,7 +28,7 @@ class ExportSpecForm(forms.Form):
     train_ratio = forms.FloatField(
         min_value=0, max_value=1, initial=0.95, help_text="Share of images in train."
     )
-    seed = forms.IntegerField(min_value=0, initial=0)
+    seed = forms.IntegerField(min_value=0, max_value=SEED_MAX, initial=0)
     formats = forms.MultipleChoiceField(
         choices=ExportFormat.choices, initial=[ExportFormat.LLAVA], widget=forms.CheckboxSelectMultiple
     )

@@ -1,5 +1,7 @@
 """Serving an archive: a streamed FileResponse with its sha256 in ETag / Digest headers, and single
-byte ranges (resumable downloads). Shared by the page and the API."""
+byte ranges (resumable downloads) — or, behind nginx (EXPORTS_ACCEL_REDIRECT), an X-Accel-Redirect to
+its `internal` location, which sends the bytes and the ranges. Shared by the page and the API; either
+way after the role check and the archive check. No other URL reaches a file under EXPORTS_ROOT."""
 
 import base64
 import logging
@@ -8,6 +10,7 @@ import re
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 
+from corpus.media import accel_response
 from exports.models import ExportVersion
 from exports.services.files import ArchiveMismatch, archive_name, check_archive
 from exports.services.specs import ExportError
@@ -24,6 +27,8 @@ def _digest_headers(response, version: ExportVersion) -> None:
     response["Repr-Digest"] = f"sha-256=:{encoded}:"  # RFC 9530, its successor
     response["X-Checksum-SHA256"] = version.sha256
     response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private"  # behind the role check: no shared cache may keep it
+    response["X-Content-Type-Options"] = "nosniff"
 
 
 def _iter_range(path, start: int, length: int):
@@ -52,6 +57,13 @@ def archive_response(request, version: ExportVersion):
         )
     except ExportError as exc:
         return HttpResponse(str(exc), status=409, content_type="text/plain")
+    if settings.EXPORTS_ACCEL_REDIRECT:
+        response = accel_response(
+            settings.EXPORTS_ACCEL_REDIRECT, version.file_path, content_type="application/x-tar"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{archive_name(version)}"'
+        _digest_headers(response, version)
+        return response
     size = version.size_bytes
     match = _RANGE.match(range_header.strip()) if range_header else None
     if range_header and match and (match.group(1) or match.group(2)):

@@ -88,6 +88,9 @@ class ExportVersion(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # While building, the worker's heartbeat thread moves this every EXPORTS_HEARTBEAT_SECONDS; a build
+    # silent for EXPORTS_HEARTBEAT_TIMEOUT lost its worker, and the sweep restarts or fails it.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode
 from exports.services import progress
+from exports.services.specs import SEED_MAX
 
 
 class ExportVersionSerializer(serializers.ModelSerializer):
@@ -73,10 +74,14 @@ class ExportSpecCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     selection = serializers.DictField(required=False, default=dict)
     formats = serializers.ListField(
-        child=serializers.ChoiceField(choices=ExportFormat.choices), required=False, default=["llava"]
+        child=serializers.ChoiceField(choices=ExportFormat.choices),
+        required=False,
+        default=["llava"],
+        allow_empty=False,
+        error_messages={"empty": f"Choose at least one format ({', '.join(ExportFormat.values)})."},
     )
     train_ratio = serializers.FloatField(required=False, default=0.95, min_value=0, max_value=1)
-    seed = serializers.IntegerField(required=False, default=0, min_value=0)
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=SEED_MAX)
     image_mode = serializers.ChoiceField(choices=ImageMode.choices, required=False, default=ImageMode.COPY)
     conversation_mode = serializers.ChoiceField(
         choices=ConversationMode.choices, required=False, default=ConversationMode.MULTI_TURN

@@ -133,6 +133,10 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Images and thumbnails are served only after the role check (corpus.views.media_file). Behind nginx
+# the view answers X-Accel-Redirect to this `internal` location (deploy/nginx.conf) and nginx sends the
+# bytes; empty (embedded mode, gunicorn alone) the view streams them itself.
+MEDIA_ACCEL_REDIRECT = env("MEDIA_ACCEL_REDIRECT", "")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -209,6 +213,14 @@ NEAR_DUPLICATE_DISTANCE = env_int("NEAR_DUPLICATE_DISTANCE", 4)
 # Uploads above these (or holding a .zip) are imported by a worker, not inside the request.
 IMPORT_INLINE_MAX_FILES = env_int("IMPORT_INLINE_MAX_FILES", 50)
 IMPORT_INLINE_MAX_BYTES = env_int("IMPORT_INLINE_MAX_BYTES", 20 * 1024 * 1024)
+# Staged uploads wait for their worker here, outside MEDIA_ROOT (no URL reaches them); a batch's folder
+# is removed when the batch ends, done or failed.
+IMPORT_STAGING_ROOT = Path(env("IMPORT_STAGING_ROOT", str(VAR_DIR / "staging")))
+# A batch queued or running with no progress for this long is abandoned: the sweep fails it with the
+# reason and removes its folder. Keep it above CELERY_VISIBILITY_TIMEOUT (a dead worker's batch is
+# redelivered and resumed first) and above the longest wait in a busy queue.
+IMPORT_ABANDONED_SECONDS = env_int("IMPORT_ABANDONED_SECONDS", 24 * 3600)
+CELERY_BEAT_SCHEDULE["corpus-sweep"] = {"task": "corpus.sweep", "schedule": SWEEP_INTERVAL}
 # Names for the corpus's status enums in the OpenAPI schema (several models have a `status`); other apps
 # add theirs the same way in their own block.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
@@ -294,6 +306,16 @@ EXPORTS_ANNOTATORS_MAY_DOWNLOAD = env_bool("EXPORTS_ANNOTATORS_MAY_DOWNLOAD", Fa
 EXPORTS_VERIFY_ON_DOWNLOAD = env_bool("EXPORTS_VERIFY_ON_DOWNLOAD", True)
 # Below the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT), or Redis redelivers a running build.
 EXPORTS_BUILD_SOFT_TIME_LIMIT = env_int("EXPORTS_BUILD_SOFT_TIME_LIMIT", 6600)
+# A building version's worker moves its heartbeat every EXPORTS_HEARTBEAT_SECONDS (from a thread). One
+# silent for EXPORTS_HEARTBEAT_TIMEOUT lost its worker: the sweep queues it again (the next attempt starts
+# from scratch) or, once it was started EXPORTS_BUILD_MAX_ATTEMPTS times, marks it failed with the reason.
+EXPORTS_HEARTBEAT_SECONDS = float(env("EXPORTS_HEARTBEAT_SECONDS", "5"))
+EXPORTS_HEARTBEAT_TIMEOUT = env_int("EXPORTS_HEARTBEAT_TIMEOUT", 60)
+EXPORTS_BUILD_MAX_ATTEMPTS = env_int("EXPORTS_BUILD_MAX_ATTEMPTS", 3)
+# Behind nginx: downloads answer X-Accel-Redirect to this `internal` location (deploy/nginx.conf) after the
+# role check and the sha256 check, and nginx sends the bytes (and byte ranges). Empty: Django streams them.
+EXPORTS_ACCEL_REDIRECT = env("EXPORTS_ACCEL_REDIRECT", "")
+CELERY_BEAT_SCHEDULE["exports-sweep"] = {"task": "exports.sweep", "schedule": SWEEP_INTERVAL}
 # (exports settings above this line)
 
 LOGGING = {

@@ -2,11 +2,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from corpus import api as corpus_api
+from corpus import views as corpus_views
 from exports import api as exports_api
 from generation import api as generation_api
 from review import api as review_api
@@ -29,11 +29,8 @@ urlpatterns = [
     path("generation/", include("generation.urls")),
     path("review/", include("review.urls")),
     path("exports/", include("exports.urls")),
+    # Images and thumbnails, in every mode, behind the role check: the view streams them, or hands them to
+    # nginx's internal location (MEDIA_ACCEL_REDIRECT). There is no other URL for a stored file.
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", corpus_views.media_file, name="media"),
     path("", include("corpus.urls")),
 ]
-
-if settings.DEBUG or settings.EMBEDDED_MODE:
-    # Media in development and embedded mode; production serves it from a volume behind the proxy.
-    urlpatterns += [
-        path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})
-    ]

@@ -80,6 +80,7 @@ def redis_url():
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.EXPORTS_ROOT = tmp_path / "exports"
+    settings.IMPORT_STAGING_ROOT = tmp_path / "staging"
 
 
 def _person(django_user_model, username: str, role: str | None):

@@ -9,9 +9,10 @@ writers into per-split data files, then a deterministic tar with manifest.json a
 - Reproducible: nothing time-dependent or version-dependent is in the archive (the version number and
   the build time live in the database and the file name only), so an unchanged rebuild has the same
   sha256.
-- Idempotent task: a done/failed version is left alone; a building one is restarted from scratch under a
-  new attempt into its own temp folder, and only the attempt that still holds the row publishes (rename
-  and status swap in one transaction).
+- Idempotent task: a done/failed version is left alone; a queued one is built from scratch under a new
+  attempt into its own temp folder, with a heartbeat (exports.services.recovery) that lets the sweep
+  restart it if its worker dies; only the attempt that still holds the row publishes (rename and status
+  swap in one transaction).
 """
 
 import hashlib
@@ -41,7 +42,7 @@ from exports.writers.llava import LlavaWriter
 from exports.writers.parquet import ParquetWriter
 from exports.writers.sharegpt import ShareGptWriter
 
-from . import progress
+from . import progress, recovery
 from .card import render_card
 from .rows import count_rows, iter_images
 from .specs import ExportError, Selection, parse_selection, transition
@@ -302,11 +303,38 @@ def stream_records(
 
 
 @contextmanager
+def _read_transaction(outer: bool) -> Iterator[None]:
+    """transaction.atomic() — but on SQLite a DEFERRED one. The settings make every SQLite transaction
+    IMMEDIATE (it takes the write lock at BEGIN, so that writers queue instead of failing); a build only
+    reads, and holding the write lock for its whole length would lock out every writer, its own
+    heartbeat included. In WAL mode a deferred transaction reads one snapshot from its first read."""
+    if connection.vendor != "sqlite" or outer:
+        with transaction.atomic():
+            yield
+        return
+    connection.ensure_connection()  # connecting sets transaction_mode from the settings
+    saved = connection.transaction_mode
+    connection.transaction_mode = None  # plain BEGIN = DEFERRED
+    try:
+        atomic = transaction.atomic()
+        atomic.__enter__()
+    finally:
+        connection.transaction_mode = saved
+    try:
+        yield
+    except BaseException as exc:
+        atomic.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        atomic.__exit__(None, None, None)
+
+
+@contextmanager
 def snapshot() -> Iterator[None]:
     """A transaction that reads one consistent state of the corpus. On PostgreSQL it is REPEATABLE READ
     and READ ONLY — unless we are already inside a transaction (tests), whose snapshot then serves."""
     outer = connection.in_atomic_block
-    with transaction.atomic():
+    with _read_transaction(outer):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 if not outer:
@@ -351,10 +379,11 @@ def _build_into(
         total = count_rows(selection)
         timings["count"] = time.perf_counter() - clock
         on_progress(0, total)
+        images = iter_images(selection)
         with open(index_path, "wb", buffering=1 << 20) as index_fp, open(images_path, "wb") as images_fp:
             try:
                 result = stream_records(
-                    iter_images(selection),
+                    images,
                     spec=spec,
                     sinks=sinks,
                     index_fp=index_fp,
@@ -362,6 +391,9 @@ def _build_into(
                     on_progress=lambda n: on_progress(n, total),
                 )
             finally:
+                # A build stopped mid-stream ends its COPY now, on a connection still open — not when the
+                # traceback that holds the generator is freed, after the task closed the connection.
+                images.close()
                 sinks.close()
     timings["stream"] = time.perf_counter() - clock - timings["count"]
 
@@ -477,25 +509,44 @@ def version_path(version: ExportVersion) -> str:
 
 def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
     """Build `version` and publish it as done (or record why it failed). Idempotent: a done or failed
-    version is returned as it is; a queued or building one is (re)built from scratch."""
+    version is returned as it is; a queued one is built from scratch under the next attempt; a building one
+    is left to its worker while that worker's heartbeat is fresh, and handed to recovery (queued again, or
+    failed after EXPORTS_BUILD_MAX_ATTEMPTS) once it went silent."""
     version = ExportVersion.objects.select_related("spec").get(pk=version.pk)
     if version.status in (VersionStatus.DONE, VersionStatus.FAILED):
         log.info("export %s is %s already; nothing to do", version, version.status)
         return version
-    note = "restarted" if version.status == VersionStatus.BUILDING else "started"
+    if version.status == VersionStatus.BUILDING:
+        # A redelivered task (or a second one): another attempt holds the version.
+        if recovery.recover_build(version) is None:
+            log.info("export %s attempt %s is building elsewhere; nothing to do", version, version.attempt)
+        return ExportVersion.objects.get(pk=version.pk)
+    note = "started" if version.attempt == 0 else f"restarted from scratch (attempt {version.attempt + 1})"
     if not transition(version, VersionStatus.BUILDING, actor=actor, note=note):
         log.info("export %s moved on before this build started", version)
         return ExportVersion.objects.get(pk=version.pk)
     attempt = version.attempt
     root = Path(settings.EXPORTS_ROOT)
-    workdir = root / ".building" / f"{version.pk}-{attempt}"
-    # Leftovers of earlier attempts (a killed worker cleans nothing up). Should such an attempt still
-    # be running, it fails on its missing files — and its failure loses the compare-and-swap anyway.
-    for stale in (root / ".building").glob(f"{version.pk}-*"):
+    workdir = recovery.workdir_of(version.pk, attempt)
+    # Leftovers of earlier attempts (a killed worker cleans nothing up; the sweep may not have run yet).
+    # Should such an attempt still be running, it fails on its missing files — and its failure loses the
+    # compare-and-swap anyway.
+    for stale in recovery.building_root().glob(f"{version.pk}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     started = time.monotonic()
+    heartbeat = recovery.Heartbeat(version)
+    report = progress.Reporter(version.pk)
+
+    def on_progress(done: int, total: int) -> None:
+        if heartbeat.lost.is_set():
+            raise recovery.BuildSuperseded(f"attempt {attempt} of {version} no longer holds it")
+        report(done, total)
+
     try:
-        built = build_archive(version.spec, workdir, on_progress=progress.Reporter(version.pk))
+        with heartbeat:
+            built = build_archive(version.spec, workdir, on_progress=on_progress)
+        if heartbeat.lost.is_set():
+            raise recovery.BuildSuperseded(f"attempt {attempt} of {version} no longer holds it")
         log.info(
             "export %s built: %s",
             version,
@@ -526,7 +577,10 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
                 os.replace(built["archive"], final)
                 fsync_directory(final.parent)  # the archive itself was fsynced by TarBuilder.finish
         if not won:
+            heartbeat.lost.set()
             log.warning("export %s attempt %s lost the version to a newer attempt", version, attempt)
+    except recovery.BuildSuperseded as exc:
+        log.warning("export %s: %s; stopping this attempt", version, exc)
     except Exception as exc:
         log.exception("export %s attempt %s failed", version, attempt)
         version.refresh_from_db()
@@ -536,5 +590,6 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        progress.clear(version.pk)
+        if not heartbeat.lost.is_set():  # else the progress file is the newer attempt's
+            progress.clear(version.pk)
     return ExportVersion.objects.get(pk=version.pk)

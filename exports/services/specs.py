@@ -5,10 +5,11 @@ status, an event row in the same transaction); a done version is never rewritten
 """
 
 import datetime
+import unicodedata
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -41,15 +42,19 @@ class VersionImmutable(ExportError):
     """A done version was asked to change."""
 
 
-# The one table of allowed status moves. building → building is a restart by a redelivered task.
+# The one table of allowed status moves. building → queued is the restart of a build whose worker died
+# (its heartbeat went silent; exports.services.recovery): the next start takes the next attempt.
 ALLOWED_MOVES: dict[str, set[str]] = {
     VersionStatus.QUEUED: {VersionStatus.BUILDING, VersionStatus.FAILED},
-    VersionStatus.BUILDING: {VersionStatus.BUILDING, VersionStatus.DONE, VersionStatus.FAILED},
+    VersionStatus.BUILDING: {VersionStatus.QUEUED, VersionStatus.DONE, VersionStatus.FAILED},
     VersionStatus.DONE: set(),
     VersionStatus.FAILED: set(),
 }
 
 EXPORTABLE_STATUSES = (ItemStatus.ACCEPTED, ItemStatus.DRAFT, ItemStatus.REJECTED)
+# The split seed is stored in a PostgreSQL integer: bounded here, so that a larger one is a clear 400,
+# not a database error.
+SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,16 @@ def _strings(value, field: str, errors: dict) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         errors.setdefault(field, []).append("must be a list of texts")
         return ()
+    if any(_has_control_characters(v) for v in value):
+        # A NUL cannot be stored in PostgreSQL's jsonb at all; no other control character names anything.
+        errors.setdefault(field, []).append("must not contain control characters (such as NUL)")
+        return ()
     # Sorted and de-duplicated so that the same choice always reads (and hashes) the same.
     return tuple(sorted({v.strip() for v in value if v.strip()}))
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
 
 
 def _date(value, field: str, errors: dict) -> datetime.date | None:
@@ -153,7 +166,13 @@ def create_spec(
         errors["name"] = ["must contain letters or digits"]
     elif slug != name:
         errors["name"] = [f"use lowercase letters, digits and hyphens, e.g. '{slug}'"]
-    formats = sorted(set(formats or [ExportFormat.LLAVA]))
+    formats = [ExportFormat.LLAVA] if formats is None else formats
+    if not isinstance(formats, list | tuple) or not all(isinstance(f, str) for f in formats):
+        errors["formats"] = [f"must be a list of formats ({', '.join(ExportFormat.values)})"]
+        formats = []
+    elif not formats:
+        errors["formats"] = [f"choose at least one format ({', '.join(ExportFormat.values)})"]
+    formats = sorted(set(formats))
     bad = [f for f in formats if f not in ExportFormat.values]
     if bad:
         errors["formats"] = [f"unknown format {', '.join(bad)} (use {', '.join(ExportFormat.values)})"]
@@ -167,8 +186,8 @@ def create_spec(
         errors["image_mode"] = [f"use one of {', '.join(ImageMode.values)}"]
     if conversation_mode not in ConversationMode.values:
         errors["conversation_mode"] = [f"use one of {', '.join(ConversationMode.values)}"]
-    if not isinstance(seed, int) or seed < 0:
-        errors["seed"] = ["must be a whole number ≥ 0"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        errors["seed"] = [f"must be a whole number from 0 to {SEED_MAX}"]
     try:
         parsed = parse_selection(selection)
     except InvalidSpec as exc:
@@ -233,13 +252,15 @@ def transition(
     actor=None,
     note: str = "",
     expected_attempt: int | None = None,
+    when: Q | None = None,
     **fields,
 ) -> bool:
-    """Move `version` to `to` if its status (and attempt, when given) is still what the caller saw.
+    """Move `version` to `to` if its status (and attempt, and the condition `when`, when given) is still
+    what the caller saw.
 
     Returns False when another worker moved it first (never overwrites). A move into `building` takes
-    the next attempt number. Raises VersionImmutable for a done version, ExportError for a move the
-    table does not hold."""
+    the next attempt number and starts its heartbeat. Raises VersionImmutable for a done version,
+    ExportError for a move the table does not hold."""
     current = version.status
     if current == VersionStatus.DONE:
         raise VersionImmutable(f"{version} is done; a built version is never rewritten")
@@ -248,14 +269,17 @@ def transition(
     now = timezone.now()
     updates = dict(fields, status=to)
     if to == VersionStatus.BUILDING:
-        updates.update(attempt=F("attempt") + 1, started_at=now, error="")
+        updates.update(attempt=F("attempt") + 1, started_at=now, heartbeat_at=now, error="")
     if to in (VersionStatus.DONE, VersionStatus.FAILED):
         updates["finished_at"] = now
     filters = {"pk": version.pk, "status": current}
     if expected_attempt is not None:
         filters["attempt"] = expected_attempt
+    rows = ExportVersion.objects.filter(**filters)
+    if when is not None:
+        rows = rows.filter(when)
     with transaction.atomic():
-        if ExportVersion.objects.filter(**filters).update(**updates) != 1:
+        if rows.update(**updates) != 1:
             return False
         ExportVersionEvent.objects.create(
             version=version, from_status=current, to_status=to, actor=actor, note=note

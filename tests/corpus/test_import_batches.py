@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
 
-from corpus.import_batches import stage_upload
+from corpus.import_batches import stage_upload, staging_path
 from corpus.models import Domain, Image, ImportBatch, ImportBatchStatus
 from corpus.tasks import import_batch
 from tests.corpus.factories import png_bytes
@@ -42,7 +42,8 @@ def test_zip_upload_is_staged_queued_and_imported_by_the_task(
     assert response.status_code == 302 and response["Location"] == f"/images/import/{batch.pk}/"
     assert len(queued) == 1  # the task is sent only once the batch is committed
     assert batch.status == ImportBatchStatus.QUEUED and not Image.objects.exists()
-    staged = Path(settings.MEDIA_ROOT) / batch.staging_dir
+    staged = staging_path(batch)
+    assert staged.is_relative_to(settings.IMPORT_STAGING_ROOT)  # outside MEDIA_ROOT: no URL reaches it
     assert [p.name for p in staged.glob("*/*")] == ["batch.zip"]
     assert "Queued" in client.get(f"/images/import/{batch.pk}/").content.decode()
 
@@ -112,13 +113,14 @@ def _database_url() -> str:
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_real_celery_worker_imports_a_staged_upload(postgres, redis_url, admin_user, settings, tmp_path):
     domain = Domain.objects.get_or_create(slug="worker-test", defaults={"name": "Worker test"})[0]
     env = os.environ | {
         "DATABASE_URL": _database_url(),
         "REDIS_URL": redis_url,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "IMPORT_STAGING_ROOT": str(settings.IMPORT_STAGING_ROOT),
     }
     pidfile = tmp_path / "worker.pid"
     worker = subprocess.Popen(

@@ -1,6 +1,7 @@
 """Building versions end to end through the service the Celery task calls: every format parsed back
 record by record, the manifest and card, splits, byte-identical rebuilds, immutability, diffs."""
 
+import datetime
 import hashlib
 import io
 import json
@@ -9,6 +10,7 @@ import tarfile
 import pyarrow.parquet as pq
 import pytest
 from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
 
 from corpus.models import Instruction, ItemStatus
 from corpus.rules import check_instruction
@@ -253,21 +255,36 @@ def test_transitions_follow_the_table_and_lose_races_without_overwriting(corpus,
     # `stale` still believes the version is queued: its compare-and-swap loses.
     assert transition(stale, VersionStatus.FAILED) is False
     with pytest.raises(ExportError):
-        transition(version, VersionStatus.QUEUED)
+        transition(stale, VersionStatus.DONE)  # queued → done is not in the table
     moves = list(ExportVersionEvent.objects.filter(version=version).values_list("from_status", "to_status"))
     assert moves == [("queued", "queued"), ("queued", "building")]
 
 
-def test_a_redelivered_build_restarts_a_building_version_and_finds_a_done_one_done(corpus, make_spec):
+def test_a_redelivered_build_leaves_a_live_build_alone_and_restarts_a_silent_one(
+    corpus, make_spec, settings, django_capture_on_commit_callbacks
+):
     from exports.services.build import build_version
 
     spec = make_spec(formats=["llava"])
     version = allocate_version(spec, by=None)
-    transition(version, VersionStatus.BUILDING)  # a worker started, then died
-    rebuilt = build_version(version)
+    transition(version, VersionStatus.BUILDING)  # a worker started: its heartbeat is fresh
+    left = build_version(version)
+    assert (left.status, left.attempt) == (VersionStatus.BUILDING, 1)
+
+    # The worker died: its heartbeat is older than the timeout. The redelivered task queues it again.
+    ExportVersion.objects.filter(pk=version.pk).update(
+        heartbeat_at=timezone.now() - datetime.timedelta(seconds=settings.EXPORTS_HEARTBEAT_TIMEOUT + 1)
+    )
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        requeued = build_version(version)
+    assert (requeued.status, requeued.attempt, len(queued)) == (VersionStatus.QUEUED, 1, 1)
+    rebuilt = build_version(requeued)  # what the queued task runs
     assert rebuilt.status == VersionStatus.DONE and rebuilt.attempt == 2
     again = build_version(rebuilt)
     assert (again.sha256, again.attempt, again.finished_at) == (rebuilt.sha256, 2, rebuilt.finished_at)
+    notes = list(ExportVersionEvent.objects.filter(version=version).values_list("to_status", "note"))
+    assert notes[2][0] == "queued" and "no heartbeat" in notes[2][1] and "attempt 2" in notes[2][1]
+    assert notes[3] == ("building", "restarted from scratch (attempt 2)")
 
 
 def test_a_missing_image_file_fails_the_build_with_the_reason(corpus, make_spec, settings):

@@ -1,7 +1,10 @@
 """The Celery path with real parts: a worker process on PostgreSQL + Redis builds what a request queued,
-and a redelivered task changes nothing. Also: concurrent version allocation on PostgreSQL."""
+and a redelivered task changes nothing; a worker killed (SIGKILL) or frozen (SIGSTOP) mid-build, with
+Celery beat and the exports sweep restarting or failing the build. Also: concurrent version allocation
+on PostgreSQL."""
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -12,9 +15,11 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection, connections
+from django.utils import timezone
 
 from corpus.models import Instruction, ItemStatus
 from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
+from exports.services.build import build_version
 from exports.services.files import check_archive
 from exports.services.specs import allocate_version, request_build
 from exports.tasks import build_export_version
@@ -22,9 +27,8 @@ from exports.tasks import build_export_version
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(redis_url: str, tmp_path: Path, name: str, **extra_env) -> subprocess.Popen:
-    """A real `celery worker` subprocess on the test database."""
-    env = dict(
+def _env(redis_url: str, **extra_env) -> dict:
+    return dict(
         os.environ,
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
         REDIS_URL=redis_url,
@@ -33,9 +37,25 @@ def start_worker(redis_url: str, tmp_path: Path, name: str, **extra_env) -> subp
         LOG_LEVEL="WARNING",
         **extra_env,
     )
+
+
+def start_worker(
+    redis_url: str, tmp_path: Path, name: str, *, queues: str = "celery", **extra_env
+) -> subprocess.Popen:
+    """A real `celery worker` subprocess on the test database."""
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
-    command = [sys.executable, "-m", "celery", "-A", "mminstruct_site", "worker", "--pool=solo"]
+    command = [sys.executable, "-m", "celery", "-A", "mminstruct_site", "worker", "--pool=solo", "-Q", queues]
     command += ["--loglevel=INFO", f"--pidfile={tmp_path / f'{name}.pid'}", "-n", f"{name}-{os.getpid()}@%h"]
+    env = _env(redis_url, **extra_env)
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_beat(redis_url: str, tmp_path: Path, name: str, **extra_env) -> subprocess.Popen:
+    """A real `celery beat` subprocess: it sends the sweeps of CELERY_BEAT_SCHEDULE every SWEEP_INTERVAL."""
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
+    command = [sys.executable, "-m", "celery", "-A", "mminstruct_site", "beat", "--loglevel=INFO"]
+    command += [f"--schedule={tmp_path / f'{name}-schedule'}", f"--pidfile={tmp_path / f'{name}.pid'}"]
+    env = _env(redis_url, **extra_env)
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -74,7 +94,7 @@ def wait_for(version: ExportVersion, statuses: set[str], timeout: float = 90) ->
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_real_worker_builds_the_queued_version_and_ignores_a_redelivery(
     worker, corpus, make_spec, researcher
 ):
@@ -93,53 +113,160 @@ def test_a_real_worker_builds_the_queued_version_and_ignores_a_redelivery(
     check_archive(version, full=True)
 
 
-@pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_build_whose_worker_is_killed_is_redelivered_and_restarted_from_scratch(
-    postgres, redis_url, tmp_path, corpus, make_spec, researcher
-):
-    # Enough rows that the build is still running when its worker is killed.
-    images = corpus["images"]
-    Instruction.objects.bulk_create(
-        Instruction(
-            image=images[n % len(images)],
-            type="short_vqa",
-            question=f"What is written on label {n}?",
-            answer="a number",
-            status=ItemStatus.ACCEPTED,
-            options=[],
+# Short clocks for the recovery tests: a heartbeat every 0.5 s, silent for 4 s = dead, a sweep every 2 s.
+RECOVERY_ENV = {"EXPORTS_HEARTBEAT_SECONDS": "0.5", "EXPORTS_HEARTBEAT_TIMEOUT": "4", "SWEEP_INTERVAL": "2"}
+HEARTBEAT_TIMEOUT, SWEEP_INTERVAL = 4, 2
+
+
+def add_instructions(corpus, n: int) -> None:
+    """Enough rows that a build runs for several seconds (the worker is stopped mid-build)."""
+    ids = [image.pk for image in corpus["images"]]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO corpus_instruction (status, origin, model_name, version, reason, created_at,
+                updated_at, type, question, options, answer, image_id, checked_digest)
+            SELECT 'accepted', 'model', '', 1, '', now(), now(), 'short_vqa',
+                'What is written on label ' || g || '?', '[]'::jsonb, 'a number', (%s::bigint[])[1 + g %% %s], ''
+            FROM generate_series(1, %s) AS g
+            """,
+            [ids, len(ids), n],
         )
-        for n in range(60_000)
+
+
+def start_doomed_build(redis_url, tmp_path, spec, name: str, **env) -> tuple[ExportVersion, subprocess.Popen]:
+    """The build, sent to a worker of its own (queue `doomed`), while the rescuer and beat consume the
+    default queue: the first attempt runs where the test will kill or freeze it, its restart elsewhere."""
+    worker = start_worker(redis_url, tmp_path, name, queues="doomed", **env)
+    wait_ready(tmp_path, name)
+    version = allocate_version(spec, by=None)
+    build_export_version.apply_async([version.pk], queue="doomed")
+    return version, worker
+
+
+def wait_until_beating(version: ExportVersion, timeout: float = 60) -> ExportVersion:
+    """The build runs in the worker and its heartbeat thread has moved heartbeat_at since the start."""
+    version = wait_for(version, {VersionStatus.BUILDING}, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        version.refresh_from_db()
+        if version.status == VersionStatus.BUILDING and version.heartbeat_at > version.started_at:
+            return version
+        time.sleep(0.1)
+    raise AssertionError(f"{version} is {version.status}; no heartbeat seen")
+
+
+def wait_ready(tmp_path: Path, name: str, timeout: float = 60) -> None:
+    log = tmp_path / f"{name}.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if b" ready." in log.read_bytes():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never became ready: {log.read_text(errors='replace')[-2000:]}")
+
+
+def recovery_moves(version: ExportVersion) -> list[ExportVersionEvent]:
+    return list(
+        ExportVersionEvent.objects.filter(version=version, from_status=VersionStatus.BUILDING).exclude(
+            to_status=VersionStatus.DONE
+        )
     )
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("max_attempts", [3, 1], ids=["restarted", "failed-after-the-last-attempt"])
+def test_a_build_whose_worker_is_killed_is_restarted_by_the_sweep_or_failed_with_the_reason(
+    postgres, redis_url, tmp_path, corpus, make_spec, researcher, max_attempts
+):
+    add_instructions(corpus, 150_000)
     clear_queue(redis_url)
-    first = start_worker(redis_url, tmp_path, "doomed")
+    env = dict(RECOVERY_ENV, EXPORTS_BUILD_MAX_ATTEMPTS=str(max_attempts))
+    spec = make_spec(formats=["llava", "sharegpt"], image_mode="reference")
+    # The rescuer and two beats (one too many, by mistake) are up before the build starts.
+    helpers = [start_worker(redis_url, tmp_path, "rescuer", **env)]
+    helpers += [start_beat(redis_url, tmp_path, f"beat-{n}", **env) for n in (1, 2)]
+    doomed = None
     try:
-        version = request_build(make_spec(formats=["llava"], image_mode="reference"), by=researcher)
-        wait_for(version, {VersionStatus.BUILDING}, timeout=60)
-        first.kill()  # SIGKILL mid-build: the task stays unacknowledged in Redis
-        first.wait()
+        wait_ready(tmp_path, "rescuer")
+        version, doomed = start_doomed_build(redis_url, tmp_path, spec, "doomed", **env)
+        version = wait_until_beating(version)
+        doomed.kill()  # SIGKILL mid-build: no clean-up, the task stays unacknowledged in Redis
+        doomed.wait()
+        killed_at = timezone.now()
+        assert ExportVersion.objects.get(pk=version.pk).status == VersionStatus.BUILDING
+        assert list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())  # the dead attempt's folder
+        expected = VersionStatus.DONE if max_attempts > 1 else VersionStatus.FAILED
+        version = wait_for(version, {expected}, timeout=180)
     finally:
-        stop(first)
-    version.refresh_from_db()
-    assert version.status == VersionStatus.BUILDING and version.attempt == 1
-    # A new worker that considers unacknowledged tasks lost after 2 s gets it again.
-    second = start_worker(redis_url, tmp_path, "rescuer", CELERY_VISIBILITY_TIMEOUT="2")
-    try:
-        version = wait_for(version, {VersionStatus.DONE, VersionStatus.FAILED}, timeout=180)
-    finally:
-        stop(second)
-    assert version.status == VersionStatus.DONE, version.error
-    assert version.attempt == 2
+        for proc in [doomed, *helpers]:
+            if proc is not None:
+                stop(proc)
+
+    recovered = recovery_moves(version)
+    assert len(recovered) == 1, "two beats, one restart"  # and never a second one
+    bound = (
+        HEARTBEAT_TIMEOUT + SWEEP_INTERVAL + 2
+    )  # + 2 s for the task's trip through Redis on a busy machine
+    assert (recovered[0].at - killed_at).total_seconds() <= bound
+    assert not list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())
+    if expected == VersionStatus.FAILED:
+        assert recovered[0].to_status == VersionStatus.FAILED
+        assert "Gave up after 1 attempt:" in version.error and "no heartbeat" in version.error
+        assert not version.file_path and not version.sha256
+        return
+    assert recovered[0].to_status == VersionStatus.QUEUED and version.attempt == 2
+    check_archive(version, full=True)
+    # Identical to a build that was never interrupted (the same spec on the same rows, built here).
+    clean = build_version(allocate_version(spec, by=None))
+    assert clean.status == VersionStatus.DONE and clean.sha256 == version.sha256
     assert (
         version.counts["instructions"] == Instruction.objects.filter(status=ItemStatus.ACCEPTED).count() - 1
     )
-    check_archive(version, full=True)
-    notes = list(ExportVersionEvent.objects.filter(version=version).values_list("to_status", "note"))
-    assert ("building", "restarted") in notes
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_frozen_worker_that_wakes_after_the_restart_does_not_publish_over_it(
+    postgres, redis_url, tmp_path, corpus, make_spec, researcher
+):
+    add_instructions(corpus, 150_000)
+    clear_queue(redis_url)
+    spec = make_spec(formats=["llava", "sharegpt"], image_mode="reference")
+    helpers = [start_worker(redis_url, tmp_path, "rescuer", **RECOVERY_ENV)]
+    helpers.append(start_beat(redis_url, tmp_path, "beat", **RECOVERY_ENV))
+    sleeper = None
+    try:
+        wait_ready(tmp_path, "rescuer")
+        version, sleeper = start_doomed_build(redis_url, tmp_path, spec, "sleeper", **RECOVERY_ENV)
+        wait_until_beating(version)
+        os.kill(sleeper.pid, signal.SIGSTOP)  # frozen, not dead: a long GC pause, a suspended VM
+        version = wait_for(version, {VersionStatus.DONE, VersionStatus.FAILED}, timeout=180)
+        assert version.status == VersionStatus.DONE and version.attempt == 2, version.error
+        moves_before = list(ExportVersionEvent.objects.filter(version=version).values_list("id", flat=True))
+        os.kill(sleeper.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        log = tmp_path / "sleeper.log"
+        while b"no longer holds it" not in log.read_bytes() and b"lost the version" not in log.read_bytes():
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.3)
+    finally:
+        if sleeper is not None and sleeper.poll() is None:
+            os.kill(sleeper.pid, signal.SIGCONT)
+        for proc in [sleeper, *helpers]:
+            if proc is not None:
+                stop(proc)
+    after = ExportVersion.objects.get(pk=version.pk)
+    assert (after.status, after.attempt, after.sha256) == (VersionStatus.DONE, 2, version.sha256)
+    assert (
+        list(ExportVersionEvent.objects.filter(version=version).values_list("id", flat=True)) == moves_before
+    )
+    check_archive(after, full=True)
     assert not list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_builds_get_distinct_consecutive_version_numbers(postgres, corpus, make_spec):
     spec = make_spec(formats=["llava"])
     numbers, errors = [], []
