@@ -260,7 +260,12 @@ GENERATION_TOKENS_RESERVED = env_int("GENERATION_TOKENS_RESERVED", 1000)
 GENERATION_STALL_SECONDS = env_int("GENERATION_STALL_SECONDS", 300)
 # Celery beat runs the generation sweep every SWEEP_INTERVAL seconds: units whose lease ended and stalled
 # chunks are queued again, jobs whose units all ended are finished (generation/services/recovery.py).
-CELERY_BEAT_SCHEDULE["generation-sweep"] = {"task": "generation.sweep", "schedule": SWEEP_INTERVAL}
+# A sweep still waiting when the next is due is dropped (expires): sweeps never pile up behind busy workers.
+CELERY_BEAT_SCHEDULE["generation-sweep"] = {
+    "task": "generation.sweep",
+    "schedule": SWEEP_INTERVAL,
+    "options": {"expires": SWEEP_INTERVAL},
+}
 # An endpoint's key variable must match this (full match); server secrets are refused whatever it says.
 GENERATION_API_KEY_ENV_PATTERN = env("GENERATION_API_KEY_ENV_PATTERN", r"[A-Z][A-Z0-9_]*_API_KEY")
 # Endpoints on loopback or private addresses (a local vLLM); link-local and metadata ones never.

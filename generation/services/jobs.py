@@ -39,6 +39,7 @@ from .reports import progress as progress
 from .reports import unit_counts
 from .units import Claim as Claim
 from .units import claim_unit as claim_unit
+from .units import claimable_unit_ids as claimable_unit_ids
 from .units import fail_unit as fail_unit
 from .units import lease_seconds as lease_seconds
 from .units import open_unit_ids as open_unit_ids

@@ -154,12 +154,13 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
 
     async def next_unit() -> int | None:
         # When this chunk's own units run out, keep the lanes busy with other pending units of the job
-        # (the claims keep that single), instead of letting concurrency drain to zero at every chunk's end.
+        # (the claims keep that single), instead of letting concurrency drain to zero at every chunk's end;
+        # units a dead worker left running past their lease are taken too.
         if queue:
             return queue.popleft()
         async with refill_lock:
             if not queue and not state["exhausted"]:
-                more = await _db(job_service.pending_unit_ids, job.pk, limit=endpoint.max_concurrency)
+                more = await _db(job_service.claimable_unit_ids, job.pk, limit=endpoint.max_concurrency)
                 if more:
                     queue.extend(more)
                 else:

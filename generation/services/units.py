@@ -117,6 +117,20 @@ def pending_unit_ids(job_id: int, *, limit: int) -> list[int]:
     )
 
 
+def claimable_unit_ids(job_id: int, *, limit: int) -> list[int]:
+    """Some units of the job a lane may claim now: pending ones, and running ones whose lease ran out (a
+    dead worker's), so a busy worker recovers those itself without waiting for a free slot to run the
+    sweep in. Served by unit_job_status_idx."""
+    now = timezone.now()
+    return list(
+        GenerationUnit.objects.filter(
+            Q(status=UnitStatus.PENDING) | Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now), job_id=job_id
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def free_expired(job_id: int, *, limit: int = 10_000) -> list[int]:
     """Running units of the job whose lease ran out (their worker died) go back to pending; returns their
     ids for the caller to queue. Safe with two sweeps at once: the rows are locked (SKIP LOCKED on
