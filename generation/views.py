@@ -163,7 +163,7 @@ def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(ADMIN)
 def prompt_list(request: HttpRequest) -> HttpResponse:
-    services.ensure_default_prompts()
+    # Reads only: the shipped prompts come with migration 0002 (and a launch makes any that are missing).
     templates = PromptTemplate.objects.select_related("domain", "created_by").order_by(
         "kind", "instruction_type", "domain__slug", "-version"
     )

@@ -93,7 +93,7 @@ TEMPLATES = [
 # --- database ---------------------------------------------------------------------------------
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # a reused connection that died (database restart) is replaced
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # replaces a reused connection that died (a DB restart)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the embedded worker and the web process write to one file.
     # WAL + a busy timeout let the embedded worker and the web process write to one file; IMMEDIATE makes

@@ -124,7 +124,8 @@ def claimable_unit_ids(job_id: int, *, limit: int) -> list[int]:
     now = timezone.now()
     return list(
         GenerationUnit.objects.filter(
-            Q(status=UnitStatus.PENDING) | Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now), job_id=job_id
+            Q(status=UnitStatus.PENDING) | Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now),
+            job_id=job_id,
         )
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
