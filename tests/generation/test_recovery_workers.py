@@ -11,7 +11,7 @@ from django.db.models import Count
 
 from corpus.models import Caption
 from generation import services
-from generation.models import GenerationJob, GenerationUnit, JobStatus, UnitStatus
+from generation.models import Endpoint, GenerationJob, GenerationUnit, JobStatus, UnitStatus
 from tests.corpus.factories import DomainFactory, ImageFactory
 
 from .conftest import point_endpoints, wait_for
@@ -130,3 +130,14 @@ def test_two_beats_do_no_double_work(workers, fake, admin_user):
     # Both beats sent sweeps (the second worker ran them all).
     for beat in ("beat-a", "beat-b"):
         assert "generation.sweep" in workers.log(beat)
+
+
+def test_a_worker_re_syncs_the_default_endpoints_from_its_environment_at_start(workers, fake):
+    """Restarting with other OPENAI_* variables takes effect without anyone running a command."""
+    point_endpoints(fake.base_url, workers)
+    workers.env.update(OPENAI_TEXT_MODEL="qwen2.5-72b-instruct", OPENAI_RPM_LIMIT="77")
+    Endpoint.objects.filter(name="default-text").update(last_test_ok=False, last_test_error="HTTP 404")
+    workers.start()
+    text = Endpoint.objects.get(name="default-text")
+    assert (text.model, text.rpm_limit, text.base_url) == ("qwen2.5-72b-instruct", 77, fake.base_url)
+    assert text.last_test_ok is None  # the model changed: the old test result no longer applies
