@@ -24,7 +24,7 @@ install-dev: $(VENV)/.dev-installed
 
 ## make run: migrate, load the demo, start a Celery worker, Celery beat and the web server on 127.0.0.1:$(PORT).
 run: install
-	$(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate --noinput && $(PY) manage.py sync_endpoints
 	$(PY) manage.py load_demo --port $(PORT)
 	@echo "Starting a Celery worker (log: var/worker.log), Celery beat (var/beat.log) and the web server on http://127.0.0.1:$(PORT)/"
 	@# All run in the background so that the shell's trap fires at once on Ctrl-C / TERM (a trap waits

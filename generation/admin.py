@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import Endpoint, GenerationJob, GenerationUnit, PromptTemplate
 
@@ -16,6 +17,15 @@ class EndpointAdmin(admin.ModelAdmin):
         "is_default",
     )
     list_filter = ("kind",)
+    # The model's validators (key variable allow-list, allowed addresses, no control characters) apply here.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    readonly_fields = (
+        "last_test_at",
+        "last_test_ok",
+        "last_test_status",
+        "last_test_latency_ms",
+        "last_test_error",
+    )
 
 
 @admin.register(PromptTemplate)

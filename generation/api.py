@@ -1,19 +1,43 @@
-"""REST endpoints of the generation app, mounted under /api/v1/ (admins only)."""
+"""REST endpoints of the generation app, mounted under /api/v1/ (admins only).
+
+Errors are DRF exceptions (ValidationError naming the field → 400, Conflict → 409), so the project's
+exception handler formats every one of them the same way."""
 
 import django_filters
-from django.db.models import Count, Q, Sum
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
-from corpus.models import Domain
+from corpus.models import Domain, ReviewStatus
 from corpus.roles import ADMIN
 from corpus.rules import InstructionType
 
 from . import services
-from .models import Endpoint, GenerationJob, PromptTemplate, Stage, UnitStatus
+from .models import Endpoint, GenerationJob, PromptTemplate, Stage
 from .services import endpoints as endpoint_service
+from .services import jobs as job_service
+from .services.reports import annotated_jobs
+from .validators import refuse_control_characters_single_line
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+class ConfirmationRequired(Conflict):
+    default_detail = "The endpoint is known to be broken; send force=true to launch anyway."
+    default_code = "confirmation_required"
+
+
+def launch_error(e: services.LaunchError) -> APIException:
+    """The API form of a LaunchError: 409 for a launch that needs confirmation, 400 naming the field."""
+    if isinstance(e, services.NeedsConfirmation):
+        return ConfirmationRequired(f"{e} Send force=true to launch anyway.")
+    return ValidationError({e.field or "non_field_errors": [str(e)]})
 
 
 class EndpointSerializer(serializers.ModelSerializer):
@@ -26,21 +50,48 @@ class EndpointSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "kind", "base_url", "api_key_env", "key_is_set", "model", "price_in_per_m",
             "price_out_per_m", "rpm_limit", "tpm_limit", "max_concurrency", "timeout", "supports_json_schema",
-            "is_default",
+            "is_default", "last_test_at", "last_test_ok", "last_test_status", "last_test_latency_ms",
+            "last_test_error",
         ]  # fmt: skip
-        read_only_fields = ["is_default"]
+        read_only_fields = [
+            "is_default", "last_test_at", "last_test_ok", "last_test_status", "last_test_latency_ms",
+            "last_test_error",
+        ]  # fmt: skip
 
     def get_key_is_set(self, obj) -> bool:  # reads the environment, not the database
         return endpoint_service.key_is_set(obj)
 
 
+class ConnectionReportSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    url = serializers.CharField(help_text="The URL called.")
+    model = serializers.CharField()
+    status = serializers.IntegerField(allow_null=True, help_text="HTTP status; null when nothing answered.")
+    latency_ms = serializers.IntegerField()
+    error = serializers.CharField(allow_blank=True)
+
+
 class EndpointViewSet(viewsets.ModelViewSet):
-    """Model endpoints. Make one the default of its kind with POST …/make_default/."""
+    """Model endpoints. Make one the default of its kind with POST …/make_default/; check it with POST
+    …/test_connection/ (one cheap call). Deleting an endpoint that jobs used answers 409."""
 
     queryset = Endpoint.objects.all()
     serializer_class = EndpointSerializer
     allowed_roles = (ADMIN,)
     filterset_fields = ["kind", "is_default"]
+
+    def perform_update(self, serializer):
+        before = {f: getattr(serializer.instance, f) for f in endpoint_service.TESTED_FIELDS}
+        endpoint = serializer.save()
+        endpoint_service.clear_test_if_changed(endpoint, before)
+
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="Jobs use the endpoint.")})
+    def destroy(self, request, *args, **kwargs):
+        try:
+            endpoint_service.delete_endpoint(self.get_object())
+        except endpoint_service.EndpointInUse as e:
+            raise Conflict(str(e)) from e
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=EndpointSerializer)
     @action(detail=True, methods=["post"])
@@ -49,6 +100,15 @@ class EndpointViewSet(viewsets.ModelViewSet):
         endpoint_service.make_default(endpoint)
         endpoint.refresh_from_db()
         return Response(EndpointSerializer(endpoint).data)
+
+    @extend_schema(request=None, responses=ConnectionReportSerializer)
+    @action(detail=True, methods=["post"])
+    def test_connection(self, request, pk=None):
+        """One cheap call to the endpoint (a one-token completion): URL, model, HTTP status, latency and
+        the error text. The result is stored on the endpoint (last_test_*); a launch on an endpoint whose
+        last test failed needs force=true."""
+        report = endpoint_service.record_test(self.get_object())
+        return Response(ConnectionReportSerializer(report).data)
 
 
 class PromptTemplateSerializer(serializers.ModelSerializer):
@@ -96,24 +156,38 @@ class PromptTemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
                 note=data.get("note", ""),
             )
         except services.TemplateError as e:
-            return Response({"text": [str(e)]}, status=status.HTTP_400_BAD_REQUEST)
+            raise ValidationError({"text": [str(e)]}) from e
         return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
 
 
 class LaunchSerializer(serializers.Serializer):
     stage = serializers.ChoiceField(choices=Stage.choices)
-    domains = serializers.ListField(child=serializers.SlugField(), min_length=1)
-    endpoint = serializers.CharField(
-        required=False, allow_blank=True, help_text="Endpoint name; default of the kind."
+    domains = serializers.ListField(
+        child=serializers.SlugField(max_length=100), min_length=1, max_length=1000
     )
-    statuses = serializers.ListField(child=serializers.CharField(), required=False)
-    limit = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    endpoint = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        validators=[refuse_control_characters_single_line],
+        help_text="Endpoint name; default of the kind.",
+    )
+    statuses = serializers.ListField(
+        child=serializers.ChoiceField(choices=ReviewStatus.choices), required=False, max_length=20
+    )
+    limit = serializers.IntegerField(
+        min_value=1, max_value=job_service.MAX_LIMIT, required=False, allow_null=True
+    )
     include_drafts = serializers.BooleanField(default=False)
     types = serializers.ListField(
-        child=serializers.ChoiceField(choices=InstructionType.choices), required=False
+        child=serializers.ChoiceField(choices=InstructionType.choices), required=False, max_length=20
     )
     n_per_type = serializers.IntegerField(min_value=1, max_value=20, default=3)
     seeds_per_prompt = serializers.IntegerField(min_value=0, max_value=10, default=2)
+    force = serializers.BooleanField(
+        default=False,
+        help_text="Launch although the endpoint's key variable is not set or its last connection test failed.",
+    )
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -121,51 +195,39 @@ class JobSerializer(serializers.ModelSerializer):
     launched_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     total = serializers.SerializerMethodField()
     done = serializers.IntegerField(source="n_done", read_only=True)
-    failed = serializers.IntegerField(source="n_failed", read_only=True)
+    failed = serializers.IntegerField(
+        source="n_failed",
+        read_only=True,
+        help_text="Units that failed in this job, including those a later job adopted since.",
+    )
     pending = serializers.IntegerField(source="n_pending", read_only=True)
     running = serializers.IntegerField(source="n_running", read_only=True)
-    tokens_in = serializers.IntegerField(source="sum_tokens_in", read_only=True)
-    tokens_out = serializers.IntegerField(source="sum_tokens_out", read_only=True)
-    cost = serializers.DecimalField(source="sum_cost", max_digits=14, decimal_places=6, read_only=True)
+    tokens_in = serializers.IntegerField(source="total_tokens_in", read_only=True)
+    tokens_out = serializers.IntegerField(source="total_tokens_out", read_only=True)
+    cost = serializers.DecimalField(source="total_cost", max_digits=14, decimal_places=6, read_only=True)
 
     class Meta:
         model = GenerationJob
         fields = [
-            "id", "stage", "status", "selection", "params", "prompts", "endpoint", "launched_by", "total", "done",
-            "failed", "skipped", "pending", "running", "tokens_in", "tokens_out", "cost", "created_at", "started_at",
-            "finished_at",
+            "id", "stage", "status", "selection", "params", "prompts", "endpoint", "launched_by",
+            "is_regeneration", "total", "done", "failed", "skipped", "pending", "running", "tokens_in",
+            "tokens_out", "cost", "plan_note", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
 
-    def get_total(self, obj) -> int:  # from the annotations, no query
-        return obj.n_units + obj.skipped
+    def get_total(self, obj) -> int:  # from the annotations of annotated_jobs(): no query per row
+        return obj.n_units + obj.skipped + obj.n_handed_on
 
 
 class JobFilter(django_filters.FilterSet):
     class Meta:
         model = GenerationJob
-        fields = ["stage", "status"]
-
-
-def annotated_jobs():
-    """Jobs with their unit counts and sums, in the one query the list needs."""
-
-    def n(status):
-        return Count("units", filter=Q(units__status=status))
-
-    return GenerationJob.objects.select_related("endpoint", "launched_by").annotate(
-        n_units=Count("units"),
-        n_done=n(UnitStatus.DONE),
-        n_failed=n(UnitStatus.FAILED),
-        n_pending=n(UnitStatus.PENDING),
-        n_running=n(UnitStatus.RUNNING),
-        sum_tokens_in=Sum("units__tokens_in", default=0),
-        sum_tokens_out=Sum("units__tokens_out", default=0),
-        sum_cost=Sum("units__cost", default=0),
-    )
+        fields = ["stage", "status", "is_regeneration"]
 
 
 class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Generation jobs. POST launches one (202); pause/resume/cancel are actions (202, or 409)."""
+    """Generation jobs. POST launches one (202; 400 naming the field; 409 when the endpoint is known to be
+    broken and force is not set); pause/resume/cancel are actions (202, or 409). Reading never changes
+    anything: recovery is Celery beat's sweep."""
 
     serializer_class = JobSerializer
     allowed_roles = (ADMIN,)
@@ -174,7 +236,14 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return annotated_jobs().order_by("-id")
 
-    @extend_schema(request=LaunchSerializer, responses={202: JobSerializer})
+    @extend_schema(
+        request=LaunchSerializer,
+        responses={
+            202: JobSerializer,
+            400: OpenApiResponse(description="Bad input; the field is named."),
+            409: OpenApiResponse(description="The endpoint's key is not set or its last test failed."),
+        },
+    )
     def create(self, request, *args, **kwargs):
         data = LaunchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -191,9 +260,10 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 types=v.get("types"),
                 n_per_type=v["n_per_type"],
                 seeds_per_prompt=v["seeds_per_prompt"],
+                force=v["force"],
             )
         except services.LaunchError as e:
-            return Response({"detail": str(e)}, status=status.HTTP_400_BAD_REQUEST)
+            raise launch_error(e) from e
         return Response(
             JobSerializer(self.get_queryset().get(pk=job.pk)).data, status=status.HTTP_202_ACCEPTED
         )
@@ -201,22 +271,26 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def _control(self, request, do):
         job = self.get_object()
         if not do(job, by=request.user):
-            return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(f"the job is {job.status}")
         return Response(
             JobSerializer(self.get_queryset().get(pk=job.pk)).data, status=status.HTTP_202_ACCEPTED
         )
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(
+        request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="Not running.")}
+    )
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         return self._control(request, services.pause_job)
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(
+        request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="Not paused.")}
+    )
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         return self._control(request, services.resume_job)
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="Ended.")})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._control(request, services.cancel_job)

@@ -5,12 +5,20 @@ idempotency, retries, cost and progress; a job's counts, tokens and cost are sum
 """
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from corpus.models import Domain, Image
 from corpus.rules import InstructionType
+
+from .validators import (
+    refuse_control_characters,
+    refuse_control_characters_single_line,
+    validate_api_key_env,
+    validate_base_url,
+)
 
 
 class EndpointKind(models.TextChoices):
@@ -21,24 +29,59 @@ class EndpointKind(models.TextChoices):
 class Endpoint(models.Model):
     """A configured model behind an OpenAI-compatible API. The key stays in the environment."""
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[refuse_control_characters_single_line])
     kind = models.CharField(max_length=10, choices=EndpointKind.choices)
-    base_url = models.URLField(max_length=500)
+    base_url = models.URLField(
+        max_length=500,
+        validators=[refuse_control_characters_single_line, validate_base_url],
+        help_text="http(s) only; link-local and metadata addresses are refused, private ones unless allowed.",
+    )
     api_key_env = models.CharField(
         max_length=100,
         default="OPENAI_API_KEY",
-        help_text="Name of the environment variable that holds the API key (never the key itself).",
+        validators=[refuse_control_characters_single_line, validate_api_key_env],
+        help_text="Name of the environment variable that holds the API key (never the key itself); it must "
+        "match GENERATION_API_KEY_ENV_PATTERN (by default: end in _API_KEY).",
     )
-    model = models.CharField(max_length=200, help_text="Model id sent to the API.")
-    price_in_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0)
-    price_out_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0)
-    rpm_limit = models.PositiveIntegerField(default=500, help_text="Requests per minute; 0 = no limit.")
-    tpm_limit = models.PositiveIntegerField(default=0, help_text="Tokens per minute; 0 = no limit.")
-    max_concurrency = models.PositiveIntegerField(default=16, help_text="Calls in flight per worker task.")
-    timeout = models.FloatField(default=120.0, help_text="Seconds per call.")
+    model = models.CharField(
+        max_length=200,
+        help_text="Model id sent to the API.",
+        validators=[refuse_control_characters_single_line],
+    )
+    price_in_per_m = models.DecimalField(
+        max_digits=10, decimal_places=4, default=0, validators=[MinValueValidator(0)]
+    )
+    price_out_per_m = models.DecimalField(
+        max_digits=10, decimal_places=4, default=0, validators=[MinValueValidator(0)]
+    )
+    rpm_limit = models.PositiveIntegerField(
+        default=500,
+        help_text="Requests per minute; 0 = no limit.",
+        validators=[MaxValueValidator(10_000_000)],
+    )
+    tpm_limit = models.PositiveIntegerField(
+        default=0, help_text="Tokens per minute; 0 = no limit.", validators=[MaxValueValidator(2_000_000_000)]
+    )
+    max_concurrency = models.PositiveIntegerField(
+        default=16,
+        help_text="Calls in flight per worker task (1–256).",
+        validators=[MinValueValidator(1), MaxValueValidator(256)],
+    )
+    timeout = models.FloatField(
+        default=120.0,
+        help_text="Seconds per call (0.1–3600).",
+        validators=[MinValueValidator(0.1), MaxValueValidator(3600)],
+    )
     supports_json_schema = models.BooleanField(default=True)
     is_default = models.BooleanField(default=False, help_text="The default endpoint of its kind.")
     created_at = models.DateTimeField(default=timezone.now)
+    # The last "Test connection" (one cheap call): a launch on an endpoint whose last test failed asks for
+    # confirmation. Cleared when the URL, model or key variable changes (the old result no longer applies).
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="HTTP status.")
+    last_test_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_test_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["kind", "name"]
@@ -69,8 +112,8 @@ class PromptTemplate(models.Model):
     domain = models.ForeignKey(Domain, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     instruction_type = models.CharField(max_length=20, blank=True, choices=InstructionType.choices)
     version = models.PositiveIntegerField()
-    text = models.TextField()
-    note = models.CharField(max_length=200, blank=True)
+    text = models.TextField(validators=[refuse_control_characters])
+    note = models.CharField(max_length=200, blank=True, validators=[refuse_control_characters_single_line])
     is_current = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -137,6 +180,12 @@ class GenerationJob(models.Model):
     # Units of the selection that another job already owns (done, or in flight): not this job's work.
     skipped = models.PositiveIntegerField(default=0)
     planned = models.BooleanField(default=False, help_text="All units of the selection exist.")
+    # Why the plan has fewer units than the selection suggests (or none at all), in words for the admin:
+    # "12 images have only draft captions: include drafts?". Written once, by planning.
+    plan_note = models.TextField(blank=True)
+    # A one-image job that review asked for (an annotator's "Regenerate"): the record of who asked and,
+    # through its units, what it cost; the hourly quota counts these.
+    is_regeneration = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -149,6 +198,16 @@ class GenerationJob(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            # Serves the sweep's scan of active jobs (a handful among many ended ones).
+            models.Index(fields=["status"], name="job_status_idx"),
+            # Serves the regeneration quota: a user's regeneration jobs of the last hour.
+            models.Index(
+                fields=["launched_by", "created_at"],
+                condition=Q(is_regeneration=True),
+                name="job_regeneration_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Job {self.pk} ({self.stage}, {self.status})"
@@ -227,3 +286,32 @@ class GenerationUnit(models.Model):
 
     def __str__(self) -> str:
         return f"Unit {self.pk} ({self.stage} image {self.image_id}, {self.status})"
+
+
+class UnitFailure(models.Model):
+    """One failure of a unit in one job: the job's own failure history and the ledger of what failed
+    attempts cost. A later job that adopts the unit (and may finish it) leaves these rows with the job
+    that failed, so that job still shows its errors, its failed count and its spend."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="failures")
+    unit = models.ForeignKey(GenerationUnit, on_delete=models.CASCADE, related_name="failures")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    instruction_type = models.CharField(max_length=20, blank=True)
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # Serves a job's latest errors and its failure counts and sums.
+            models.Index(fields=["job", "at"], name="failure_job_at_idx"),
+            # Serves the cost page's totals by day.
+            models.Index(fields=["at"], name="failure_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"unit {self.unit_id} failed in job {self.job_id}"

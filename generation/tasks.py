@@ -1,22 +1,39 @@
 """Celery tasks of the generation app: thin — fetch by id, call one service, queue the follow-ups.
 
-start_job → plan units → run_chunk × (pending units / chunk size). Every task is idempotent (units are
-claimed by compare-and-swap), so acks_late redelivery after a killed worker is safe.
+start_job → plan units → run_chunk × (pending units / chunk size); Celery beat runs `generation.sweep`
+every SWEEP_INTERVAL seconds (recovery). Every task is idempotent (units are claimed by compare-and-swap),
+so acks_late redelivery after a killed worker is safe. A database that drops its connections (a
+PostgreSQL restart) is transient: the tasks retry on OperationalError/InterfaceError with backoff and a
+cap — never on other exceptions — and the sweep is the backstop.
 """
 
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from .models import GenerationJob, JobStatus
+from .services import endpoints as endpoint_service
 from .services import jobs as job_service
-from .services import runner
+from .services import recovery, runner
 
 log = logging.getLogger(__name__)
 
+# Only a lost or refused database connection is worth a retry of the whole task; anything else is a bug
+# or a unit's own failure, which the runner records on the unit.
+DB_TRANSIENT = (OperationalError, InterfaceError)
+DB_RETRY = {
+    "autoretry_for": DB_TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 6,
+}
 
-@shared_task(name="generation.start_job")
+
+@shared_task(name="generation.start_job", **DB_RETRY)
 def start_job(job_id: int) -> None:
     job = GenerationJob.objects.filter(pk=job_id).first()
     if job is None:
@@ -31,7 +48,7 @@ def start_job(job_id: int) -> None:
     dispatch_job(job_id)
 
 
-@shared_task(name="generation.dispatch_job")
+@shared_task(name="generation.dispatch_job", **DB_RETRY)
 def dispatch_job(job_id: int) -> None:
     """Queue a chunk task for every pending unit of a running job (and units of dead workers)."""
     job = GenerationJob.objects.filter(pk=job_id).first()
@@ -47,7 +64,7 @@ def dispatch_job(job_id: int) -> None:
         job_service.finish_if_complete(job)
 
 
-@shared_task(name="generation.run_chunk")
+@shared_task(name="generation.run_chunk", **DB_RETRY)
 def run_chunk(job_id: int, unit_ids: list[int]) -> None:
     if not GenerationJob.objects.filter(pk=job_id).exists():
         return
@@ -62,8 +79,20 @@ def run_chunk(job_id: int, unit_ids: list[int]) -> None:
     job_service.finish_if_complete(job)
 
 
-@shared_task(name="generation.check_job")
-def check_job(job_id: int) -> None:
-    job = GenerationJob.objects.filter(pk=job_id).first()
-    if job is not None:
-        job_service.check_progress(job)
+@shared_task(name="generation.sweep", **DB_RETRY)
+def sweep() -> None:
+    """Run by Celery beat every SWEEP_INTERVAL seconds (CELERY_BEAT_SCHEDULE["generation-sweep"])."""
+    recovery.sweep_jobs()
+
+
+@worker_ready.connect
+def sync_default_endpoints(**kwargs) -> None:
+    """At every worker start, bring the default endpoints in line with this process's OPENAI_* variables
+    (as `manage.py sync_endpoints` does for the web side). A refusal is logged, never fatal: the worker
+    still serves other endpoints and tasks."""
+    try:
+        endpoint_service.ensure_default_endpoints()
+    except endpoint_service.EndpointMisconfigured as e:
+        log.error("%s", e)
+    except DB_TRANSIENT as e:
+        log.warning("could not sync the default endpoints at worker start: %s", e)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/<int:pk>/<str:action>/", views.job_control, name="job-control"),
     path("endpoints/", views.endpoint_list, name="endpoints"),
     path("endpoints/<int:pk>/default/", views.endpoint_make_default, name="endpoint-default"),
+    path("endpoints/<int:pk>/test/", views.endpoint_test, name="endpoint-test"),
     path("prompts/", views.prompt_list, name="prompts"),
     path("prompts/new/", views.prompt_edit, name="prompt-new"),
     path("prompts/<int:pk>/edit/", views.prompt_edit, name="prompt-edit"),

@@ -1,8 +1,9 @@
-"""Pages of the generation app (admins only): jobs with live progress, launch, endpoints, prompts, costs."""
+"""Pages of the generation app (admins only): jobs with live progress, launch, endpoints, prompts, costs.
+
+GETs only read (the progress partial included); recovery of dead workers' work is Celery beat's sweep."""
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -11,45 +12,60 @@ from corpus.models import Instruction, ItemStatus
 from corpus.roles import ADMIN, role_required
 
 from . import services
-from .forms import LaunchForm, PromptForm
-from .models import Endpoint, GenerationJob, PromptTemplate, UnitStatus
+from .forms import LaunchForm, PromptForm, error_messages
+from .models import Endpoint, GenerationJob, PromptTemplate
 from .services import endpoints as endpoint_service
 from .services import jobs as job_service
+from .services import reports
 
 
 def jobs_with_counts():
-    return GenerationJob.objects.select_related("endpoint", "launched_by").annotate(
-        n_units=Count("units"),
-        n_done=Count("units", filter=Q(units__status=UnitStatus.DONE)),
-        n_failed=Count("units", filter=Q(units__status=UnitStatus.FAILED)),
-    )
+    return reports.annotated_jobs()
 
 
 @role_required(ADMIN)
 def job_list(request: HttpRequest) -> HttpResponse:
+    """The jobs and the launch form. A launch on an endpoint known to be broken (key variable not set,
+    last connection test failed) shows what is wrong and asks for confirmation (409) before it goes."""
     form = LaunchForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            job = services.launch_job(
-                stage=data["stage"],
-                by=request.user,
-                domains=[d.slug for d in data["domains"]],
-                endpoint_name=data["endpoint"].name if data["endpoint"] else None,
-                statuses=data["statuses"],
-                limit=data["limit"],
-                include_drafts=data["include_drafts"],
-                types=data["types"] or None,
-                n_per_type=data["n_per_type"],
-                seeds_per_prompt=data["seeds_per_prompt"],
-            )
-        except services.LaunchError as e:
-            form.add_error(None, str(e))
-        else:
-            messages.success(request, f"Job {job.pk} queued.")
-            return redirect("generation:job", pk=job.pk)
-    jobs = jobs_with_counts()[:50]
-    return render(request, "generation/job_list.html", {"form": form, "jobs": jobs})
+    status, warnings, resubmit = 200, [], []
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                job = services.launch_job(
+                    stage=data["stage"],
+                    by=request.user,
+                    domains=[d.slug for d in data["domains"]],
+                    endpoint_name=data["endpoint"].name if data["endpoint"] else None,
+                    statuses=data["statuses"],
+                    limit=data["limit"],
+                    include_drafts=data["include_drafts"],
+                    types=data["types"] or None,
+                    n_per_type=data["n_per_type"],
+                    seeds_per_prompt=data["seeds_per_prompt"],
+                    force=data["force"],
+                )
+            except services.NeedsConfirmation as e:
+                status, warnings = 409, e.warnings
+                resubmit = [
+                    (key, value)
+                    for key, values in request.POST.lists()
+                    if key not in ("csrfmiddlewaretoken", "force")
+                    for value in values
+                ]
+            except services.LaunchError as e:
+                form.add_error(e.field if e.field in form.fields else None, str(e))
+            else:
+                messages.success(request, f"Job {job.pk} queued.")
+                return redirect("generation:job", pk=job.pk)
+        if form.errors:
+            status = 400
+            for line in error_messages(form):
+                messages.error(request, f"Not launched. {line}")
+    jobs = jobs_with_counts().order_by("-id")[:50]
+    context = {"form": form, "jobs": jobs, "warnings": warnings, "resubmit": resubmit}
+    return render(request, "generation/job_list.html", context, status=status)
 
 
 @role_required(ADMIN)
@@ -74,16 +90,14 @@ def _progress_context(job: GenerationJob) -> dict:
     return {
         "job": job,
         "p": services.progress(job),
-        "errors": job_service.latest_errors(job).select_related("image"),
+        "errors": job_service.latest_errors(job),
     }
 
 
 @role_required(ADMIN)
 def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    """The htmx partial the job page polls: bar, counts, rate, ETA, cost, latest errors."""
+    """The htmx partial the job page polls: bar, counts, rate, ETA, cost, latest errors. Reads only."""
     job = get_object_or_404(GenerationJob.objects.select_related("endpoint"), pk=pk)
-    job_service.check_progress(job)
-    job.refresh_from_db()
     return render(request, "generation/_progress.html", _progress_context(job))
 
 
@@ -109,7 +123,14 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     for endpoint in endpoints:
         endpoint.key_set = endpoint_service.key_is_set(endpoint)
     return render(
-        request, "generation/endpoints.html", {"endpoints": endpoints, "embedded": settings.EMBEDDED_MODE}
+        request,
+        "generation/endpoints.html",
+        {
+            "endpoints": endpoints,
+            "embedded": settings.EMBEDDED_MODE,
+            "key_pattern": settings.GENERATION_API_KEY_ENV_PATTERN,
+            "allow_private": settings.GENERATION_ALLOW_PRIVATE_ENDPOINTS,
+        },
     )
 
 
@@ -123,8 +144,26 @@ def endpoint_make_default(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(ADMIN)
+@require_POST
+def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """Test connection: one cheap call; the result is shown as a message and kept on the endpoint."""
+    endpoint = get_object_or_404(Endpoint, pk=pk)
+    report = endpoint_service.record_test(endpoint)
+    where = f"{report.url} (model {report.model})"
+    status = report.status if report.status is not None else "no answer"
+    if report.ok:
+        messages.success(request, f"{endpoint.name}: OK — {where}, HTTP {status}, {report.latency_ms} ms.")
+    else:
+        messages.error(
+            request,
+            f"{endpoint.name}: FAILED — {where}, HTTP {status}, {report.latency_ms} ms: {report.error}",
+        )
+    return redirect("generation:endpoints")
+
+
+@role_required(ADMIN)
 def prompt_list(request: HttpRequest) -> HttpResponse:
-    services.ensure_default_prompts()
+    # Reads only: the shipped prompts come with migration 0002 (and a launch makes any that are missing).
     templates = PromptTemplate.objects.select_related("domain", "created_by").order_by(
         "kind", "instruction_type", "domain__slug", "-version"
     )
@@ -160,9 +199,19 @@ def prompt_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         else:
             messages.success(request, f"Saved {template}.")
             return redirect("generation:prompts")
-    return render(request, "generation/prompt_edit.html", {"form": form, "base": base})
+    status = 200
+    if form.errors:
+        status = 400
+        for line in error_messages(form):
+            messages.error(request, f"Not saved. {line}")
+    return render(request, "generation/prompt_edit.html", {"form": form, "base": base}, status=status)
 
 
 @role_required(ADMIN)
 def costs(request: HttpRequest) -> HttpResponse:
-    return render(request, "generation/costs.html", job_service.cost_totals())
+    context = {
+        **job_service.cost_totals(),
+        "recent_regenerations": reports.recent_regenerations(),
+        "quota": settings.REGENERATION_HOURLY_QUOTA,
+    }
+    return render(request, "generation/costs.html", context)

@@ -93,6 +93,7 @@ TEMPLATES = [
 # --- database ---------------------------------------------------------------------------------
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # replaces a reused connection that died (a DB restart)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the embedded worker and the web process write to one file.
     # WAL + a busy timeout let the embedded worker and the web process write to one file; IMMEDIATE makes
@@ -266,9 +267,25 @@ GENERATION_RATE_MARGIN = float(env("GENERATION_RATE_MARGIN", "0.5"))
 GENERATION_UNIT_LEASE_SECONDS = env_int("GENERATION_UNIT_LEASE_SECONDS", 0)
 # Output tokens reserved in the token limiter before a call's real usage is known.
 GENERATION_TOKENS_RESERVED = env_int("GENERATION_TOKENS_RESERVED", 1000)
-# A running job whose pending units saw no progress for this long gets them queued again (on a progress
-# poll, `generate --wait` or resume): the backstop if a chunk's message is stuck with a dead worker.
+# A running job whose pending units saw no progress for this long gets them queued again by the sweep:
+# the backstop if a chunk's message is stuck with a dead worker.
 GENERATION_STALL_SECONDS = env_int("GENERATION_STALL_SECONDS", 300)
+# Celery beat runs the generation sweep every SWEEP_INTERVAL seconds: units whose lease ended and stalled
+# chunks are queued again, jobs whose units all ended are finished (generation/services/recovery.py).
+# A sweep still waiting when the next is due is dropped (expires): sweeps never pile up behind busy workers.
+CELERY_BEAT_SCHEDULE["generation-sweep"] = {
+    "task": "generation.sweep",
+    "schedule": SWEEP_INTERVAL,
+    "options": {"expires": SWEEP_INTERVAL},
+}
+# An endpoint's key variable must match this (full match); server secrets are refused whatever it says.
+GENERATION_API_KEY_ENV_PATTERN = env("GENERATION_API_KEY_ENV_PATTERN", r"[A-Z][A-Z0-9_]*_API_KEY")
+# Endpoints on loopback or private addresses (a local vLLM); link-local and metadata ones never.
+GENERATION_ALLOW_PRIVATE_ENDPOINTS = env_bool("GENERATION_ALLOW_PRIVATE_ENDPOINTS", True)
+# Seconds the "Test connection" call may take (at most the endpoint's own timeout).
+GENERATION_TEST_TIMEOUT = float(env("GENERATION_TEST_TIMEOUT", "15"))
+# Regenerations one person may ask for per hour (the review page's "Regenerate"): each is a paid call.
+REGENERATION_HOURLY_QUOTA = env_int("REGENERATION_HOURLY_QUOTA", 30)
 # One OpenAPI enum name for the instruction types, whichever serializer field uses them.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["InstructionTypeEnum"] = (
     "corpus.rules.InstructionType"

@@ -470,15 +470,27 @@ class _ItemViewSet(_ReviewViewSet):
         page = self.paginate_queryset(revisions)
         return self.get_paginated_response(RevisionSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses={202: dict, 409: dict})
+    @extend_schema(request=None, responses={202: dict, 403: dict, 409: dict, 429: dict})
     @action(detail=True, methods=["post"])
     def regenerate(self, request, pk=None):
-        """Queue a new draft of this item's stage: 202 with the generation job, or 409 with the reason."""
+        """Queue a new draft of this item's stage: 202 with the generation job; 403 unless the caller holds
+        the image's lease (or is an admin); 429 with Retry-After past the hourly quota; 409 with the
+        engine's reason."""
+        from rest_framework.exceptions import APIException, PermissionDenied, Throttled
+
+        from .services.corrections import RegenerationForbidden, RegenerationQuotaExceeded
+
         item = self.get_object()
         try:
             job = corrections.request_regeneration(self.kind, item.pk, by=request.user)
+        except RegenerationForbidden as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except RegenerationQuotaExceeded as exc:
+            raise Throttled(wait=exc.retry_after, detail=str(exc)) from exc
         except RegenerationRefused as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            conflict = APIException(str(exc))
+            conflict.status_code = status.HTTP_409_CONFLICT
+            raise conflict from exc
         return Response({"detail": "queued", "job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -8,6 +8,8 @@ from .endpoints import ensure_default_endpoints, resolve_endpoint
 from .jobs import (
     InvalidTransition,
     LaunchError,
+    NeedsConfirmation,
+    RegenerationQuotaExceeded,
     cancel_job,
     launch_job,
     pause_job,
@@ -17,10 +19,13 @@ from .jobs import (
     transition,
 )
 from .prompts import TemplateError, ensure_default_prompts, save_template
+from .recovery import sweep_jobs
 
 __all__ = [
     "InvalidTransition",
     "LaunchError",
+    "NeedsConfirmation",
+    "RegenerationQuotaExceeded",
     "TemplateError",
     "cancel_job",
     "ensure_default_endpoints",
@@ -32,5 +37,6 @@ __all__ = [
     "resolve_endpoint",
     "resume_job",
     "save_template",
+    "sweep_jobs",
     "transition",
 ]

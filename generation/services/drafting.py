@@ -112,6 +112,7 @@ def prepare(unit: GenerationUnit, params: dict) -> Request:
         n=n,
         caption_id=caption.pk,
         est_tokens=len(text) // 4,
+        extra={"seed_questions": [s.question for s in seeds]},
     )
 
 
@@ -141,6 +142,27 @@ def parse_instructions(text: str) -> list:
                 if "question" in data:
                     return [data]
     raise MalformedOutput(f"the answer is not the JSON asked for: {(text or '')[:120]!r}")
+
+
+def _normalized(question) -> str:
+    return " ".join(str(question or "").lower().split())
+
+
+def exactly_n(items: list, request: Request) -> list:
+    """The first `request.n` items of a model answer: the prompt asks for exactly n, and a model may
+    return more (often the seed questions copied back, then its own). Copies of the prompt's seed
+    questions are dropped first. Fewer than n is malformed output (retried like one)."""
+    if not request.n:
+        return items
+    seeds = {_normalized(q) for q in request.extra.get("seed_questions", [])}
+    own = [i for i in items if not (isinstance(i, dict) and _normalized(i.get("question")) in seeds)]
+    if len(own) < request.n:
+        copied = len(items) - len(own)
+        raise MalformedOutput(
+            f"asked for {request.n} questions, got {len(own)}"
+            + (f" (and {copied} copied from the seed examples)" if copied else "")
+        )
+    return own[: request.n]
 
 
 def check_caption(text: str) -> str:

@@ -1,4 +1,5 @@
-"""Model endpoints: the two defaults from the environment, lookups, prices."""
+"""Model endpoints: the two defaults from the environment, lookups, prices, the connection test, the
+warnings a launch must confirm, deletion."""
 
 from __future__ import annotations
 
@@ -7,20 +8,47 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
 
+from .. import llm, validators
 from ..models import Endpoint, EndpointKind
 
 DEFAULT_NAMES = {EndpointKind.VISION: "default-vision", EndpointKind.TEXT: "default-text"}
+# A change of one of these makes the last connection test meaningless.
+TESTED_FIELDS = ("base_url", "api_key_env", "model")
+CLEARED_TEST = {
+    "last_test_at": None,
+    "last_test_ok": None,
+    "last_test_status": None,
+    "last_test_latency_ms": None,
+    "last_test_error": "",
+}
 
 
 class UnknownEndpoint(LookupError):
     pass
 
 
+class EndpointMisconfigured(ValueError):
+    """The OPENAI_* settings describe an endpoint the rules refuse (the message says which and why)."""
+
+
+class EndpointInUse(Exception):
+    """An endpoint that jobs or units refer to cannot be deleted (their history needs it)."""
+
+
 def ensure_default_endpoints() -> dict[str, Endpoint]:
-    """Create or update the two default endpoints from settings (OPENAI_*). Idempotent.
+    """Create or update the two default endpoints from settings (OPENAI_*). Idempotent. Run at every start
+    (`manage.py sync_endpoints`, the worker's `worker_ready`), so a changed OPENAI_BASE_URL or model takes
+    effect on restart. Raises EndpointMisconfigured if the settings break the endpoint rules.
 
     An admin may have made another endpoint the default of its kind; that choice is kept."""
+    problem = validators.url_problem(settings.OPENAI_BASE_URL) or validators.key_env_problem(
+        settings.OPENAI_API_KEY_ENV
+    )
+    if problem:
+        raise EndpointMisconfigured(f"the default endpoints cannot be set up from OPENAI_*: {problem}")
     models = {
         EndpointKind.VISION: settings.OPENAI_VISION_MODEL,
         EndpointKind.TEXT: settings.OPENAI_TEXT_MODEL,
@@ -46,6 +74,9 @@ def ensure_default_endpoints() -> dict[str, Endpoint]:
                 "timeout": settings.OPENAI_TIMEOUT,
                 "supports_json_schema": settings.OPENAI_SUPPORTS_JSON_SCHEMA,
             }
+            current = Endpoint.objects.select_for_update().filter(name=name).first()
+            if current is not None and any(getattr(current, f) != fields[f] for f in TESTED_FIELDS):
+                fields.update(CLEARED_TEST)
             # is_default only on creation: an admin's later choice of default is kept.
             endpoint, _ = Endpoint.objects.update_or_create(
                 name=name, defaults=fields, create_defaults={**fields, "is_default": not has_default}
@@ -66,7 +97,10 @@ def resolve_endpoint(kind: str, name: str | None = None) -> Endpoint:
         return endpoint
     endpoint = Endpoint.objects.filter(kind=kind, is_default=True).first()
     if endpoint is None:
-        endpoint = ensure_default_endpoints()[EndpointKind(kind)]
+        try:
+            endpoint = ensure_default_endpoints()[EndpointKind(kind)]
+        except EndpointMisconfigured as e:
+            raise UnknownEndpoint(str(e)) from e
         endpoint.refresh_from_db()
         if not endpoint.is_default:
             endpoint = Endpoint.objects.get(kind=kind, is_default=True)
@@ -92,3 +126,63 @@ def cost_of(endpoint: Endpoint, tokens_in: int, tokens_out: int) -> Decimal:
         Decimal(tokens_in) * endpoint.price_in_per_m + Decimal(tokens_out) * endpoint.price_out_per_m
     ) / Decimal(1_000_000)
     return cost.quantize(Decimal("0.000001"))
+
+
+def record_test(endpoint: Endpoint) -> llm.ConnectionReport:
+    """Make one cheap call to the endpoint and store the result on it (last_test_*). Not idempotent in
+    effect (each call is a request to the model server), harmless to repeat."""
+    timeout = min(endpoint.timeout, settings.GENERATION_TEST_TIMEOUT)
+    report = llm.probe_connection(
+        base_url=endpoint.base_url, api_key_env=endpoint.api_key_env, model=endpoint.model, timeout=timeout
+    )
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        last_test_at=timezone.now(),
+        last_test_ok=report.ok,
+        last_test_status=report.status,
+        last_test_latency_ms=report.latency_ms,
+        last_test_error=report.error[:2000],
+    )
+    endpoint.refresh_from_db()
+    return report
+
+
+def launch_warnings(endpoint: Endpoint) -> list[str]:
+    """What a person must confirm before launching a job on this endpoint: its key variable is not set
+    here, or its last connection test failed. Empty when nothing is known to be wrong."""
+    warnings = []
+    if not key_is_set(endpoint):
+        warnings.append(
+            f"the key variable {endpoint.api_key_env} of endpoint {endpoint.name} is not set "
+            "(the model server will likely refuse every call)"
+        )
+    if endpoint.last_test_ok is False:
+        when = (
+            timezone.localtime(endpoint.last_test_at).strftime("%Y-%m-%d %H:%M")
+            if endpoint.last_test_at
+            else "?"
+        )
+        warnings.append(
+            f"the last connection test of endpoint {endpoint.name} failed ({when}): "
+            f"{endpoint.last_test_error or 'HTTP ' + str(endpoint.last_test_status)}"
+        )
+    return warnings
+
+
+def clear_test_if_changed(endpoint: Endpoint, before: dict) -> None:
+    """After an edit: forget the last test if the URL, model or key variable changed."""
+    if any(before.get(f) != getattr(endpoint, f) for f in TESTED_FIELDS):
+        Endpoint.objects.filter(pk=endpoint.pk).update(**CLEARED_TEST)
+        for key, value in CLEARED_TEST.items():
+            setattr(endpoint, key, value)
+
+
+def delete_endpoint(endpoint: Endpoint) -> None:
+    """Delete an endpoint no job used. Raises EndpointInUse (with how many jobs) otherwise."""
+    try:
+        endpoint.delete()
+    except ProtectedError as e:
+        jobs = endpoint.jobs.count()
+        raise EndpointInUse(
+            f"endpoint {endpoint.name} is used by {jobs} job(s) and their units; their history needs it. "
+            "Make another endpoint the default instead, or leave this one unused."
+        ) from e

@@ -7,9 +7,12 @@ A job owns units; its counts, tokens and cost are always computed from them (one
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from corpus.models import Caption, Image, ItemStatus, ReviewStatus
@@ -36,12 +39,13 @@ from .reports import progress as progress
 from .reports import unit_counts
 from .units import Claim as Claim
 from .units import claim_unit as claim_unit
+from .units import claimable_unit_ids as claimable_unit_ids
 from .units import fail_unit as fail_unit
 from .units import lease_seconds as lease_seconds
 from .units import open_unit_ids as open_unit_ids
 from .units import pending_unit_ids as pending_unit_ids
 from .units import release_unit as release_unit
-from .units import sweep_expired
+from .units import sweep_expired as sweep_expired
 
 # The one table of allowed job status moves.
 ALLOWED_MOVES: dict[str, set[str]] = {
@@ -54,6 +58,9 @@ ALLOWED_MOVES: dict[str, set[str]] = {
 }
 STAGE_KIND = {Stage.CAPTIONS: EndpointKind.VISION, Stage.INSTRUCTIONS: EndpointKind.TEXT}
 PLAN_BATCH = 1000
+# The largest image limit a launch accepts: the range of a database integer (a limit beyond 64 bits was
+# once accepted and broke planning, leaving the job running with no units).
+MAX_LIMIT = 2**31 - 1
 
 
 class InvalidTransition(Exception):
@@ -61,7 +68,37 @@ class InvalidTransition(Exception):
 
 
 class LaunchError(ValueError):
-    """A launch request that cannot be satisfied (unknown domain, endpoint, type …)."""
+    """A launch request that cannot be satisfied (unknown domain, endpoint, type …). `field` names the
+    input at fault when there is one, so the API and the forms can point at it."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class NeedsConfirmation(LaunchError):
+    """The endpoint is known to be broken (no key set, last connection test failed): launch only with
+    force=True. `warnings` lists what the person is asked to confirm."""
+
+    def __init__(self, warnings: list[str]):
+        super().__init__(
+            "; ".join(warnings) + ". Launch anyway only if you know it will work.", field="force"
+        )
+        self.warnings = warnings
+
+
+class RegenerationQuotaExceeded(LaunchError):
+    """The person asked for REGENERATION_HOURLY_QUOTA regenerations within the last hour; `retry_after`
+    is the number of seconds until the oldest of them leaves the window."""
+
+    def __init__(self, quota: int, retry_after: int):
+        minutes = max(1, round(retry_after / 60))
+        super().__init__(
+            f"you have asked for {quota} regenerations in the last hour, the most allowed; "
+            f"try again in about {minutes} minute{'s' if minutes != 1 else ''}"
+        )
+        self.quota = quota
+        self.retry_after = retry_after
 
 
 def transition(
@@ -105,39 +142,47 @@ def launch_job(
     n_per_type: int = 3,
     seeds_per_prompt: int = 2,
     start: bool = True,
+    force: bool = False,
 ) -> GenerationJob:
     """Create a queued job for the selection and (unless start=False) queue its start task after commit.
 
     Not idempotent by itself (each call is a job), but the work is: units done by an earlier job are
-    skipped, never generated twice. Raises LaunchError for a bad selection."""
+    skipped, never generated twice. Raises LaunchError for a bad selection (with the field at fault), and
+    NeedsConfirmation when the endpoint is known to be broken and `force` is not set."""
     from corpus.models import Domain
 
     from .. import tasks
 
-    stage = Stage(stage)
+    try:
+        stage = Stage(stage)
+    except ValueError as e:
+        raise LaunchError(f"unknown stage: {stage}", field="stage") from e
     if not domains:
-        raise LaunchError("choose at least one domain")
+        raise LaunchError("choose at least one domain", field="domains")
     found = {d.slug: d for d in Domain.objects.filter(slug__in=domains)}
     missing = sorted(set(domains) - set(found))
     if missing:
-        raise LaunchError(f"unknown domain(s): {', '.join(missing)}")
+        raise LaunchError(f"unknown domain(s): {', '.join(missing)}", field="domains")
     bad_status = sorted(set(statuses or []) - set(ReviewStatus.values))
     if bad_status:
-        raise LaunchError(f"unknown image status(es): {', '.join(bad_status)}")
-    if limit is not None and limit < 1:
-        raise LaunchError("limit must be at least 1")
+        raise LaunchError(f"unknown image status(es): {', '.join(bad_status)}", field="statuses")
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise LaunchError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     types = list(types or InstructionType.values) if stage == Stage.INSTRUCTIONS else []
     bad_types = sorted(set(types) - set(InstructionType.values))
     if bad_types:
-        raise LaunchError(f"unknown instruction type(s): {', '.join(bad_types)}")
+        raise LaunchError(f"unknown instruction type(s): {', '.join(bad_types)}", field="types")
     if not 1 <= n_per_type <= 20:
-        raise LaunchError("questions per type must be between 1 and 20")
+        raise LaunchError("questions per type must be between 1 and 20", field="n_per_type")
     if not 0 <= seeds_per_prompt <= 10:
-        raise LaunchError("seed questions per prompt must be between 0 and 10")
+        raise LaunchError("seed questions per prompt must be between 0 and 10", field="seeds_per_prompt")
     try:
         endpoint = endpoint_service.resolve_endpoint(STAGE_KIND[stage], endpoint_name)
     except endpoint_service.UnknownEndpoint as e:
-        raise LaunchError(str(e)) from e
+        raise LaunchError(str(e), field="endpoint") from e
+    warnings = endpoint_service.launch_warnings(endpoint)
+    if warnings and not force:
+        raise NeedsConfirmation(warnings)
     prompt_service.ensure_default_prompts()
     prompts = {}
     for domain in found.values():
@@ -147,6 +192,7 @@ def launch_job(
             prompts[f"{domain.pk}:{type_}"] = prompt_service.current_template(
                 PromptKind.INSTRUCTION, domain=domain, instruction_type=type_
             ).pk
+    note = "launched" + (" despite: " + "; ".join(warnings) if warnings else "")
     with transaction.atomic():
         job = GenerationJob.objects.create(
             stage=stage,
@@ -156,14 +202,16 @@ def launch_job(
                 "limit": limit,
                 "include_drafts": bool(include_drafts),
             },
-            params={"types": types, "n_per_type": n_per_type, "seeds_per_prompt": seeds_per_prompt},
+            params={
+                "types": types,
+                "n_per_type": n_per_type,
+                "seeds_per_prompt": seeds_per_prompt,
+            },
             endpoint=endpoint,
             prompts=prompts,
             launched_by=by,
         )
-        JobEvent.objects.create(
-            job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="launched"
-        )
+        JobEvent.objects.create(job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note=note)
         if start:
             tasks.start_job.delay_on_commit(job.pk)
     return job
@@ -238,8 +286,19 @@ def plan_units(job: GenerationJob) -> None:
             reusable = (UnitStatus.FAILED, UnitStatus.PENDING)
             adopt = [u.pk for u in others if u.status in reusable and not u.job.is_active]
             if adopt:
+                # The failed job keeps its failure rows (UnitFailure): its history and what its attempts
+                # cost stay with it; the unit starts afresh in this job.
                 GenerationUnit.objects.filter(pk__in=adopt, status__in=reusable).update(
-                    job=job, status=UnitStatus.PENDING, attempts=0, error="", claim_token="", finished_at=None
+                    job=job,
+                    status=UnitStatus.PENDING,
+                    attempts=0,
+                    error="",
+                    claim_token="",
+                    finished_at=None,
+                    tokens_in=0,
+                    tokens_out=0,
+                    cost=0,
+                    latency_ms=0,
                 )
             return len(others) - len(adopt)
 
@@ -250,8 +309,55 @@ def plan_units(job: GenerationJob) -> None:
             batch = []
     if batch:
         skipped += flush(batch)
-    GenerationJob.objects.filter(pk=job.pk).update(planned=True, skipped=skipped)
-    job.planned, job.skipped = True, skipped
+    note = explain_plan(job, own=job.units.count(), skipped=skipped)
+    GenerationJob.objects.filter(pk=job.pk).update(planned=True, skipped=skipped, plan_note=note)
+    job.planned, job.skipped, job.plan_note = True, skipped, note
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _have(n: int) -> str:
+    return "has" if n == 1 else "have"
+
+
+def explain_plan(job: GenerationJob, *, own: int, skipped: int) -> str:
+    """Why the plan is smaller than the selection suggests, in words; "" when there is nothing to say.
+    A job that plans 0 units always says why (no image matched, only draft captions, all done before)."""
+    sel = job.selection
+    if sel.get("image_ids"):
+        return "" if own or skipped else "the image is gone"
+    images = Image.objects.filter(domain__slug__in=sel.get("domains", []))
+    if sel.get("statuses"):
+        images = images.filter(review_status__in=sel["statuses"])
+    where = "domain(s) " + ", ".join(sel.get("domains", []))
+    if sel.get("statuses"):
+        where += " with review status " + " or ".join(sel["statuses"])
+    notes = []
+    if job.stage == Stage.INSTRUCTIONS:
+        accepted = Caption.objects.filter(image=OuterRef("pk"), status=ItemStatus.ACCEPTED)
+        drafts = Caption.objects.filter(image=OuterRef("pk"), status=ItemStatus.DRAFT)
+        without_accepted = images.exclude(Exists(accepted))
+        draft_only = without_accepted.filter(Exists(drafts)).count()
+        uncaptioned = without_accepted.exclude(Exists(drafts)).count()
+        if draft_only and not sel.get("include_drafts"):
+            notes.append(
+                f"{_plural(draft_only, 'image')} {_have(draft_only)} only draft captions: include drafts?"
+            )
+        if uncaptioned and not own:
+            notes.append(
+                f"{_plural(uncaptioned, 'image')} {_have(uncaptioned)} no caption yet: run the captions stage first"
+            )
+        elif uncaptioned:
+            notes.append(f"{_plural(uncaptioned, 'image')} without a caption were left out")
+    if not own and not skipped and not notes:
+        notes.append(f"no image in {where}")
+    if skipped and not own:
+        notes.append(f"all {_plural(skipped, 'unit')} were already done (or are running) in earlier jobs")
+    if not own and notes:
+        return "0 units planned: " + "; ".join(notes)
+    return "; ".join(notes)
 
 
 def pending_chunks(job: GenerationJob, size: int | None = None) -> list[list[int]]:
@@ -265,26 +371,42 @@ def pending_chunks(job: GenerationJob, size: int | None = None) -> list[list[int
 # --- regeneration (called by the review app) ----------------------------------------------------
 
 
+def regenerations_in_the_last_hour(user) -> list:
+    """Creation times of the user's regeneration jobs of the last hour, oldest first."""
+    since = timezone.now() - timedelta(hours=1)
+    return list(
+        GenerationJob.objects.filter(launched_by=user, is_regeneration=True, created_at__gt=since)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
+
+
 def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | None = None) -> GenerationJob:
     """Queue one more generation for this image, even if earlier units for it are done. Not idempotent:
-    each call is a new round.
+    each call is a new round, and counts against the person's REGENERATION_HOURLY_QUOTA.
 
     The unit key carries a `round`: this makes a unit with round = the highest existing round + 1 for the
-    same (image, stage, type, prompt, endpoint), in a one-image job, using the default endpoint of the
-    stage's kind and the current prompt version. `instruction_type=None` on the instruction stage means
-    all four types. Raises LaunchError if the instruction stage has no caption to work from."""
+    same (image, stage, type, prompt, endpoint), in a one-image job (`is_regeneration`, `launched_by` = who
+    asked: the record of the request and, through its unit, of its cost), using the default endpoint of
+    the stage's kind and the current prompt version. `instruction_type=None` on the instruction stage
+    means all four types. Raises LaunchError if the instruction stage has no caption to work from, and
+    RegenerationQuotaExceeded when the quota is used up. Whether `by` may ask at all (the image's lease)
+    is the review app's rule."""
     from .. import tasks
 
     stage = Stage(stage)
     if stage == Stage.INSTRUCTIONS:
         types = [instruction_type] if instruction_type else list(InstructionType.values)
         if set(types) - set(InstructionType.values):
-            raise LaunchError(f"unknown instruction type: {instruction_type}")
+            raise LaunchError(f"unknown instruction type: {instruction_type}", field="instruction_type")
         if caption_for(image) is None:
             raise LaunchError("the image has no caption yet: regenerate the caption first")
     else:
         types = [""]
-    endpoint = endpoint_service.resolve_endpoint(STAGE_KIND[stage])
+    try:
+        endpoint = endpoint_service.resolve_endpoint(STAGE_KIND[stage])
+    except endpoint_service.UnknownEndpoint as e:
+        raise LaunchError(str(e)) from e
     prompt_service.ensure_default_prompts()
     domain = image.domain
     prompts = {}
@@ -294,6 +416,16 @@ def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | 
             kind, domain=domain, instruction_type=type_
         ).pk
     with transaction.atomic():
+        quota = settings.REGENERATION_HOURLY_QUOTA
+        if by is not None:
+            # Lock the person's row: two requests at once count one after the other, so the quota holds
+            # exactly (SQLite's IMMEDIATE transactions serialize the same way).
+            get_user_model().objects.select_for_update().filter(pk=by.pk).first()
+            recent = regenerations_in_the_last_hour(by)
+            if len(recent) >= quota:
+                oldest = recent[len(recent) - quota] if quota > 0 else timezone.now()
+                wait = (oldest + timedelta(hours=1) - timezone.now()).total_seconds()
+                raise RegenerationQuotaExceeded(quota, max(1, int(wait) + 1))
         job = GenerationJob.objects.create(
             stage=stage,
             selection={"image_ids": [image.pk], "domains": [domain.slug], "include_drafts": True},
@@ -307,6 +439,7 @@ def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | 
             prompts=prompts,
             launched_by=by,
             planned=True,
+            is_regeneration=True,
         )
         JobEvent.objects.create(
             job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="regeneration"
@@ -359,6 +492,9 @@ def finish_if_complete(job: GenerationJob) -> bool:
         return False
     if counts["failed"] and not counts["done"]:
         return transition(job, JobStatus.FAILED, note=f"all {counts['failed']} units failed")
+    if not any(counts.values()):
+        plan_note = GenerationJob.objects.values_list("plan_note", flat=True).get(pk=job.pk)
+        return transition(job, JobStatus.DONE, note=plan_note or "0 units planned")
     return transition(job, JobStatus.DONE, note=f"{counts['done']} done, {counts['failed']} failed")
 
 
@@ -387,38 +523,3 @@ def resume_job(job: GenerationJob, *, by) -> bool:
         return False
     transaction.on_commit(lambda: tasks.dispatch_job.delay(job.pk))
     return True
-
-
-def check_progress(job: GenerationJob) -> None:
-    """What a progress poll does besides reading: hand units of dead workers to live ones, and close a job
-    whose last chunk was lost. Cheap when nothing is wrong (one indexed query)."""
-    from .. import tasks
-
-    if job.status != JobStatus.RUNNING:
-        return
-    freed = sweep_expired(job)
-    if freed:
-        size = settings.GENERATION_CHUNK_SIZE
-        for i in range(0, len(freed), size):
-            tasks.run_chunk.delay(job.pk, freed[i : i + size])
-    elif is_stalled(job):
-        # Pending units and nothing happening: their chunk is stuck unacked with a dead worker. Queue them
-        # again; if the old message comes back too, the claims keep the work single.
-        tasks.dispatch_job.delay(job.pk)
-    finish_if_complete(job)
-
-
-def is_stalled(job: GenerationJob) -> bool:
-    """Pending units, none running, and no unit finished for GENERATION_STALL_SECONDS."""
-    if not job.planned or job.units.filter(status=UnitStatus.RUNNING).exists():
-        return False
-    if not job.units.filter(status=UnitStatus.PENDING).exists():
-        return False
-    marks = [
-        job.units.aggregate(last=Max("finished_at"))["last"],
-        job.dispatched_at,
-        job.started_at,
-        job.created_at,
-    ]
-    last = max(m for m in marks if m is not None)
-    return (timezone.now() - last).total_seconds() > settings.GENERATION_STALL_SECONDS

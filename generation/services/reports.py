@@ -1,15 +1,33 @@
-"""Reading jobs: counts, tokens and cost from their units, rate and ETA, latest errors, cost totals."""
+"""Reading jobs: counts, tokens and cost from their units and failure history, rate and ETA, latest
+errors, cost totals. GETs only: nothing here writes.
+
+A job's spend is what its finished work cost (units done, or still pending/running) plus every failure
+it recorded (UnitFailure rows, which stay with the job when a later job adopts the unit). A failed unit's
+own counters and its failure row describe the same attempts, so failed units are counted through the
+failure rows only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from ..models import GenerationJob, GenerationUnit, UnitStatus
+from ..models import GenerationJob, GenerationUnit, UnitFailure, UnitStatus
 
 
 def unit_counts(job: GenerationJob) -> dict:
@@ -35,6 +53,7 @@ class Progress:
     invalid: int
     rate: float  # units finished per second since the job started
     eta_seconds: float | None
+    handed_on: int = 0  # units that failed here and were adopted by a later job (counted as failed here)
 
     @property
     def finished(self) -> int:
@@ -49,16 +68,25 @@ class Progress:
         return int(100 * self.finished / self.total)
 
 
+def _handed_on(job: GenerationJob) -> int:
+    return (
+        UnitFailure.objects.filter(job=job).exclude(unit__job_id=job.pk).values("unit_id").distinct().count()
+    )
+
+
 def progress(job: GenerationJob) -> Progress:
-    """Counts, tokens, cost, rate and ETA of a job, computed from its units (two queries)."""
+    """Counts, tokens, cost, rate and ETA of a job, from its units and its failure history (4 queries)."""
     counts = unit_counts(job)
-    sums = job.units.aggregate(
+    sums = job.units.exclude(status=UnitStatus.FAILED).aggregate(
         tin=Sum("tokens_in"),
         tout=Sum("tokens_out"),
         cost=Sum("cost"),
-        drafts=Sum("drafts"),
-        invalid=Sum("invalid"),
     )
+    drafts = job.units.aggregate(drafts=Sum("drafts"), invalid=Sum("invalid"))
+    failed_sums = UnitFailure.objects.filter(job=job).aggregate(
+        tin=Sum("tokens_in"), tout=Sum("tokens_out"), cost=Sum("cost")
+    )
+    handed_on = _handed_on(job) if job.failures.exists() else 0
     own = sum(counts.values())
     finished_units = counts[UnitStatus.DONE] + counts[UnitStatus.FAILED]
     rate, eta = 0.0, None
@@ -69,43 +97,165 @@ def progress(job: GenerationJob) -> Progress:
         remaining = counts[UnitStatus.PENDING] + counts[UnitStatus.RUNNING]
         eta = remaining / rate if rate and job.is_active else None
     return Progress(
-        total=own + job.skipped,
+        total=own + job.skipped + handed_on,
         done=counts[UnitStatus.DONE],
-        failed=counts[UnitStatus.FAILED],
+        failed=counts[UnitStatus.FAILED] + handed_on,
         skipped=job.skipped,
         pending=counts[UnitStatus.PENDING],
         running=counts[UnitStatus.RUNNING],
-        tokens_in=sums["tin"] or 0,
-        tokens_out=sums["tout"] or 0,
-        cost=sums["cost"] or Decimal(0),
-        drafts=sums["drafts"] or 0,
-        invalid=sums["invalid"] or 0,
+        tokens_in=(sums["tin"] or 0) + (failed_sums["tin"] or 0),
+        tokens_out=(sums["tout"] or 0) + (failed_sums["tout"] or 0),
+        cost=(sums["cost"] or Decimal(0)) + (failed_sums["cost"] or Decimal(0)),
+        drafts=drafts["drafts"] or 0,
+        invalid=drafts["invalid"] or 0,
         rate=rate,
         eta_seconds=eta,
+        handed_on=handed_on,
         complete=not job.is_active,
     )
 
 
 def latest_errors(job: GenerationJob, limit: int = 10):
-    return job.units.filter(status=UnitStatus.FAILED).order_by("-finished_at", "-id")[:limit]
+    """The job's latest failures, from its own history (kept when a later job adopts the unit)."""
+    return job.failures.order_by("-at", "-id")[:limit]
+
+
+def _failure_sum(field_name: str, output):
+    rows = (
+        UnitFailure.objects.filter(job=OuterRef("pk")).values("job").annotate(s=Sum(field_name)).values("s")
+    )
+    return Coalesce(Subquery(rows, output_field=output), Value(0), output_field=output)
+
+
+def annotated_jobs():
+    """Jobs with their unit counts, sums and failure history, in the one query the lists need."""
+
+    def n(status):
+        return Count("units", filter=Q(units__status=status))
+
+    money = DecimalField(max_digits=14, decimal_places=6)
+    not_failed = ~Q(units__status=UnitStatus.FAILED)
+    handed_on = (
+        UnitFailure.objects.filter(job=OuterRef("pk"))
+        .exclude(unit__job_id=OuterRef("pk"))
+        .values("job")
+        .annotate(n=Count("unit", distinct=True))
+        .values("n")
+    )
+    return (
+        GenerationJob.objects.select_related("endpoint", "launched_by")
+        .annotate(
+            n_units=Count("units"),
+            n_done=n(UnitStatus.DONE),
+            n_own_failed=n(UnitStatus.FAILED),
+            n_pending=n(UnitStatus.PENDING),
+            n_running=n(UnitStatus.RUNNING),
+            n_handed_on=Coalesce(Subquery(handed_on, output_field=IntegerField()), Value(0)),
+            units_tokens_in=Sum("units__tokens_in", filter=not_failed, default=0),
+            units_tokens_out=Sum("units__tokens_out", filter=not_failed, default=0),
+            units_cost=Sum("units__cost", filter=not_failed, default=0, output_field=money),
+            failed_tokens_in=_failure_sum("tokens_in", IntegerField()),
+            failed_tokens_out=_failure_sum("tokens_out", IntegerField()),
+            failed_cost=_failure_sum("cost", money),
+        )
+        .annotate(
+            n_failed=F("n_own_failed") + F("n_handed_on"),
+            total_tokens_in=F("units_tokens_in") + F("failed_tokens_in"),
+            total_tokens_out=F("units_tokens_out") + F("failed_tokens_out"),
+            total_cost=ExpressionWrapper(F("units_cost") + F("failed_cost"), output_field=money),
+        )
+    )
 
 
 def cost_totals() -> dict[str, list[dict]]:
-    """Tokens and cost of finished units by job, by endpoint and by day (for the admins' cost page)."""
-    units = GenerationUnit.objects.exclude(tokens_in=0, tokens_out=0)
+    """Tokens and cost by job, by endpoint and by day (units' finished work plus every recorded failure),
+    and the regenerations people asked for, by person (for the admins' cost page)."""
+    units = GenerationUnit.objects.exclude(status=UnitStatus.FAILED).exclude(tokens_in=0, tokens_out=0)
+    failures = UnitFailure.objects.all()
     fields = {
         "units": Count("id"),
         "tokens_in": Sum("tokens_in"),
         "tokens_out": Sum("tokens_out"),
         "cost": Sum("cost"),
     }
+
+    def merged(rows_a, rows_b, key) -> list[dict]:
+        out: dict = {}
+        for row in list(rows_a) + list(rows_b):
+            k = tuple(row[f] for f in key)
+            acc = out.setdefault(
+                k,
+                {**{f: row[f] for f in key}, "units": 0, "tokens_in": 0, "tokens_out": 0, "cost": Decimal(0)},
+            )
+            for f in ("units", "tokens_in", "tokens_out", "cost"):
+                acc[f] += row[f] or 0
+        return list(out.values())
+
+    by_job = merged(
+        units.values("job_id", "job__stage").annotate(**fields),
+        failures.values("job_id", "job__stage").annotate(**fields),
+        ("job_id", "job__stage"),
+    )
+    by_endpoint = merged(
+        units.values(endpoint_name=F("endpoint__name")).annotate(**fields),
+        failures.values(endpoint_name=F("unit__endpoint__name")).annotate(**fields),
+        ("endpoint_name",),
+    )
+    by_day = merged(
+        units.annotate(day=TruncDate("finished_at")).values("day").annotate(**fields),
+        failures.annotate(day=TruncDate("at")).values("day").annotate(**fields),
+        ("day",),
+    )
+    regen_units = (
+        GenerationUnit.objects.filter(job__is_regeneration=True)
+        .exclude(status=UnitStatus.FAILED)
+        .values("job__launched_by__username")
+        .annotate(cost=Sum("cost"), tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"))
+    )
+    regen_failures = (
+        UnitFailure.objects.filter(job__is_regeneration=True)
+        .values("job__launched_by__username")
+        .annotate(cost=Sum("cost"), tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"))
+    )
+    requests = (
+        GenerationJob.objects.filter(is_regeneration=True)
+        .values("launched_by__username")
+        .annotate(requests=Count("id"))
+    )
+    by_person: dict = {}
+    for row in requests:
+        by_person[row["launched_by__username"]] = {
+            "person": row["launched_by__username"] or "—",
+            "requests": row["requests"],
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost": Decimal(0),
+        }
+    for row in list(regen_units) + list(regen_failures):
+        acc = by_person.get(row["job__launched_by__username"])
+        if acc is not None:
+            acc["tokens_in"] += row["tokens_in"] or 0
+            acc["tokens_out"] += row["tokens_out"] or 0
+            acc["cost"] += row["cost"] or 0
     return {
-        "by_job": list(units.values("job_id", "job__stage").annotate(**fields).order_by("-job_id")[:50]),
-        "by_endpoint": list(units.values("endpoint__name").annotate(**fields).order_by("endpoint__name")),
-        "by_day": list(
-            units.annotate(day=TruncDate("finished_at"))
-            .values("day")
-            .annotate(**fields)
-            .order_by("-day")[:60]
-        ),
+        "by_job": sorted(by_job, key=lambda r: -r["job_id"])[:50],
+        "by_endpoint": sorted(by_endpoint, key=lambda r: r["endpoint_name"] or ""),
+        "by_day": sorted(by_day, key=lambda r: (r["day"] is None, r["day"]), reverse=True)[:60],
+        "regenerations": sorted(by_person.values(), key=lambda r: -r["cost"]),
     }
+
+
+def recent_regenerations(limit: int = 50):
+    """The latest regeneration requests: who asked, for which image and stage, what it cost so far."""
+    not_failed = ~Q(units__status=UnitStatus.FAILED)
+    money = DecimalField(max_digits=14, decimal_places=6)
+    return (
+        GenerationJob.objects.filter(is_regeneration=True)
+        .select_related("launched_by")
+        .annotate(
+            units_cost=Sum("units__cost", filter=not_failed, default=0, output_field=money),
+            failed_cost=_failure_sum("cost", money),
+        )
+        .annotate(total_cost=ExpressionWrapper(F("units_cost") + F("failed_cost"), output_field=money))
+        .order_by("-id")[:limit]
+    )

@@ -5,6 +5,12 @@ The network calls are concurrent; every database step (claim, prepare, write, fa
 inside a transaction that spans a call. Retries live here (the client has max_retries=0): 429 waits for
 Retry-After (capped), 5xx/timeouts/connection errors/malformed output back off exponentially with full
 jitter, up to GENERATION_MAX_ATTEMPTS; anything else fails the unit at once with the error text.
+
+The database may drop its connections under a running chunk (a PostgreSQL restart): every database step
+goes through `_db`, which closes the dead connection and tries again with backoff (DB_ATTEMPTS times),
+so the chunk carries on once the database is back. A claim is retried with its own token, so a claim
+that committed before the connection died is not lost; a result write is guarded by the claim token, so
+a write that committed before the connection died is not made twice.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from .. import llm, ratelimit
 from ..models import GenerationJob, JobStatus, Stage
@@ -29,6 +36,33 @@ from . import jobs as job_service
 
 log = logging.getLogger(__name__)
 db = sync_to_async(thread_sensitive=True)
+# Tries of one database step when the connection is lost, with exponential backoff from DB_BACKOFF s
+# capped at DB_BACKOFF_CAP s (about half a minute in all); then the chunk task fails and Celery retries it.
+DB_ATTEMPTS = 6
+DB_BACKOFF = 0.5
+DB_BACKOFF_CAP = 8.0
+
+
+def _drop_connection() -> None:
+    """Forget this thread's database connection after an error (the next query opens a new one)."""
+    try:
+        connection.close()
+    except (OperationalError, InterfaceError):
+        connection.connection = None
+
+
+async def _db(fn, *args, **kwargs):
+    """Run one database step on the database thread; a lost connection is closed and the step retried."""
+    for attempt in range(1, DB_ATTEMPTS + 1):
+        try:
+            return await db(fn)(*args, **kwargs)
+        except (OperationalError, InterfaceError) as e:
+            if attempt == DB_ATTEMPTS:
+                raise
+            wait = min(DB_BACKOFF_CAP, DB_BACKOFF * 2 ** (attempt - 1))
+            log.warning("database step %s failed (%s); retrying in %.1f s", fn.__name__, e, wait)
+            await db(_drop_connection)()
+            await asyncio.sleep(wait)
 
 
 @dataclass
@@ -57,7 +91,7 @@ class _JobWatch:
 
     async def running(self) -> bool:
         if time.monotonic() - self.read_at > 0.5:
-            self.status = await db(job_service.job_status)(self.job_id)
+            self.status = await _db(job_service.job_status, self.job_id)
             self.read_at = time.monotonic()
         return self.status == JobStatus.RUNNING
 
@@ -85,10 +119,28 @@ def run_chunk(job_id: int, unit_ids: list[int]) -> ChunkResult:
 
 
 async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> None:
+    # A connection this thread kept from an earlier chunk may have died since (database restart): let
+    # Django check it (CONN_HEALTH_CHECKS) before the first query.
+    await _db(close_old_connections)
     endpoint = job.endpoint
-    client = llm.make_client(
-        base_url=endpoint.base_url, api_key_env=endpoint.api_key_env, timeout=endpoint.timeout
-    )
+    try:
+        client = llm.make_client(
+            base_url=endpoint.base_url, api_key_env=endpoint.api_key_env, timeout=endpoint.timeout
+        )
+    except llm.EndpointRefused as e:
+        # The endpoint breaks the rules (a key variable or address that is not allowed): nothing is sent;
+        # every unit of the chunk fails with the reason.
+        lease = job_service.lease_seconds(endpoint)
+        for unit_id in unit_ids:
+            claim = await _db(job_service.claim_unit, unit_id, lease=lease)
+            if claim.unit is not None:
+                await _db(
+                    job_service.fail_unit, unit_id, claim.token, error=str(e), attempts=0, tokens_in=0,
+                    tokens_out=0, cost=0,
+                )  # fmt: skip
+                result.failed += 1
+        await _db(close_old_connections)
+        return
     limiter = ratelimit.make_limiter()
     limits = ratelimit.Limits.per_minute(f"endpoint-{endpoint.pk}", endpoint.rpm_limit, endpoint.tpm_limit)
     watch = _JobWatch(job.pk)
@@ -96,15 +148,19 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
     queue = deque(unit_ids)
     refill_lock = asyncio.Lock()
     state = {"exhausted": not settings.GENERATION_STEAL_WORK}
+    # Whether to write instructions from draft captions is part of the selection (the params dict does
+    # not carry it); regenerations select include_drafts too.
+    params = {**job.params, "include_drafts": job.selection.get("include_drafts", True)}
 
     async def next_unit() -> int | None:
         # When this chunk's own units run out, keep the lanes busy with other pending units of the job
-        # (the claims keep that single), instead of letting concurrency drain to zero at every chunk's end.
+        # (the claims keep that single), instead of letting concurrency drain to zero at every chunk's end;
+        # units a dead worker left running past their lease are taken too.
         if queue:
             return queue.popleft()
         async with refill_lock:
             if not queue and not state["exhausted"]:
-                more = await db(job_service.pending_unit_ids)(job.pk, limit=endpoint.max_concurrency)
+                more = await _db(job_service.claimable_unit_ids, job.pk, limit=endpoint.max_concurrency)
                 if more:
                     queue.extend(more)
                 else:
@@ -119,20 +175,20 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
             unit_id = await next_unit()
             if unit_id is None:
                 return
-            await _process(unit_id, job, endpoint, client, limiter, limits, watch, lease, result)
+            await _process(unit_id, job, params, endpoint, client, limiter, limits, watch, lease, result)
 
     try:
         await asyncio.gather(*(lane() for _ in range(endpoint.max_concurrency)))
     finally:
         await limiter.close()
         await client.close()
-        await db(close_old_connections)()
+        await _db(close_old_connections)
 
 
 async def _process(
-    unit_id, job, endpoint, client, limiter, limits, watch, lease, result: ChunkResult
+    unit_id, job, params, endpoint, client, limiter, limits, watch, lease, result: ChunkResult
 ) -> None:
-    claim = await db(job_service.claim_unit)(unit_id, lease=lease)
+    claim = await _db(job_service.claim_unit, unit_id, lease=lease, token=uuid.uuid4().hex)
     if claim.unit is None:
         if claim.held_until is not None:
             result.held[unit_id] = claim.held_until
@@ -142,12 +198,13 @@ async def _process(
     token = claim.token
     usage = drafting.Usage()
     try:
-        request = await db(drafting.prepare)(claim.unit, job.params)
-    except (
-        Exception
-    ) as e:  # an unreadable image, a missing caption, a deleted row: fail this unit, not the chunk
+        request = await _db(drafting.prepare, claim.unit, params)
+    except (OperationalError, InterfaceError):
+        raise  # the database is gone for good (after _db's retries): the task fails and Celery retries it
+    except Exception as e:  # an unreadable image, a missing caption, a deleted row: fail this unit only
         log.warning("unit %s cannot run: %s", unit_id, e)
-        await db(job_service.fail_unit)(
+        await _db(
+            job_service.fail_unit,
             unit_id,
             token,
             error=f"cannot prepare the request: {e}",
@@ -163,7 +220,7 @@ async def _process(
     max_attempts = settings.GENERATION_MAX_ATTEMPTS
     for attempt in range(1, max_attempts + 1):
         if attempt > 1 and not await watch.running():
-            await db(job_service.release_unit)(unit_id, token, attempts=usage.attempts)
+            await _db(job_service.release_unit, unit_id, token, attempts=usage.attempts)
             result.released += 1
             return
         member = await ratelimit.acquire(
@@ -196,7 +253,8 @@ async def _process(
             wait = backoff(attempt)
         except llm.PermanentError as e:
             await limiter.settle(limits, member, 0)
-            await db(job_service.fail_unit)(
+            await _db(
+                job_service.fail_unit,
                 unit_id,
                 token,
                 error=str(e),
@@ -217,13 +275,21 @@ async def _process(
                 if request.stage == Stage.CAPTIONS:
                     text, items = drafting.check_caption(answer.text), None
                 else:
-                    text, items = answer.text, drafting.parse_instructions(answer.text)
+                    items = drafting.parse_instructions(answer.text)
+                    text, items = answer.text, drafting.exactly_n(items, request)
             except drafting.MalformedOutput as e:
                 last_error = f"malformed output: {e}"
                 wait = backoff(attempt)
             else:
-                wrote = await db(drafting.write_result)(
-                    unit_id, token, request, text=text, items=items, model_name=answer.model, usage=usage
+                wrote = await _db(
+                    drafting.write_result,
+                    unit_id,
+                    token,
+                    request,
+                    text=text,
+                    items=items,
+                    model_name=answer.model,
+                    usage=usage,
                 )
                 if wrote:
                     result.done += 1
@@ -233,7 +299,8 @@ async def _process(
         if attempt < max_attempts and wait is not None:
             await asyncio.sleep(wait)
 
-    await db(job_service.fail_unit)(
+    await _db(
+        job_service.fail_unit,
         unit_id,
         token,
         error=f"gave up after {max_attempts} attempts: {last_error}",

@@ -165,17 +165,38 @@ def add_instruction(
         )
 
 
+class RegenerationForbidden(RegenerationRefused):
+    """Only the person who holds the image's lease (or an admin) may ask for a regeneration of it."""
+
+
+class RegenerationQuotaExceeded(RegenerationRefused):
+    """The person used up REGENERATION_HOURLY_QUOTA; `retry_after` seconds until the next one is allowed."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def request_regeneration(kind: str, item_id: int, *, by):
     """Ask the generation engine for a new draft of this item's stage (a caption, or instructions of the
-    same type). Not idempotent: each call queues one more round. Returns the one-image GenerationJob;
-    raises RegenerationRefused with the engine's reason."""
+    same type). Not idempotent: each call queues one more round — a paid model call — so only the lease
+    holder of the image (or an admin) may ask, within the hourly quota. Returns the one-image
+    GenerationJob (launched_by = who asked: the record of the request and its cost); raises
+    RegenerationForbidden, RegenerationQuotaExceeded, or RegenerationRefused with the engine's reason."""
+    from corpus.models import ReviewStatus
+    from corpus.roles import ADMIN, has_role
+
     item = get_item(kind, item_id)
+    image = Image.objects.select_related("domain").get(pk=item.image_id)  # the lease as it is now
+    holds = image.review_status == ReviewStatus.IN_REVIEW and image.leased_by_id == by.pk
+    if not holds and not has_role(by, ADMIN):
+        raise RegenerationForbidden("only the annotator who holds this image may ask for a regeneration")
     try:
         if kind == "caption":
-            return generation.queue_regeneration(item.image, stage="captions", by=by)
-        return generation.queue_regeneration(
-            item.image, stage="instructions", by=by, instruction_type=item.type
-        )
+            return generation.queue_regeneration(image, stage="captions", by=by)
+        return generation.queue_regeneration(image, stage="instructions", by=by, instruction_type=item.type)
+    except generation.RegenerationQuotaExceeded as exc:
+        raise RegenerationQuotaExceeded(str(exc), exc.retry_after) from exc
     except generation.LaunchError as exc:
         raise RegenerationRefused(str(exc)) from exc
 

@@ -402,11 +402,18 @@ def add_instruction(request, image_id: int):
 @role_required(ANNOTATOR)
 @require_POST
 def regenerate_item(request, kind: str, item_id: int):
-    """Ask the generation engine for a new draft of this item: 202 when queued, 409 with the reason when
-    the engine refuses."""
+    """Ask the generation engine for a new draft of this item: 202 when queued, 409 with the reason shown
+    in the item when refused — not the lease holder, the hourly quota used up (with Retry-After), or the
+    engine's reason. (The page shows 409 bodies, as it does for a lost lease; the API answers 403/429.)"""
+    from ..services.corrections import RegenerationQuotaExceeded
+
     item = item_or_404(kind, item_id)
     try:
         corrections.request_regeneration(kind, item.pk, by=request.user)
+    except RegenerationQuotaExceeded as exc:
+        response = render(request, "review/_flash.html", {"error": str(exc)}, status=409)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     except RegenerationRefused as exc:
         return render(request, "review/_flash.html", {"error": str(exc)}, status=409)
     return render(

@@ -8,6 +8,7 @@ import pytest
 
 from tests.corpus.factories import DomainFactory, ImageFactory
 from tests.generation.conftest import (  # noqa: F401 (fixtures)
+    _model_key,
     _role_groups,
     fake,
     point_endpoints,
@@ -21,7 +22,7 @@ def test_admin_launches_a_job_and_sees_the_progress_bar_move(
     page, live_server, login, admin_user, workers, fake
 ):
     fake.latency = 0.5
-    point_endpoints(fake.base_url, max_concurrency=1)
+    point_endpoints(fake.base_url, workers, max_concurrency=1)
     DomainFactory(slug="birds", name="Birds")
     ImageFactory.create_batch(8, domain__slug="birds")
     workers.start()

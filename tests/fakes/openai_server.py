@@ -9,9 +9,14 @@ first type slug in the prompt, the count from "exactly N"). Faults are configura
         fake.script(["500", "ok"]) # the next requests' outcomes, in order, before the random faults
         fake.requests              # the log: FakeRequest(at, path, model, outcome, kind)
 
-Outcomes: "ok", "400" (a bad request: not worth retrying), "429" (with Retry-After), "500", "hang" (sleeps past the client's timeout), "malformed"
+Outcomes: "ok", "400" (a bad request: not worth retrying), "401" (a wrong key), "404" (an unknown model),
+"429" (with Retry-After), "500", "hang" (sleeps past the client's timeout), "malformed"
 (a 200 whose body is not JSON), "bad_content" (instruction content that is not JSON), "fenced" (JSON in a
-```json fence with prose around it), "mcq_bad" (an MCQ whose answer letter is not among its options).
+```json fence with prose around it), "mcq_bad" (an MCQ whose answer letter is not among its options),
+"too_many" (the seed questions of the prompt copied back, then twice the N asked for), "too_few" (N - 1).
+
+With `api_key="…"`, every request whose bearer token differs gets a 401, as OpenAI answers a wrong or
+missing key; `auth_seen` logs the Authorization headers that arrived.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TYPES = ("judgement", "multiple_choice", "long_vqa", "short_vqa")
-OUTCOMES = ("ok", "400", "429", "500", "hang", "malformed", "bad_content", "fenced", "mcq_bad")
+OUTCOMES = (
+    "ok", "400", "401", "404", "429", "500", "hang", "malformed", "bad_content", "fenced", "mcq_bad", "too_many",
+    "too_few",
+)  # fmt: skip
 
 CAPTION_WORDS = (
     "The photograph shows a quiet scene in soft daylight. In the foreground a wooden table holds a white "
@@ -63,7 +71,10 @@ class FakeOpenAI:
         hang_seconds: float = 30.0,
         seed: int = 1234,
         usage: tuple[int, int] = (120, 240),
+        api_key: str | None = None,
     ):
+        self.api_key = api_key
+        self.auth_seen: list[str] = []
         self.latency = latency
         self.faults = dict(faults or {})
         self.retry_after = retry_after
@@ -179,7 +190,13 @@ class FakeOpenAI:
             handler._reply(404, {"error": {"message": f"no route {handler.path}", "type": "not_found"}})
             return
         kind, type_, n = _describe(payload)
-        outcome = self._pick_outcome()
+        auth = handler.headers.get("Authorization", "")
+        with self._lock:
+            self.auth_seen.append(auth)
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            outcome = "401"
+        else:
+            outcome = self._pick_outcome()
         schema_name = ((payload.get("response_format") or {}).get("json_schema") or {}).get("name", "")
         with self._lock:
             self.requests.append(
@@ -198,6 +215,23 @@ class FakeOpenAI:
                 429,
                 {"error": {"message": "Rate limit reached (fake)", "type": "rate_limit_exceeded"}},
                 {"Retry-After": str(self.retry_after)},
+            )
+            return
+        if outcome == "401":
+            handler._reply(
+                401,
+                {"error": {"message": "Incorrect API key provided (fake)", "type": "invalid_request_error"}},
+            )
+            return
+        if outcome == "404":
+            handler._reply(
+                404,
+                {
+                    "error": {
+                        "message": f"The model `{payload.get('model')}` does not exist (fake)",
+                        "type": "invalid_request_error",
+                    }
+                },
             )
             return
         if outcome == "400":
@@ -219,8 +253,11 @@ class FakeOpenAI:
         if kind == "caption":
             content = CAPTION_WORDS
         else:
+            count = {"too_many": 2 * n, "too_few": max(0, n - 1)}.get(outcome, n)
             with self._lock:
-                items = _instructions(type_ or "short_vqa", n, self._rng, mcq_bad=outcome == "mcq_bad")
+                items = _instructions(type_ or "short_vqa", count, self._rng, mcq_bad=outcome == "mcq_bad")
+            if outcome == "too_many":
+                items = _seed_copies(payload) + items
             content = json.dumps({"instructions": items})
             if outcome == "bad_content":
                 content = content[: len(content) // 2]
@@ -282,6 +319,25 @@ def _describe(payload: dict) -> tuple[str, str | None, int]:
     match = re.search(r"exactly (\d+)", text)
     n = int(match.group(1)) if match else 3
     return "instructions", type_, n
+
+
+def _seed_copies(payload: dict) -> list[dict]:
+    """The seed questions among the prompt's examples (one JSON object per line), as items: what a model
+    does when it copies the examples it was shown back into its answer."""
+    items = []
+    for message in payload.get("messages", []):
+        content = message.get("content")
+        for line in (content if isinstance(content, str) else "").splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "question" in data:
+                items.append({"options": [], **data})
+    return items
 
 
 def _instructions(type_: str, n: int, rng: random.Random, *, mcq_bad: bool = False) -> list[dict]:

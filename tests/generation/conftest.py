@@ -32,18 +32,39 @@ def _role_groups(db):
         Group.objects.get_or_create(name=name)
 
 
+@pytest.fixture(autouse=True)
+def _model_key(monkeypatch):
+    # The endpoints' key variable is set, as on a configured installation (a launch on an endpoint whose
+    # key is not set asks for confirmation; the tests of that unset it).
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+
+
 @pytest.fixture
 def fake():
     with FakeOpenAI(latency=0.01) as server:
         yield server
 
 
-def point_endpoints(base_url: str, **fields) -> dict[str, Endpoint]:
+# The OPENAI_* variable that sets each endpoint field of the defaults (workers re-sync them at start).
+FIELD_ENV = {
+    "base_url": "OPENAI_BASE_URL",
+    "rpm_limit": "OPENAI_RPM_LIMIT",
+    "tpm_limit": "OPENAI_TPM_LIMIT",
+    "max_concurrency": "OPENAI_MAX_CONCURRENCY",
+    "timeout": "OPENAI_TIMEOUT",
+}
+
+
+def point_endpoints(base_url: str, workers: Workers | None = None, **fields) -> dict[str, Endpoint]:
+    """Point the default endpoints at `base_url` (the fake server). With `workers`, their environment
+    says the same, so the re-sync every worker does at start keeps it."""
     ensure_default_endpoints()
     ensure_default_prompts()
     defaults = {"rpm_limit": 100_000, "tpm_limit": 0, "max_concurrency": 8, "timeout": 3.0}
     defaults.update(fields)
     Endpoint.objects.filter(kind__in=EndpointKind.values).update(base_url=base_url, **defaults)
+    if workers is not None:
+        workers.env.update({FIELD_ENV[k]: str(v) for k, v in {"base_url": base_url, **defaults}.items()})
     return {e.kind: e for e in Endpoint.objects.filter(is_default=True)}
 
 
@@ -113,6 +134,39 @@ class Workers:
             else:
                 raise RuntimeError(f"worker {name} did not start")
         return name
+
+    def start_beat(self, name: str | None = None) -> str:
+        """A real `celery beat` process: it sends generation.sweep every SWEEP_INTERVAL seconds (set it in
+        `env` first); a worker runs the sweeps."""
+        name = name or f"beat-{uuid.uuid4().hex[:8]}"
+        logfile = self.tmp_path / f"{name}.log"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mminstruct_site",
+                "beat",
+                f"--schedule={self.tmp_path / (name + '-schedule')}",
+                f"--pidfile={self.tmp_path / (name + '.pid')}",
+                "--loglevel=DEBUG",
+                f"--logfile={logfile}",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.procs[name] = proc
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if logfile.exists() and "beat: Starting" in logfile.read_text(errors="replace"):
+                return name
+            if proc.poll() is not None:
+                raise RuntimeError(f"beat {name} exited: {logfile.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"beat {name} did not start")
 
     def kill(self, name: str) -> None:
         """SIGKILL: no warm shutdown, no ack — what a crashed machine does."""

@@ -72,27 +72,27 @@ def test_relaunch_while_the_first_job_runs_skips_its_units(admin_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_progress_check_hands_a_dead_workers_unit_to_a_live_one(eager, endpoints, fake, admin_user):
+def test_sweep_hands_a_dead_workers_unit_to_a_live_one(eager, endpoints, fake, admin_user):
     job = planned_job(admin_user, n=2)
     dead = job.units.first()
     job_service.claim_unit(dead.pk, lease=60)
     GenerationUnit.objects.filter(pk=dead.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    job_service.check_progress(job)  # sweeps the expired unit and queues it (eager: runs it now)
+    report = services.sweep_jobs()  # frees the expired unit and queues it (eager: runs it now)
+    assert report.freed == {job.pk: [dead.pk]}
     dead.refresh_from_db()
     assert dead.status == UnitStatus.DONE
     assert Caption.objects.filter(generation_unit_id=dead.pk).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_progress_check_requeues_a_stalled_job_whose_chunks_were_lost(
-    eager, endpoints, fake, admin_user, settings
-):
+def test_sweep_requeues_a_stalled_job_whose_chunks_were_lost(eager, endpoints, fake, admin_user, settings):
     job = planned_job(admin_user, n=3)  # planned, but no chunk was ever queued
     settings.GENERATION_STALL_SECONDS = 3600
-    job_service.check_progress(job)
+    assert not services.sweep_jobs()
     assert services.progress(job).pending == 3  # not stalled yet: nothing happens
     settings.GENERATION_STALL_SECONDS = 0
-    job_service.check_progress(job)
+    report = services.sweep_jobs()
+    assert report.requeued == [job.pk]
     job.refresh_from_db()
     assert job.status == JobStatus.DONE
     assert Caption.objects.count() == 3 and len(fake.requests) == 3

@@ -33,6 +33,12 @@ def api(admin_user):
     return client
 
 
+def field_errors(response) -> dict:
+    """{field: [messages]} of a 400, in the project's error format ({"detail", "errors"}) or DRF's own."""
+    body = response.json()
+    return body["errors"] if "errors" in body else {k: v for k, v in body.items() if k != "detail"}
+
+
 def make_job(admin, domain, n_images=2, **kw):
     ImageFactory.create_batch(n_images, domain=domain)
     job = services.launch_job(stage="captions", by=admin, domains=[domain.slug], **kw)
@@ -104,18 +110,18 @@ def test_launch_with_an_unknown_endpoint_is_a_clear_error(api, domain):
         format="json",
     )
     assert response.status_code == 400
-    assert "no endpoint named 'nope'" in response.json()["detail"]
+    assert "no endpoint named 'nope'" in field_errors(response)["endpoint"][0]
     response = api.post(
         "/api/v1/generation/jobs/", {"stage": "captions", "domains": ["nowhere"]}, format="json"
     )
-    assert response.status_code == 400 and "unknown domain" in response.json()["detail"]
+    assert response.status_code == 400 and "unknown domain" in field_errors(response)["domains"][0]
     text = Endpoint.objects.get(name="default-text")
     response = api.post(
         "/api/v1/generation/jobs/",
         {"stage": "captions", "domains": ["charts"], "endpoint": text.name},
         format="json",
     )
-    assert response.status_code == 400 and "needs vision" in response.json()["detail"]
+    assert response.status_code == 400 and "needs vision" in field_errors(response)["endpoint"][0]
 
 
 @pytest.mark.django_db
@@ -147,7 +153,7 @@ def test_job_list_endpoint_and_page_use_a_fixed_number_of_queries(
     client.force_login(admin_user)
     with django_assert_max_num_queries(12):
         assert client.get(reverse("generation:jobs")).status_code == 200
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(14):
         assert client.get(reverse("generation:costs")).status_code == 200
     with django_assert_max_num_queries(8):
         assert client.get(reverse("generation:prompts")).status_code == 200
@@ -159,7 +165,11 @@ def test_job_list_endpoint_and_page_use_a_fixed_number_of_queries(
 def test_job_page_shows_invalid_items_and_errors_escaped(client, admin_user, domain):
     job = make_job(admin_user, domain, n_images=1)
     unit = job.units.get()
-    job.units.update(status="failed", error="<script>alert(1)</script> 500 from the model server")
+    claim = job_service.claim_unit(unit.pk, lease=60)
+    assert job_service.fail_unit(
+        unit.pk, claim.token, error="<script>alert(1)</script> HTTP 500 from the model server", attempts=1,
+        tokens_in=0, tokens_out=0, cost=0,
+    )  # fmt: skip
     image = unit.image
     caption = CaptionFactory(image=image)
     from corpus.services import create_instruction
@@ -194,7 +204,7 @@ def test_editing_a_prompt_makes_a_new_version_and_checks_placeholders(client, ad
     client.force_login(admin_user)
     url = reverse("generation:prompt-edit", args=[current.pk])
     bad = client.post(url, {"kind": "caption", "text": "Describe {{ domian }} please."})
-    assert bad.status_code == 200
+    assert bad.status_code == 400
     assert "unknown placeholder {{ domian }}" in bad.content.decode()
     good = client.post(
         url, {"kind": "caption", "text": "Describe this {{ domain }} image in 150 words.", "note": "shorter"}

@@ -179,8 +179,13 @@ def test_regenerating_instructions_without_a_caption_is_refused(endpoints, domai
         (["500", "500", "ok"], UnitStatus.DONE, 3, ""),
         (["hang", "ok"], UnitStatus.DONE, 2, ""),
         (["malformed", "ok"], UnitStatus.DONE, 2, ""),
-        (["400"], UnitStatus.FAILED, 1, "400 from the model server"),
-        (["500", "500", "500"], UnitStatus.FAILED, 3, "gave up after 3 attempts: 500"),
+        (["400"], UnitStatus.FAILED, 1, "HTTP 400 from http://127.0.0.1:"),
+        (
+            ["500", "500", "500"],
+            UnitStatus.FAILED,
+            3,
+            "gave up after 3 attempts: HTTP 500 from http://127.0.0.1:",
+        ),
     ],
 )
 def test_faults_are_retried_when_transient_and_fail_the_unit_otherwise(

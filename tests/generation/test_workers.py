@@ -47,7 +47,7 @@ def assert_no_duplicates_and_counts_add_up(job):
 def test_two_workers_share_one_rate_limit(workers, fake, admin_user):
     # A 5-second window stands in for the minute (limits scale with it): 240 rpm = 20 per window.
     workers.env.update(GENERATION_RATE_WINDOW="5", GENERATION_CHUNK_SIZE="10")
-    point_endpoints(fake.base_url, rpm_limit=240, max_concurrency=8)
+    point_endpoints(fake.base_url, workers, rpm_limit=240, max_concurrency=8)
     domain = DomainFactory(slug="maps")
     ImageFactory.create_batch(45, domain=domain)
     workers.start()
@@ -67,7 +67,7 @@ def test_killed_worker_job_finishes_without_duplicate_drafts(workers, fake, admi
         CELERY_VISIBILITY_TIMEOUT="5", GENERATION_UNIT_LEASE_SECONDS="4", GENERATION_CHUNK_SIZE="10"
     )
     fake.latency = 0.15
-    point_endpoints(fake.base_url, max_concurrency=4)
+    point_endpoints(fake.base_url, workers, max_concurrency=4)
     domain = DomainFactory(slug="signs")
     ImageFactory.create_batch(60, domain=domain)
     first = workers.start()
@@ -88,7 +88,7 @@ def test_killed_worker_job_finishes_without_duplicate_drafts(workers, fake, admi
 def test_pause_stops_calls_resume_finishes_and_cancel_leaves_the_rest(workers, fake, admin_user):
     workers.env.update(GENERATION_CHUNK_SIZE="5")
     fake.latency = 0.2
-    point_endpoints(fake.base_url, max_concurrency=2)
+    point_endpoints(fake.base_url, workers, max_concurrency=2)
     domain = DomainFactory(slug="plants")
     ImageFactory.create_batch(30, domain=domain)
     workers.start()
@@ -130,7 +130,7 @@ def test_acceptance_500_images_with_faults_and_two_kills(workers, fake, admin_us
     )
     fake.latency = (0.01, 0.03)
     fake.retry_after = 0.1
-    point_endpoints(fake.base_url, max_concurrency=16)
+    point_endpoints(fake.base_url, workers, max_concurrency=16)
     domain = DomainFactory(slug="street")
     ImageFactory.create_batch(500, domain=domain)
 

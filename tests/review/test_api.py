@@ -175,6 +175,7 @@ def test_history_lists_revisions_in_few_queries(
 
 def test_regenerating_an_instruction_twice_queues_two_rounds_of_its_type(client, annotator, pending_image):
     client.force_login(annotator)
+    assert claim_next_image(annotator) == pending_image.pk  # only the lease holder may ask
     item = pending_image.instructions.first()
     url = f"/api/v1/review/instructions/{item.pk}/regenerate/"
     first = client.post(url)
@@ -190,6 +191,7 @@ def test_regenerate_instructions_without_a_caption_is_refused_with_the_reason(
     client, annotator, pending_image
 ):
     client.force_login(annotator)
+    assert claim_next_image(annotator) == pending_image.pk
     pending_image.captions.all().delete()
     item = pending_image.instructions.first()
     response = client.post(f"/api/v1/review/instructions/{item.pk}/regenerate/")

@@ -221,6 +221,7 @@ def test_add_a_missing_instruction_by_hand(client, annotator, pending_image):
 
 def test_regenerate_a_caption_queues_a_one_image_generation_job(client, annotator, pending_image):
     client.force_login(annotator)
+    assert claim_next_image(annotator) == pending_image.pk  # only the lease holder may ask
     caption = pending_image.captions.get()
     response = client.post(reverse("review:regenerate", args=["caption", caption.pk]))
     assert response.status_code == 202

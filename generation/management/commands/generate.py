@@ -1,4 +1,7 @@
-"""python manage.py generate captions|instructions --domain SLUG [--domain …] [--model NAME] [--limit N] [--wait]"""
+"""python manage.py generate captions|instructions --domain SLUG [--domain …] [--model NAME] [--limit N]
+[--force] [--wait]
+
+--wait only watches: recovery of dead workers' work is Celery beat's sweep, not this command's."""
 
 import argparse
 import time
@@ -33,6 +36,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--include-drafts", action="store_true", help="Instructions from draft captions too."
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Launch although the endpoint's key variable is not set or its last connection test failed.",
+        )
         parser.add_argument("--wait", action="store_true", help="Show progress until the job ends.")
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
 
@@ -49,9 +57,12 @@ class Command(BaseCommand):
                 types=opts["types"],
                 n_per_type=opts["n"],
                 seeds_per_prompt=opts["seeds"],
+                force=opts["force"],
             )
+        except services.NeedsConfirmation as e:
+            raise CommandError(f"not launched: {e} Add --force to launch anyway.") from e
         except services.LaunchError as e:
-            raise CommandError(str(e)) from e
+            raise CommandError(f"{e.field}: {e}" if e.field else str(e)) from e
         self.stdout.write(f"Job {job.pk} queued ({job.stage}, endpoint {job.endpoint.name}).")
         if not opts["wait"]:
             return
@@ -59,8 +70,6 @@ class Command(BaseCommand):
         try:
             while True:
                 job = GenerationJob.objects.select_related("endpoint").get(pk=job.pk)
-                job_service.check_progress(job)
-                job.refresh_from_db()
                 p = services.progress(job)
                 bar.total = p.total
                 bar.n = p.finished
@@ -75,7 +84,9 @@ class Command(BaseCommand):
             f"Job {job.pk} {job.status}: {p.done} done, {p.failed} failed, {p.skipped} skipped, "
             f"tokens {p.tokens_in}/{p.tokens_out}, cost ${p.cost:.4f}."
         )
-        for unit in job_service.latest_errors(job, limit=5):
-            self.stdout.write(f"  unit {unit.pk} (image {unit.image_id}): {unit.error}")
+        if job.plan_note:
+            self.stdout.write(f"  plan: {job.plan_note}")
+        for failure in job_service.latest_errors(job, limit=5):
+            self.stdout.write(f"  unit {failure.unit_id} (image {failure.image_id}): {failure.error}")
         if job.status != JobStatus.DONE:
             raise CommandError(f"job {job.pk} ended {job.status}")
