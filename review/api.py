@@ -216,6 +216,7 @@ class _ItemViewSet(viewsets.GenericViewSet):
     kind = ""
     allowed_roles = (ANNOTATOR,)
     action_roles = {"history": (ANNOTATOR, RESEARCHER)}
+    throttle_scope = {"regenerate": "regeneration"}  # corpus.throttles.ActionThrottle
 
     def get_queryset(self):
         return corrections.ITEM_MODELS[self.kind].objects.select_related("image")
