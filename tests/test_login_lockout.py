@@ -2,11 +2,13 @@
 logins for LOGIN_COOLOFF_MINUTES; the login page says so; the right password does not log in meanwhile.
 Run with the state in the database (embedded mode) and in Redis (REDIS_URL set)."""
 
+import io
 import time
 import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
 from tests.conftest import clear_cache
@@ -110,3 +112,14 @@ def test_a_success_resets_the_count(lockout_store, annotator):
     client.logout()
     for _ in range(9):
         assert attempt(client, annotator.username, "wrong").status_code == 200
+
+
+def test_an_admin_lifts_a_pause_for_the_username_and_the_address(lockout_store, annotator):
+    client = Client(REMOTE_ADDR="198.51.100.20")
+    for _ in range(10):
+        attempt(client, annotator.username, "wrong")
+    assert attempt(client, annotator.username, "pw-" + annotator.username).status_code == 429
+    call_command("axes_reset_username", annotator.username, stdout=io.StringIO())
+    call_command("axes_reset_ip", "198.51.100.20", stdout=io.StringIO())
+    response = attempt(client, annotator.username, "pw-" + annotator.username)
+    assert response.status_code == 302 and logged_in(client)
