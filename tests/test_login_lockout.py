@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 
 from tests.conftest import clear_cache
 
@@ -19,23 +19,23 @@ LOGIN = "/accounts/login/"
 
 
 @pytest.fixture(params=["database", "redis"])
-def lockout_store(request, settings):
-    """Where axes keeps the failures: the database (embedded mode) or the Redis cache."""
+def lockout_store(request):
+    """Where axes keeps the failures: the database (embedded mode) or the Redis cache. One override_settings
+    for both settings: axes binds its handler to the cache when AXES_HANDLER changes, so the cache must be
+    back in place when the handler is restored (or later tests would count failures in this one's cache)."""
     if request.param == "database":
-        settings.AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-        yield "database"
+        with override_settings(AXES_HANDLER="axes.handlers.database.AxesDatabaseHandler"):
+            yield "database"
         return
     redis_url = request.getfixturevalue("redis_url")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": f"mmi-lockout-test-{uuid.uuid4().hex[:8]}",
-        }
+    cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": redis_url,
+        "KEY_PREFIX": f"mmi-lockout-test-{uuid.uuid4().hex[:8]}",
     }
-    settings.AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
-    yield "redis"
-    clear_cache()
+    with override_settings(CACHES={"default": cache}, AXES_HANDLER="axes.handlers.cache.AxesCacheHandler"):
+        yield "redis"
+        clear_cache()
 
 
 def attempt(client: Client, username: str, password: str):

@@ -24,7 +24,9 @@ PRODUCTION_ENV = {
 
 def run_django(env: dict, *args: str, code: str | None = None) -> subprocess.CompletedProcess:
     """manage.py (or a Python snippet after django.setup()) in a fresh process on mminstruct_site.settings."""
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "USE_HTTPS"}}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is the browser tests' (tests/browser/conftest.py), never production's.
+    test_only = {"DEBUG", "SECRET_KEY", "USE_HTTPS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    clean = {k: v for k, v in os.environ.items() if k not in test_only}
     clean |= {"DJANGO_SETTINGS_MODULE": "mminstruct_site.settings"} | env
     if code is not None:
         command = [

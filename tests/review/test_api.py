@@ -126,7 +126,7 @@ def test_save_that_breaks_rules_or_has_a_bad_span_is_400(client, annotator, pend
         {"expected_version": 1, "status": "rejected"},
         content_type="application/json",
     )
-    assert no_reason.status_code == 400 and "reason" in no_reason.json()
+    assert no_reason.status_code == 400 and "reason" in no_reason.json()["errors"]
     item.refresh_from_db()
     assert item.version == 1 and not HallucinationMark.objects.exists()
 
