@@ -1,5 +1,7 @@
-# One image for web and worker (docker-compose.yml picks the command).
-FROM python:3.11-slim
+# One image for web, worker and beat (docker-compose.yml picks the command). A pinned base (patch release
+# and Debian release), a non-root user, and a healthcheck of the web server (compose gives worker and beat
+# their own).
+FROM python:3.11.14-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -10,6 +12,8 @@ COPY review ./review
 COPY exports ./exports
 RUN pip install --no-cache-dir .
 COPY . .
-RUN useradd --create-home app && mkdir -p /app/var /data/media /data/exports /data/staging && chown -R app /app/var /data
+RUN useradd --create-home --uid 10001 app && mkdir -p /app/var /data/media /data/exports /data/staging && chown -R app /app/var /data
 USER app
 EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["python", "-m", "corpus.health", "web"]

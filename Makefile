@@ -23,6 +23,8 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.dev-installed
 
 ## make run: migrate, load the demo, start a Celery worker, Celery beat and the web server on 127.0.0.1:$(PORT).
+# The local demo runs in development mode (production settings are the default: DEBUG off, SECRET_KEY required).
+run: export DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --noinput && $(PY) manage.py sync_endpoints
 	$(PY) manage.py load_demo --port $(PORT)
@@ -54,7 +56,7 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 format: install-dev
 	$(VENV)/bin/ruff format .

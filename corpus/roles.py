@@ -64,6 +64,9 @@ class HasRole(BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         if not user or not user.is_authenticated:
+            # DRF checks throttles only after permissions: without this, anonymous calls (answered 401)
+            # would never count against the `anon` rate.
+            view.check_throttles(request)
             return False
         roles = getattr(view, "allowed_roles", ())
         if request.method not in ("GET", "HEAD", "OPTIONS"):

@@ -48,6 +48,7 @@ class ExportSpecViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = ExportSpecSerializer
+    throttle_scope = {"create": "export_build", "build": "export_build"}  # corpus.throttles.ActionThrottle
 
     def get_queryset(self):
         # Exports are the team's shared datasets: every researcher sees all of them.

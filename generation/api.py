@@ -232,6 +232,7 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = JobSerializer
     allowed_roles = (ADMIN,)
     filterset_class = JobFilter
+    throttle_scope = {"create": "job_launch"}  # corpus.throttles.ActionThrottle
 
     def get_queryset(self):
         return annotated_jobs().order_by("-id")

@@ -1,9 +1,12 @@
 """Settings, read from the environment. See .env.example and the README's configuration table."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,11 +34,17 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 # --- core -------------------------------------------------------------------------------------
-DEBUG = env_bool("DEBUG", True)
+# Production is the default: DEBUG only when asked for (`make run` sets DEBUG=true for the local demo).
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off. Set it to a long random string in the environment "
+            "(or in .env beside docker-compose.yml), e.g. "
+            "SECRET_KEY=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')\" — or, for local "
+            "development only, set DEBUG=true (make run does)."
+        )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -51,6 +60,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI from our own static files (/api/docs/ works offline)
+    "axes",  # login lockout
     "corpus",
     "generation",
     "review",
@@ -58,8 +69,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: container health probes (GET /healthz/) need no host name, HTTPS or login.
+    "corpus.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -69,6 +83,8 @@ MIDDLEWARE = [
     "corpus.roles.LoginRequiredForPagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mminstruct_site.urls"
@@ -111,16 +127,76 @@ else:
     # The claim and export queries rely on index scans; the default 4.0 makes the planner ignore
     # them (see ../shared/PERFORMANCE-NOTES.md).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c random_page_cost=1.1")
+if not DEBUG and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Production: a database server across the network without a password is a configuration mistake
+    # (compose refuses to start without POSTGRES_PASSWORD). A local socket or loopback may use trust or
+    # peer authentication.
+    _db_host = DATABASES["default"].get("HOST") or ""
+    if _db_host not in ("", "localhost", "127.0.0.1", "::1") and not _db_host.startswith("/"):
+        if not DATABASES["default"].get("PASSWORD"):
+            raise ImproperlyConfigured(
+                f"DATABASE_URL names the database server {_db_host!r} without a password while DEBUG is off. "
+                "Put the password in it (postgres://user:PASSWORD@host:5432/name); with docker compose, set "
+                "POSTGRES_PASSWORD in the environment or in .env."
+            )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["corpus.admin_site.RoleBackend"]
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "corpus.admin_site.RoleBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Login lockout (django-axes): LOGIN_FAILURE_LIMIT failed logins for one username, or from one client
+# address, within LOGIN_COOLOFF_MINUTES pause logins for that username / address for that long (a failure
+# during the pause starts it again). The login page says so (corpus.lockout); a success resets the count.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "corpus.lockout.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "corpus.throttles.client_ip"
+AXES_VERBOSE = False
+
+# --- security ---------------------------------------------------------------------------------
+# Behind a TLS proxy set USE_HTTPS=true: Secure cookies, HSTS, http → https redirects, and the proxy's
+# X-Forwarded-Proto header trusted to say a request came over https.
+USE_HTTPS = env_bool("USE_HTTPS", False)
+_ssl_header = env("SECURE_PROXY_SSL_HEADER") or ("X-Forwarded-Proto" if USE_HTTPS else "none")
+if _ssl_header.lower() != "none":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _ssl_header.upper().replace("-", "_"), "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", USE_HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = USE_HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if USE_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+# Reverse proxies in front of Django whose X-Forwarded-For is trusted (docker compose: 1, its nginx). The
+# client address of throttles and login lockout is the entry the last of them added; 0 = REMOTE_ADDR.
+PROXY_COUNT = env_int("PROXY_COUNT", 0)
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every response: only this site's own scripts, styles, images and
+# connections — no inline scripts or style attributes anywhere (htmx's inline indicator style is turned off
+# in base.html), no framing. /api/docs/ adds `data:` images for Swagger UI's icons (mminstruct_site/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF],
+        "style-src": [CSP_SELF],
+        "img-src": [CSP_SELF],
+        "font-src": [CSP_SELF],
+        "connect-src": [CSP_SELF],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_SELF],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+    }
+}
+# Error pages inside the site layout (corpus.error_pages); JSON on /api/ paths.
+CSRF_FAILURE_VIEW = "corpus.error_pages.csrf_failure"
 
 # --- i18n, static, media ----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -152,21 +228,62 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: DRF answers an anonymous call with 401 and the first class's WWW-Authenticate
+        # header; session auth has none, so with it first the answer was 403.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     # Every endpoint must name the roles it serves (view.allowed_roles); one that forgets is closed.
     "DEFAULT_PERMISSION_CLASSES": ["corpus.roles.HasRole"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "corpus.api_schema.StudioAutoSchema",
+    # JSON only: /api/docs/ is the browsable documentation (the browsable API's inline scripts break the CSP).
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers with the body size limit (413) and a JSON nesting limit (400).
+    "DEFAULT_PARSER_CLASSES": [
+        "corpus.api_errors.JSONParser",
+        "corpus.api_errors.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Every API error is {"detail": "…", "errors": {field: [...]}} with the right 4xx (corpus.api_errors).
+    "EXCEPTION_HANDLER": "corpus.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "corpus.throttles.AnonThrottle",
+        "corpus.throttles.UserThrottle",
+        "corpus.throttles.ActionThrottle",
+    ],
+    # Requests per user (per client address when anonymous): "N/second|minute|hour|day". The last three
+    # are the tighter scopes of the costly commands (a view's `throttle_scope`, see corpus.throttles).
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", "60/minute"),
+        "user": env("API_THROTTLE_USER", "600/minute"),
+        "job_launch": env("API_THROTTLE_JOB_LAUNCH", "30/hour"),
+        "regeneration": env("API_THROTTLE_REGENERATION", "10/minute"),
+        "export_build": env("API_THROTTLE_EXPORT_BUILD", "30/hour"),
+    },
+    "NUM_PROXIES": PROXY_COUNT,
+}
+# Exception classes → the status the API answers when one escapes a view (corpus.api_errors); apps add
+# their domain errors in their own block: API_ERROR_STATUS["review.services.LeaseError"] = 409.
+API_ERROR_STATUS = {
+    "django.db.models.ProtectedError": 409,
+    "django.db.models.RestrictedError": 409,
+    "django.db.IntegrityError": 409,  # CHECK and NOT NULL violations answer 400
+    "django.db.DataError": 400,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MMInstruct Studio API",
-    "DESCRIPTION": "Images, captions, instructions, generation jobs, review and exports.",
+    "DESCRIPTION": "Images, captions, instructions, generation jobs, review and exports. Every error is "
+    '`{"detail": "…", "errors": {"field": ["…"]}}` (`errors` for validation errors only).',
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    # validatorUrl null: Swagger UI would otherwise send the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -203,6 +320,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 30)
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat's loop wakes at least this often and touches a heartbeat file (the beat container's healthcheck).
+CELERY_BEAT_SCHEDULER = "corpus.health:HeartbeatScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 60
+
+# --- cache ------------------------------------------------------------------------------------
+# Throttle counters and login lockouts: in Redis when there is one, so every web process counts together;
+# in embedded mode one process serves the site, its memory is enough (lockouts then live in the database).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "mmi",
+        }
+    }
+    AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 
 # --- corpus: image import ---------------------------------------------------------------------
 # Images above this many pixels are refused at import (decompression bombs).

@@ -409,6 +409,7 @@ class _ItemViewSet(_ReviewViewSet):
     save_input = SaveInput
     allowed_roles = (ANNOTATOR,)
     action_roles = {"history": (ANNOTATOR, RESEARCHER)}
+    throttle_scope = {"regenerate": "regeneration"}  # corpus.throttles.ActionThrottle
 
     def get_queryset(self):
         return corrections.ITEM_MODELS[self.kind].objects.select_related("image")

@@ -116,3 +116,26 @@ def researcher(django_user_model):
 def outsider(django_user_model):
     """Logged in, but holds no role."""
     return _person(django_user_model, "otto-outsider", None)
+
+
+def clear_cache() -> None:
+    """Delete the suite's cache keys (throttle counters, login lockouts). On Redis only the keys under
+    the suite's KEY_PREFIX (tests/settings.py) go: the Redis db also holds Celery's queues."""
+    from django.core.cache import caches
+
+    for cache in caches.all(initialized_only=True) or [caches["default"]]:
+        client_of = getattr(getattr(cache, "_cache", None), "get_client", None)
+        if client_of is None:
+            cache.clear()
+            continue
+        client = client_of(None, write=True)
+        keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with no throttle counts and no lockouts left by another."""
+    clear_cache()
+    yield

@@ -74,7 +74,8 @@ def test_secret_key_is_required_when_debug_is_off():
 
 def test_defaults_need_no_services_sqlite_and_embedded_broker():
     result = _settings_in_a_fresh_process(
-        {}, "settings.DATABASES['default']['ENGINE'], settings.EMBEDDED_MODE, settings.CELERY_BROKER_URL"
+        {"DEBUG": "true"},  # as `make run` starts it
+        "settings.DATABASES['default']['ENGINE'], settings.EMBEDDED_MODE, settings.CELERY_BROKER_URL",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "django.db.backends.sqlite3 True filesystem://"

@@ -1,6 +1,7 @@
 """docker-compose.yml (Docker cannot run here): its services, and that it passes web and worker only
 variables settings.py reads, including the ones production requires."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 from tests.test_configuration import settings_variables
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
 REQUIRED_IN_PRODUCTION = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"}
 APP_SERVICES = ("web", "worker", "beat")
 
@@ -62,3 +64,44 @@ def test_web_and_worker_share_the_media_volume(compose):
     web, worker = mounts("web"), mounts("worker")
     media_root = compose["services"]["web"]["environment"]["MEDIA_ROOT"]
     assert web["media"] == worker["media"] == media_root
+
+
+# --- production hardening: pinned images, no default password, healthchecks, non-root ---------
+PINNED = re.compile(r"^[a-z0-9./-]+:\d+\.\d+(\.\d+)?([-.][a-z0-9.]+)*$")
+
+
+def test_every_image_is_pinned_to_a_specific_version(compose):
+    images = {name: svc["image"] for name, svc in compose["services"].items() if "image" in svc}
+    assert {"postgres", "redis", "proxy"} <= set(images)
+    for name, image in images.items():
+        assert PINNED.match(image), f"{name}: {image} is a floating tag"
+    base = re.search(r"^FROM (\S+)", DOCKERFILE, re.M).group(1)
+    assert PINNED.match(base) and base.startswith("python:3.11."), base
+
+
+def test_there_is_no_default_database_password():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "${POSTGRES_PASSWORD:-" not in text
+    assert text.count("${POSTGRES_PASSWORD:?") == 2  # the server's and the app's
+
+
+def test_compose_refuses_to_start_without_the_database_password(compose):
+    assert "${POSTGRES_PASSWORD:?" in compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert "${POSTGRES_PASSWORD:?" in compose["services"]["web"]["environment"]["DATABASE_URL"]
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_services_have_a_healthcheck(compose, service):
+    check = compose["services"][service]["healthcheck"]
+    assert check["test"][0] in ("CMD", "CMD-SHELL") and len(check["test"]) > 1
+    assert {"interval", "timeout", "retries"} <= set(check)
+
+
+def test_the_image_runs_as_a_non_root_user_with_a_healthcheck():
+    users = re.findall(r"^USER (\S+)", DOCKERFILE, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n?.*corpus\.health", DOCKERFILE, re.M)
+
+
+def test_compose_trusts_its_one_proxy_for_client_addresses(compose):
+    assert compose["services"]["web"]["environment"]["PROXY_COUNT"] == "1"

@@ -1,6 +1,6 @@
 """Each role sees only its part of the platform: one table of pages and endpoints from every app, checked
 for every role, with the right answer for a wrong role (403) and for an anonymous visitor (login page for
-pages, 401/403 for the API). Nothing is created: a refused request must not reach the service."""
+pages, 401 with WWW-Authenticate for the API). Nothing is created: a refused request must not reach the service."""
 
 import pytest
 from django.test import Client
@@ -80,8 +80,18 @@ def test_annotator_cannot_launch_jobs_or_build_exports(client, annotator):
         ("get", "/api/v1/exports/"),
     ],
 )
-def test_anonymous_api_request_is_refused(client, method, url):
-    assert status_of(client, method, url) in (401, 403)
+def test_anonymous_api_request_is_refused_with_401_and_how_to_authenticate(client, method, url):
+    response = getattr(client, method)(
+        url, **({"content_type": "application/json"} if method == "post" else {})
+    )
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize("url", ["/api/docs/", "/api/schema/", "/healthz/"])
+def test_docs_schema_and_health_probe_are_open_to_anonymous_visitors(client, url):
+    """The API's documentation is public (it holds no data); the probe answers only "ok"."""
+    assert client.get(url).status_code == 200
 
 
 def test_admin_role_manages_users_in_the_django_admin(client, admin_user, annotator):

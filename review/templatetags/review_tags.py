@@ -1,11 +1,11 @@
 """Template helpers of the review pages."""
 
 import markdown as markdown_lib
-import nh3
 from django import template
 from django.utils.safestring import mark_safe
 
 from corpus.rules import OPTION_LABELS
+from corpus.templatetags.corpus_tags import sanitize
 
 register = template.Library()
 
@@ -16,7 +16,7 @@ def markdown(text: str) -> str:
     attributes; scripts, event handlers and javascript: URLs are removed). Only the sanitiser's output
     is marked safe — never the raw text."""
     html = markdown_lib.markdown(text or "", extensions=["sane_lists"])
-    return mark_safe(nh3.clean(html))  # noqa: S308 - sanitised just above
+    return mark_safe(sanitize(html))  # noqa: S308 - sanitised just above (images only from this site)
 
 
 @register.filter

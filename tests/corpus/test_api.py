@@ -165,9 +165,9 @@ def test_upload_with_unknown_domain_or_no_files_is_a_400(api, admin_user):
         {"domain": "nope", "files": [SimpleUploadedFile("a.png", png_bytes(1))]},
         format="multipart",
     )
-    assert bad_domain.status_code == 400 and "domain" in bad_domain.json()
+    assert bad_domain.status_code == 400 and "domain" in bad_domain.json()["errors"]
     no_files = api.post("/api/v1/images/upload/", {"domain": "ocr"}, format="multipart")
-    assert no_files.status_code == 400 and "files" in no_files.json()
+    assert no_files.status_code == 400 and "files" in no_files.json()["errors"]
 
 
 def test_annotator_cannot_upload_through_the_api(api, annotator):
