@@ -1,9 +1,8 @@
 """REST endpoints for domains, images, captions and instructions, mounted under /api/v1/."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, parsers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -22,21 +21,6 @@ from .serializers import (
     InstructionSerializer,
     RequestErrorSerializer,
 )
-
-
-class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, with JSON nested deeper than Python can decode answered as a 400 (the standard
-    parser lets the RecursionError through as a 500)."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
-
-
-# The parsers of every endpoint that reads a body (REST_FRAMEWORK's defaults, the JSON one made safe).
-PARSERS = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
 
 BAD_REQUEST = OpenApiResponse(
     RequestErrorSerializer, description="A refused input: `errors` names each field."
@@ -62,7 +46,6 @@ class DomainViewSet(
     keep their domain)."""
 
     serializer_class = DomainSerializer
-    parser_classes = PARSERS
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"  # a slug; anything else is no domain (404 from the router)
     allowed_roles = ALL_ROLES

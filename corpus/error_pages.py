@@ -44,6 +44,12 @@ def permission_denied(request, exception=None):
     return _answer(request, 403, "403.html", detail)
 
 
+def conflict(request, detail: str, *, back_url: str = "") -> HttpResponse:
+    """A 409 for a page whose service refused because of the state of things (an export not built yet, an
+    archive that no longer matches its checksum): the reason, and the way back."""
+    return _answer(request, 409, "409.html", detail, {"back_url": back_url})
+
+
 def page_not_found(request, exception=None):
     """handler404. Django's message may be a resolver dict; the path is enough."""
     detail = f"Nothing is at {request.path}."

@@ -51,8 +51,9 @@ ANSWER_RULE = {
 # --- the text rule: no control characters ---------------------------------------------------------
 # Unicode's control characters (category Cc: U+0000–U+001F, U+007F–U+009F) but tab, line feed and
 # carriage return. NUL cannot even be stored in a PostgreSQL text column; the others are invisible on a
-# page, break JSONL consumers and tokenizers, and never belong in a caption or an answer.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# page, break JSONL consumers and tokenizers, and never belong in a caption or an answer. Lone surrogates
+# (U+D800–U+DFFF, which JSON's \u escapes can produce) cannot be encoded as UTF-8 at all.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _find_control = CONTROL_CHARACTERS.search
 
 

@@ -13,21 +13,16 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from corpus.api_schema import ErrorSerializer
 from exports.http import archive_response
 from exports.models import ExportSpec, ExportVersion
 from exports.permissions import BUILD_ROLES, read_roles
 from exports.serializers import ExportSpecCreateSerializer, ExportSpecSerializer, ExportVersionSerializer
 from exports.services.diff import cached_diff, diff_as_json, iter_diff_csv
-from exports.services.specs import ExportError, InvalidSpec, create_spec, request_build
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The versions cannot be compared."
-    default_code = "conflict"
+from exports.services.specs import create_spec, request_build
 
 
 class _ExportRoles:
@@ -67,10 +62,7 @@ class ExportSpecViewSet(
         data = ExportSpecCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        try:
-            spec = create_spec(fields.pop("name"), by=request.user, **fields)
-        except InvalidSpec as exc:
-            raise ValidationError(exc.errors) from exc
+        spec = create_spec(fields.pop("name"), by=request.user, **fields)
         version = request_build(spec, by=request.user)
         return Response(ExportVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
@@ -95,7 +87,16 @@ class ExportVersionViewSet(_ExportRoles, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return ExportVersion.objects.select_related("spec", "built_by").order_by("spec__name", "-number")
 
-    @extend_schema(responses={(200, "application/x-tar"): bytes})
+    @extend_schema(
+        responses={
+            (200, "application/x-tar"): bytes,
+            (206, "application/x-tar"): OpenApiResponse(bytes, description="The requested byte range."),
+            416: OpenApiResponse(description="The byte range lies beyond the archive."),
+            409: OpenApiResponse(
+                ErrorSerializer, description="Not built yet, or the file no longer matches its sha256."
+            ),
+        }
+    )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         return archive_response(request, self.get_object())
@@ -105,7 +106,10 @@ class ExportVersionViewSet(_ExportRoles, viewsets.ReadOnlyModelViewSet):
             OpenApiParameter("against", int, required=True, description="the other version's id"),
             OpenApiParameter("format", str, enum=["json", "csv"]),
         ],
-        responses={200: dict},
+        responses={
+            200: dict,
+            409: OpenApiResponse(ErrorSerializer, description="A version's archive cannot be read."),
+        },
     )
     @action(detail=True, methods=["get"], url_path="diff")
     def diff(self, request, pk=None):
@@ -116,10 +120,7 @@ class ExportVersionViewSet(_ExportRoles, viewsets.ReadOnlyModelViewSet):
         old = get_object_or_404(self.get_queryset(), pk=int(against))
         if old.number > new.number:
             old, new = new, old
-        try:
-            diff = cached_diff(old, new)
-        except ExportError as exc:
-            raise Conflict(str(exc)) from exc
+        diff = cached_diff(old, new)
         if request.query_params.get("format") == "csv":
             response = StreamingHttpResponse(iter_diff_csv(diff), content_type="text/csv")
             response["Content-Disposition"] = (

@@ -13,7 +13,6 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from corpus.media import accel_response
 from exports.models import ExportVersion
 from exports.services.files import ArchiveMismatch, archive_name, check_archive
-from exports.services.specs import ExportError
 
 log = logging.getLogger(__name__)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -45,18 +44,15 @@ def _iter_range(path, start: int, length: int):
 def archive_response(request, version: ExportVersion):
     """The archive as a download. A whole-file request is checked against the recorded sha256 first
     (EXPORTS_VERIFY_ON_DOWNLOAD); a range request checks the size (the client checks the whole file
-    against the ETag / Digest it got)."""
+    against the ETag / Digest it got). Raises ExportError (not built, or the file no longer matches
+    its sha256): the API answers 409 (API_ERROR_STATUS), the page a 409 page."""
     range_header = request.headers.get("Range", "")
     full_check = settings.EXPORTS_VERIFY_ON_DOWNLOAD and not range_header
     try:
         path = check_archive(version, full=full_check)
     except ArchiveMismatch as exc:
         log.error("refusing download: %s", exc)
-        return HttpResponse(
-            f"{exc}. An admin must look at the export folder.", status=409, content_type="text/plain"
-        )
-    except ExportError as exc:
-        return HttpResponse(str(exc), status=409, content_type="text/plain")
+        raise ArchiveMismatch(f"{exc}. An admin must look at the export folder.") from exc
     if settings.EXPORTS_ACCEL_REDIRECT:
         response = accel_response(
             settings.EXPORTS_ACCEL_REDIRECT, version.file_path, content_type="application/x-tar"

@@ -3,8 +3,10 @@
 from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from corpus import error_pages
 from exports.forms import ExportSpecForm
 from exports.http import archive_response
 from exports.models import ExportSpec, ExportVersion
@@ -86,7 +88,11 @@ def version_progress(request, pk: int):
 @require_GET
 @exports_page()
 def version_download(request, pk: int):
-    return archive_response(request, get_object_or_404(_versions(), pk=pk))
+    version = get_object_or_404(_versions(), pk=pk)
+    try:
+        return archive_response(request, version)
+    except ExportError as exc:
+        return error_pages.conflict(request, str(exc), back_url=reverse("exports:version", args=[pk]))
 
 
 @require_GET

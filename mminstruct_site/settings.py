@@ -469,6 +469,10 @@ EXPORTS_BUILD_MAX_ATTEMPTS = env_int("EXPORTS_BUILD_MAX_ATTEMPTS", 3)
 # role check and the sha256 check, and nginx sends the bytes (and byte ranges). Empty: Django streams them.
 EXPORTS_ACCEL_REDIRECT = env("EXPORTS_ACCEL_REDIRECT", "")
 CELERY_BEAT_SCHEDULE["exports-sweep"] = {"task": "exports.sweep", "schedule": SWEEP_INTERVAL}
+# A refused export request (not built yet, an archive that no longer matches its sha256, a build that is
+# not allowed now) is a 409 on the API; a spec that is not usable is a 400 naming its fields.
+API_ERROR_STATUS["exports.services.specs.ExportError"] = 409
+API_ERROR_STATUS["exports.services.specs.InvalidSpec"] = 400
 # (exports settings above this line)
 
 LOGGING = {

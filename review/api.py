@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
 
-from corpus.api import BAD_REQUEST, NOT_FOUND, PARSERS
+from corpus.api import BAD_REQUEST, NOT_FOUND
 from corpus.models import Caption, Image, Instruction, ItemStatus, Revision
 from corpus.roles import ANNOTATOR, RESEARCHER
 from corpus.rules import InstructionRuleError
@@ -296,7 +296,6 @@ class _ReviewViewSet(viewsets.GenericViewSet):
     is busy or gone answered as 503 with Retry-After (nothing was written: every action is one
     transaction) instead of a 500."""
 
-    parser_classes = PARSERS
     lookup_value_regex = "[0-9]{1,19}"
 
     def handle_exception(self, exc):

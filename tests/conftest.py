@@ -21,6 +21,19 @@ def require(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def field_errors(response) -> dict[str, list[str]]:
+    """The refused fields of an API error ({"detail", "errors"}, corpus.api_errors): each field with its
+    messages; a nested field is listed both by its path (`hallucinations.0.span_end`) and by its top-level
+    name (`hallucinations`)."""
+    errors = response.json()["errors"]
+    out: dict[str, list[str]] = {}
+    for name, messages in errors.items():
+        out.setdefault(name, []).extend(messages)
+        if "." in name:
+            out.setdefault(name.split(".")[0], []).extend(messages)
+    return out
+
+
 def on_postgres() -> bool:
     return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 

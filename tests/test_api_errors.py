@@ -174,12 +174,20 @@ def _endpoint() -> Endpoint:
 
 
 def test_deleting_a_row_others_still_use_is_409_naming_them(api, admin_user):
-    """ProtectedError escaping a view is a conflict (API_ERROR_STATUS), not a 500; nothing is deleted."""
+    """A ProtectedError that reaches the handler is a conflict naming what uses the row (API_ERROR_STATUS),
+    not a 500; the endpoint API answers 409 too (with its own reason) and deletes nothing."""
+    from django.db.models import ProtectedError
+
+    from corpus.api_errors import exception_handler
+
     endpoint = _endpoint()
     GenerationJob.objects.create(stage="captions", endpoint=endpoint)
+    with pytest.raises(ProtectedError) as raised:
+        Endpoint.objects.filter(pk=endpoint.pk).delete()
+    response = exception_handler(raised.value, {})
+    assert response.status_code == 409 and "generation job" in response.data["detail"]
     api.force_authenticate(admin_user)
-    body = assert_error_body(api.delete(f"/api/v1/generation/endpoints/{endpoint.pk}/"), 409)
-    assert "generation job" in body["detail"]
+    assert_error_body(api.delete(f"/api/v1/generation/endpoints/{endpoint.pk}/"), 409)
     assert Endpoint.objects.filter(pk=endpoint.pk).exists()
 
 

@@ -24,21 +24,6 @@ from tests.corpus.factories import CaptionFactory, DomainFactory, ImageFactory, 
 
 pytestmark = [pytest.mark.api_fuzz, pytest.mark.django_db(transaction=True)]
 
-# Failures that remain in other areas of the API on this branch, each with who fixes it: they make the
-# test xfail (listed) rather than fail, and anything else fails it. Remove an entry once its fix lands.
-# (ST101 server error, ST103 undocumented status code, ST108 response violates the schema.)
-KNOWN_ELSEWHERE = {
-    ("ST108", "POST /api/v1/generation/prompts/"): "generation: a TemplateError answers {'text': [...]} "
-    "without `detail` — raise a ValidationError({'text': ...}) instead",
-    ("ST108", "POST /api/v1/exports/"): "exports: InvalidSpec answers exc.errors without `detail` — raise "
-    "ValidationError(exc.errors) (or give InvalidSpec `errors` and map it in API_ERROR_STATUS)",
-    (
-        "ST108",
-        "GET /api/v1/export-versions/{id}/diff/",
-    ): "exports: a bad `against` answers {'against': [...]} without `detail` — raise ValidationError",
-    ("ST103", "GET /api/v1/export-versions/{id}/download/"): "exports: 409 (not built yet / tampered) is "
-    "not in the operation's @extend_schema responses",
-}
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"
 MAX_EXAMPLES = 8
 SEED = 20261130
@@ -149,11 +134,7 @@ def test_api_has_no_server_errors_no_schema_violations_and_no_undocumented_codes
     run = json.loads(report.read_text())
     assert run["complete"] and not run["errors"], summary
     assert run["operations"]["tested"] == run["operations"]["total"] > 40, run["operations"]
-    found = {(f["code"], op) for f in run["failures"] for op in f["operations"]}
-    unexpected = sorted(found - set(KNOWN_ELSEWHERE))
-    assert not unexpected, f"schemathesis failures: {unexpected}\n{summary}"
-    if found:
-        pytest.xfail("only failures other areas fix remain: " + "; ".join(
-            f"{code} {op} ({KNOWN_ELSEWHERE[code, op]})" for code, op in sorted(found)
-        ))  # fmt: skip
+    found = sorted({(f["code"], op) for f in run["failures"] for op in f["operations"]})
+    # (ST101 server error, ST103 undocumented status code, ST108 response violates the schema.)
+    assert not found, f"schemathesis failures: {found}\n{summary}"
     assert result.returncode == 0, summary

@@ -5,7 +5,6 @@ status, an event row in the same transaction); a done version is never rewritten
 """
 
 import datetime
-import unicodedata
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -14,7 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from corpus.models import Domain, ItemStatus
-from corpus.rules import InstructionType
+from corpus.rules import InstructionType, control_character_message, find_control_character
 from exports.models import (
     ConversationMode,
     ExportFormat,
@@ -87,16 +86,13 @@ def _strings(value, field: str, errors: dict) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         errors.setdefault(field, []).append("must be a list of texts")
         return ()
-    if any(_has_control_characters(v) for v in value):
+    char = next(filter(None, map(find_control_character, value)), None)
+    if char is not None:
         # A NUL cannot be stored in PostgreSQL's jsonb at all; no other control character names anything.
-        errors.setdefault(field, []).append("must not contain control characters (such as NUL)")
+        errors.setdefault(field, []).append(control_character_message(field, char))
         return ()
     # Sorted and de-duplicated so that the same choice always reads (and hashes) the same.
     return tuple(sorted({v.strip() for v in value if v.strip()}))
-
-
-def _has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
 
 
 def _date(value, field: str, errors: dict) -> datetime.date | None:

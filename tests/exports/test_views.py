@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from corpus.models import Instruction, ItemStatus
 from corpus.services import update_item
 from exports.models import ExportSpec, ExportVersion, VersionStatus
+from tests.conftest import field_errors
 
 from .conftest import archive_path, build
 
@@ -329,7 +330,7 @@ def test_api_refuses_a_bad_spec_with_field_errors(researcher, corpus):
         "/api/v1/exports/", {"name": "bad", "selection": {"domains": ["nowhere"]}}, format="json"
     )
     assert response.status_code == 400
-    assert "no such domain" in response.json()["domains"][0]
+    assert "no such domain" in field_errors(response)["domains"][0]
     assert not ExportSpec.objects.exists()
 
 

@@ -12,10 +12,9 @@ from rest_framework.test import APIClient
 from corpus.models import Caption
 from generation import services
 from generation.models import Endpoint, GenerationUnit, UnitStatus
+from tests.conftest import field_errors
 from tests.corpus.factories import DomainFactory, ImageFactory
 from tests.fakes.openai_server import FakeOpenAI
-
-from .test_pages_and_api import field_errors
 
 API = "/api/v1/generation/endpoints/"
 

@@ -12,10 +12,9 @@ from corpus.models import Instruction, ItemStatus, SeedQuestion
 from generation import services
 from generation.models import Endpoint, GenerationJob, GenerationUnit, JobStatus, UnitStatus
 from generation.services import jobs as job_service
+from tests.conftest import field_errors
 from tests.corpus.factories import CaptionFactory, DomainFactory, ImageFactory
 from tests.fakes.openai_server import FakeOpenAI
-
-from .test_pages_and_api import field_errors
 
 JOBS = "/api/v1/generation/jobs/"
 

@@ -10,6 +10,7 @@ from corpus.models import Instruction, ItemStatus
 from generation import services
 from generation.models import Endpoint, GenerationJob, JobStatus, PromptTemplate
 from generation.services import jobs as job_service
+from tests.conftest import field_errors
 from tests.corpus.factories import CaptionFactory, DomainFactory, ImageFactory
 
 PAGES = [
@@ -31,12 +32,6 @@ def api(admin_user):
     client = APIClient()
     client.force_authenticate(admin_user)
     return client
-
-
-def field_errors(response) -> dict:
-    """{field: [messages]} of a 400, in the project's error format ({"detail", "errors"}) or DRF's own."""
-    body = response.json()
-    return body["errors"] if "errors" in body else {k: v for k, v in body.items() if k != "detail"}
 
 
 def make_job(admin, domain, n_images=2, **kw):

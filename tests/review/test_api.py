@@ -6,6 +6,7 @@ from corpus.rules import InstructionType
 from generation.models import GenerationUnit
 from review.models import HallucinationMark
 from review.services.queue import claim_next_image
+from tests.conftest import field_errors
 from tests.review.conftest import make_pending_image
 
 pytestmark = pytest.mark.django_db
@@ -15,13 +16,6 @@ NEXT = "/api/v1/review/images/next/"
 
 def save_url(kind, pk):
     return f"/api/v1/review/{kind}s/{pk}/save/"
-
-
-def field_errors(response) -> dict:
-    """The refused fields of a 400: under `errors` with the project's exception handler, the body
-    itself with DRF's default one."""
-    body = response.json()
-    return body.get("errors", body)
 
 
 def test_next_item_leases_and_returns_the_image_with_its_drafts(client, annotator, pending_image):

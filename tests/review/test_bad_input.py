@@ -10,8 +10,9 @@ from corpus.models import Caption, ItemStatus, Revision
 from corpus.rules import InstructionType
 from review.models import HallucinationMark, ReviewEvent, SecondVerdict
 from review.services.queue import claim_next_image
+from tests.conftest import field_errors
 from tests.review.conftest import make_pending_image
-from tests.review.test_api import field_errors, save_url
+from tests.review.test_api import save_url
 
 pytestmark = pytest.mark.django_db
 
@@ -159,7 +160,7 @@ def test_deeply_nested_json_is_a_400_not_a_recursion_error(client, held):
     for url in (save_url("caption", caption.pk), "/api/v1/review/images/next/"):
         response = client.post(url, deep, content_type="application/json")
         assert response.status_code == 400, (url, response.content[:200])
-        assert "nested too deeply" in response.json()["detail"]
+        assert "nested more than" in response.json()["detail"]
     nested = {"expected_version": 1, "changes": {"text": {"a": {"b": {"c": [[[[["deep"]]]]]}}}}}
     assert post_json(client, save_url("caption", caption.pk), nested).status_code == 400
     assert nothing_written(held)
