@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from corpus import error_pages
+from corpus.throttles import throttle
 from exports.forms import ExportSpecForm
 from exports.http import archive_response
 from exports.models import ExportSpec, ExportVersion
@@ -32,6 +33,7 @@ def export_list(request):
 
 @require_http_methods(["GET", "POST"])
 @exports_page(build=True)
+@throttle("export_build")
 def export_new(request):
     form = ExportSpecForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -50,6 +52,7 @@ def export_new(request):
 
 @require_POST
 @exports_page(build=True)
+@throttle("export_build")
 def export_build(request, pk: int):
     spec = get_object_or_404(ExportSpec, pk=pk)
     version = request_build(spec, by=request.user)

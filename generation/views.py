@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from corpus.models import Instruction, ItemStatus
 from corpus.roles import ADMIN, role_required
+from corpus.throttles import throttle
 
 from . import services
 from .forms import LaunchForm, PromptForm, error_messages
@@ -24,6 +25,7 @@ def jobs_with_counts():
 
 
 @role_required(ADMIN)
+@throttle("job_launch")
 def job_list(request: HttpRequest) -> HttpResponse:
     """The jobs and the launch form. A launch on an endpoint known to be broken (key variable not set,
     last connection test failed) shows what is wrong and asks for confirmation (409) before it goes."""

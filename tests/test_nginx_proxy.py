@@ -80,7 +80,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def running_app(settings, tmp_path: Path, *, accel: bool) -> Iterator[str]:
+def running_app(settings, tmp_path: Path, *, accel: bool, **extra_env: str) -> Iterator[str]:
     """gunicorn serving the app on the test database (as docker-compose runs web); with `accel`, with
     MEDIA_ACCEL_REDIRECT / EXPORTS_ACCEL_REDIRECT set as docker-compose sets them. Yields its URL."""
     db = connection.settings_dict
@@ -94,6 +94,7 @@ def running_app(settings, tmp_path: Path, *, accel: bool) -> Iterator[str]:
         IMPORT_STAGING_ROOT=str(settings.IMPORT_STAGING_ROOT),
         MEDIA_ACCEL_REDIRECT="/_protected/media/" if accel else "",
         EXPORTS_ACCEL_REDIRECT="/_protected/exports/" if accel else "",
+        **extra_env,
     )
     log = tmp_path / f"gunicorn-{port}.log"
     proc = subprocess.Popen(
@@ -233,3 +234,17 @@ def test_the_shipped_nginx_config_serves_stored_files_only_after_the_role_check(
     relative = staged.relative_to(settings.IMPORT_STAGING_ROOT).as_posix()
     for url in (f"/media/import-staging/{batch.pk}/00000/staged.png", f"/media/{relative}"):
         assert fetch(proxy + url, session=researcher_session)[0] == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_a_tls_proxy_the_scheme_it_reports_reaches_django(postgres, settings, tmp_path):
+    """With USE_HTTPS, a request a TLS terminator in front of nginx marked https is served, not redirected
+    to itself (nginx passes the front proxy's X-Forwarded-Proto on); a plain http request is redirected."""
+    with (
+        running_app(settings, tmp_path, accel=True, USE_HTTPS="true", ALLOWED_HOSTS="127.0.0.1") as app,
+        running_nginx(app, settings, tmp_path) as url,
+    ):
+        status, headers, _ = fetch(url + "/accounts/login/", headers={"X-Forwarded-Proto": "https"})
+        assert status == 200, headers
+        status, headers, _ = fetch(url + "/accounts/login/")
+        assert status == 301 and headers["Location"].startswith("https://"), headers

@@ -157,3 +157,20 @@ def test_counters_live_in_redis_so_every_web_process_shares_them(rates, settings
         assert_throttled(api.get("/api/v1/domains/"))
     finally:
         clear_cache()
+
+
+def test_the_costly_page_forms_share_their_scope_with_the_api(rates, client, researcher, admin_user):
+    """The new-export form and a rebuild count in `export_build`, the launch form in `job_launch`: a page
+    is no way around the API's limit. Past it: the 429 page with Retry-After, and nothing is created."""
+    from exports.models import ExportSpec
+
+    rates(export_build="1/hour", job_launch="1/hour")
+    client.force_login(researcher)
+    form = {"name": "first", "formats": ["llava"], "train_ratio": "1", "seed": "0", "images": "reference"}
+    client.post("/exports/new/", form)
+    refused = client.post("/exports/new/", {**form, "name": "second"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert not ExportSpec.objects.filter(name="second").exists()
+    client.force_login(admin_user)
+    client.post("/generation/", {"stage": "captions"})
+    assert client.post("/generation/", {"stage": "captions"}).status_code == 429

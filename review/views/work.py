@@ -28,6 +28,7 @@ from corpus.rules import (
 )
 from corpus.serializers import INT_MAX
 from corpus.services import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
+from corpus.throttles import throttle
 
 from ..models import HallucinationCategory
 from ..services import corrections, queue, second_pass
@@ -401,6 +402,7 @@ def add_instruction(request, image_id: int):
 
 @role_required(ANNOTATOR)
 @require_POST
+@throttle("regeneration")
 def regenerate_item(request, kind: str, item_id: int):
     """Ask the generation engine for a new draft of this item: 202 when queued, 409 with the reason shown
     in the item when refused — not the lease holder, the hourly quota used up (with Retry-After), or the

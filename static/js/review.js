@@ -338,6 +338,11 @@
     if (!xhr || !xhr.status) return "Not saved: the connection dropped.";
     const plain = (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
     if (plain && xhr.responseText && xhr.responseText.length < 500) return xhr.responseText;
+    if (xhr.status === 429) {
+      const wait = xhr.getResponseHeader("Retry-After");
+      return `Refused: too many requests just now${wait ? `; try again in ${wait} s` : ""}.`;
+    }
+    if (xhr.status === 403) return "Refused: your role does not allow this.";
     return `Not saved: the server failed (HTTP ${xhr.status}).`;
   }
   function showFailure(elt, xhr) {
