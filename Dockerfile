@@ -6,6 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY mminstruct_site ./mminstruct_site
+COPY accounts ./accounts
+COPY web ./web
 COPY corpus ./corpus
 COPY generation ./generation
 COPY review ./review
@@ -16,4 +18,4 @@ RUN useradd --create-home --uid 10001 app && mkdir -p /app/var /data/media /data
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
-  CMD ["python", "-m", "corpus.health", "web"]
+  CMD ["python", "-m", "web.health", "web"]

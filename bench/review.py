@@ -55,8 +55,8 @@ from django.urls import path  # noqa: E402
 from rest_framework.response import Response  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
+from accounts.roles import ANNOTATOR  # noqa: E402
 from corpus.models import Caption, Instruction  # noqa: E402
-from corpus.roles import ANNOTATOR  # noqa: E402
 
 DOMAINS = 4
 

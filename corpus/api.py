@@ -6,11 +6,12 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from accounts.roles import ADMIN, ALL_ROLES
+
 from .filters import CaptionFilter, ImageFilter, InstructionFilter
 from .import_batches import needs_background, stage_upload
 from .imports import import_images, sources_from_uploads
 from .models import Caption, Domain, Image, ImportBatch, Instruction
-from .roles import ADMIN, ALL_ROLES
 from .serializers import (
     CaptionSerializer,
     DomainSerializer,

@@ -15,13 +15,14 @@ from django.views.decorators.http import require_safe
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from accounts.roles import ADMIN, ALL_ROLES, has_role, role_required
+
 from .filters import ImageFilter
 from .forms import DomainForm, ImportForm, SeedQuestionFormSet
 from .import_batches import needs_background, stage_upload
 from .imports import import_images, sources_from_uploads
 from .media import media_response
 from .models import Caption, Domain, Image, ImportBatch, Instruction, SeedQuestion
-from .roles import ADMIN, ALL_ROLES, has_role, role_required
 from .rules import InstructionType
 
 IMAGES_PER_PAGE = 48

@@ -16,13 +16,13 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from corpus.api_schema import ErrorSerializer
 from exports.http import archive_response
 from exports.models import ExportSpec, ExportVersion
 from exports.permissions import BUILD_ROLES, read_roles
 from exports.serializers import ExportSpecCreateSerializer, ExportSpecSerializer, ExportVersionSerializer
 from exports.services.diff import cached_diff, diff_as_json, iter_diff_csv
 from exports.services.specs import create_spec, request_build
+from web.api_schema import ErrorSerializer
 
 
 class _ExportRoles:
@@ -43,7 +43,7 @@ class ExportSpecViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = ExportSpecSerializer
-    throttle_scope = {"create": "export_build", "build": "export_build"}  # corpus.throttles.ActionThrottle
+    throttle_scope = {"create": "export_build", "build": "export_build"}  # accounts.throttles.ActionThrottle
 
     def get_queryset(self):
         # Exports are the team's shared datasets: every researcher sees all of them.

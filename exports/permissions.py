@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
-from corpus.roles import ANNOTATOR, RESEARCHER, has_role
+from accounts.roles import ANNOTATOR, RESEARCHER, has_role
 
 BUILD_ROLES = (RESEARCHER,)
 

@@ -6,8 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from corpus import error_pages
-from corpus.throttles import throttle
+from accounts.throttles import throttle
 from exports.forms import ExportSpecForm
 from exports.http import archive_response
 from exports.models import ExportSpec, ExportVersion
@@ -15,6 +14,7 @@ from exports.permissions import can_build, exports_page
 from exports.services import progress
 from exports.services.diff import cached_diff, diff_as_json, iter_diff_csv
 from exports.services.specs import ExportError, InvalidSpec, create_spec, request_build
+from web import error_pages
 
 DIFF_PAGE_ROWS = 500
 

@@ -10,8 +10,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
+from accounts.roles import ADMIN
 from corpus.models import Domain, ReviewStatus
-from corpus.roles import ADMIN
 from corpus.rules import InstructionType
 
 from . import services
@@ -232,7 +232,7 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = JobSerializer
     allowed_roles = (ADMIN,)
     filterset_class = JobFilter
-    throttle_scope = {"create": "job_launch"}  # corpus.throttles.ActionThrottle
+    throttle_scope = {"create": "job_launch"}  # accounts.throttles.ActionThrottle
 
     def get_queryset(self):
         return annotated_jobs().order_by("-id")

@@ -8,9 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.roles import ADMIN, role_required
+from accounts.throttles import throttle
 from corpus.models import Instruction, ItemStatus
-from corpus.roles import ADMIN, role_required
-from corpus.throttles import throttle
 
 from . import services
 from .forms import LaunchForm, PromptForm, error_messages

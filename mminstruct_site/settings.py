@@ -50,7 +50,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
-    "corpus.apps.StudioAdminConfig",  # the Django admin, open to the admin role
+    "accounts.apps.StudioAdminConfig",  # the Django admin, open to the admin role
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI from our own static files (/api/docs/ works offline)
     "axes",  # login lockout
+    "accounts",
+    "web",
     "corpus",
     "generation",
     "review",
@@ -70,7 +72,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First: container health probes (GET /healthz/) need no host name, HTTPS or login.
-    "corpus.health.HealthCheckMiddleware",
+    "web.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -80,7 +82,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Pages send anonymous users to the login page; the API answers 401/403 itself (token auth
     # happens inside DRF, after middleware).
-    "corpus.roles.LoginRequiredForPagesMiddleware",
+    "accounts.roles.LoginRequiredForPagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into the lockout page.
@@ -100,7 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "corpus.roles.roles_context",
+                "accounts.roles.roles_context",
             ],
         },
     },
@@ -146,7 +148,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 # django-axes first: it refuses a locked-out login before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "corpus.admin_site.RoleBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.admin_site.RoleBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -158,7 +160,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "corpus.lockout.login_locked_out"
-AXES_CLIENT_IP_CALLABLE = "corpus.throttles.client_ip"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttles.client_ip"
 AXES_VERBOSE = False
 
 # --- security ---------------------------------------------------------------------------------
@@ -195,8 +197,8 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [CSP_NONE],
     }
 }
-# Error pages inside the site layout (corpus.error_pages); JSON on /api/ paths.
-CSRF_FAILURE_VIEW = "corpus.error_pages.csrf_failure"
+# Error pages inside the site layout (web.error_pages); JSON on /api/ paths.
+CSRF_FAILURE_VIEW = "web.error_pages.csrf_failure"
 
 # --- i18n, static, media ----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -234,28 +236,28 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Every endpoint must name the roles it serves (view.allowed_roles); one that forgets is closed.
-    "DEFAULT_PERMISSION_CLASSES": ["corpus.roles.HasRole"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.roles.HasRole"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "corpus.api_schema.StudioAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "web.api_schema.StudioAutoSchema",
     # JSON only: /api/docs/ is the browsable documentation (the browsable API's inline scripts break the CSP).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's parsers with the body size limit (413) and a JSON nesting limit (400).
     "DEFAULT_PARSER_CLASSES": [
-        "corpus.api_errors.JSONParser",
-        "corpus.api_errors.FormParser",
+        "web.api_errors.JSONParser",
+        "web.api_errors.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # Every API error is {"detail": "…", "errors": {field: [...]}} with the right 4xx (corpus.api_errors).
-    "EXCEPTION_HANDLER": "corpus.api_errors.exception_handler",
+    # Every API error is {"detail": "…", "errors": {field: [...]}} with the right 4xx (web.api_errors).
+    "EXCEPTION_HANDLER": "web.api_errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "corpus.throttles.AnonThrottle",
-        "corpus.throttles.UserThrottle",
-        "corpus.throttles.ActionThrottle",
+        "accounts.throttles.AnonThrottle",
+        "accounts.throttles.UserThrottle",
+        "accounts.throttles.ActionThrottle",
     ],
     # Requests per user (per client address when anonymous): "N/second|minute|hour|day". The last three
-    # are the tighter scopes of the costly commands (a view's `throttle_scope`, see corpus.throttles).
+    # are the tighter scopes of the costly commands (a view's `throttle_scope`, see accounts.throttles).
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", "60/minute"),
         "user": env("API_THROTTLE_USER", "600/minute"),
@@ -265,7 +267,7 @@ REST_FRAMEWORK = {
     },
     "NUM_PROXIES": PROXY_COUNT,
 }
-# Exception classes → the status the API answers when one escapes a view (corpus.api_errors); apps add
+# Exception classes → the status the API answers when one escapes a view (web.api_errors); apps add
 # their domain errors in their own block: API_ERROR_STATUS["review.services.LeaseError"] = 409.
 API_ERROR_STATUS = {
     "django.db.models.ProtectedError": 409,
@@ -321,7 +323,7 @@ SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 30)
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Beat's loop wakes at least this often and touches a heartbeat file (the beat container's healthcheck).
-CELERY_BEAT_SCHEDULER = "corpus.health:HeartbeatScheduler"
+CELERY_BEAT_SCHEDULER = "web.health:HeartbeatScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 60
 
 # --- cache ------------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ urlpatterns = [
     path("", include("corpus.urls")),
 ]
 
-# Styled error pages inside the site layout; JSON on /api/ paths (corpus.error_pages).
-handler400 = "corpus.error_pages.bad_request"
-handler403 = "corpus.error_pages.permission_denied"
-handler404 = "corpus.error_pages.page_not_found"
-handler500 = "corpus.error_pages.server_error"
+# Styled error pages inside the site layout; JSON on /api/ paths (web.error_pages).
+handler400 = "web.error_pages.bad_request"
+handler403 = "web.error_pages.permission_denied"
+handler404 = "web.error_pages.page_not_found"
+handler500 = "web.error_pages.server_error"

@@ -13,9 +13,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
 
+from accounts.roles import ANNOTATOR, RESEARCHER
 from corpus.api import BAD_REQUEST, NOT_FOUND
 from corpus.models import Caption, Image, Instruction, ItemStatus, Revision
-from corpus.roles import ANNOTATOR, RESEARCHER
 from corpus.rules import InstructionRuleError
 from corpus.serializers import ID_MAX, INT_MAX, TextField
 from corpus.services import InvalidTransition, StaleVersion
@@ -408,7 +408,7 @@ class _ItemViewSet(_ReviewViewSet):
     save_input = SaveInput
     allowed_roles = (ANNOTATOR,)
     action_roles = {"history": (ANNOTATOR, RESEARCHER)}
-    throttle_scope = {"regenerate": "regeneration"}  # corpus.throttles.ActionThrottle
+    throttle_scope = {"regenerate": "regeneration"}  # accounts.throttles.ActionThrottle
 
     def get_queryset(self):
         return corrections.ITEM_MODELS[self.kind].objects.select_related("image")

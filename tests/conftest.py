@@ -7,7 +7,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 from django.db.models.signals import post_migrate
 
-from corpus.roles import ADMIN, ALL_ROLES, ANNOTATOR, RESEARCHER
+from accounts.roles import ADMIN, ALL_ROLES, ANNOTATOR, RESEARCHER
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -22,7 +22,7 @@ def require(available: bool, reason: str) -> None:
 
 
 def field_errors(response) -> dict[str, list[str]]:
-    """The refused fields of an API error ({"detail", "errors"}, corpus.api_errors): each field with its
+    """The refused fields of an API error ({"detail", "errors"}, web.api_errors): each field with its
     messages; a nested field is listed both by its path (`hallucinations.0.span_end`) and by its top-level
     name (`hallucinations`)."""
     errors = response.json()["errors"]

@@ -178,7 +178,7 @@ def test_deleting_a_row_others_still_use_is_409_naming_them(api, admin_user):
     not a 500; the endpoint API answers 409 too (with its own reason) and deletes nothing."""
     from django.db.models import ProtectedError
 
-    from corpus.api_errors import exception_handler
+    from web.api_errors import exception_handler
 
     endpoint = _endpoint()
     GenerationJob.objects.create(stage="captions", endpoint=endpoint)

@@ -88,7 +88,7 @@ def test_500_page_is_styled_and_needs_no_database_or_request_context():
 
 
 def test_429_page_says_how_long_to_wait(rf):
-    from corpus.error_pages import too_many_requests
+    from web.error_pages import too_many_requests
 
     response = too_many_requests(rf.post("/review/next/"), 2.2)
     html = assert_error_page(response, 429, "Slow down a little")

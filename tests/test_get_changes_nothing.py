@@ -178,7 +178,7 @@ def walk(w) -> list[str]:
         f"/api/v1/export-versions/{w['v2'].pk}/",
         f"/api/v1/export-versions/{w['v2'].pk}/diff/?against={w['v1'].pk}",
         f"/api/v1/export-versions/{w['v2'].pk}/download/",
-        "/healthz/",  # answered by corpus.health's middleware, before the URL resolver
+        "/healthz/",  # answered by web.health's middleware, before the URL resolver
     ]
 
 

@@ -43,9 +43,9 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_web_check_passes_against_a_live_server_and_fails_without_one(live_server):
-    ok = run([sys.executable, "-m", "corpus.health", "web", "--url", f"{live_server.url}/healthz/"])
+    ok = run([sys.executable, "-m", "web.health", "web", "--url", f"{live_server.url}/healthz/"])
     assert ok.returncode == 0, ok.stderr
-    down = run([sys.executable, "-m", "corpus.health", "web", "--url", "http://127.0.0.1:9/healthz/"])
+    down = run([sys.executable, "-m", "web.health", "web", "--url", "http://127.0.0.1:9/healthz/"])
     assert down.returncode == 1 and "unhealthy" in down.stderr
 
 
@@ -57,7 +57,7 @@ def test_beat_heartbeat_is_fresh_while_beat_runs_and_ages_when_it_stops(tmp_path
          f"--schedule={schedule}", f"--pidfile={tmp_path / 'beat.pid'}"],
         cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    check = [sys.executable, "-m", "corpus.health", "beat", "--schedule", str(schedule)]
+    check = [sys.executable, "-m", "web.health", "beat", "--schedule", str(schedule)]
     try:
         wait_for(lambda: Path(f"{schedule}.heartbeat").exists(), 30, "beat's first tick")
         assert run(check).returncode == 0

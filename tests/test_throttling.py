@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from corpus.throttles import throttle
+from accounts.throttles import throttle
 from tests.conftest import clear_cache
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_a_refused_role_does_not_use_up_the_scope(rates, annotator, admin_user):
 
 
 def test_page_views_can_use_the_same_scope(rates, annotator):
-    """corpus.throttles.throttle: the page form of a costly command shares its scope's rate."""
+    """accounts.throttles.throttle: the page form of a costly command shares its scope's rate."""
     rates(regeneration="1/minute")
     view = throttle("regeneration")(lambda request: HttpResponse("queued"))
     request = RequestFactory().post("/review/item/instruction/1/regenerate/")

@@ -183,8 +183,8 @@ def request_regeneration(kind: str, item_id: int, *, by):
     holder of the image (or an admin) may ask, within the hourly quota. Returns the one-image
     GenerationJob (launched_by = who asked: the record of the request and its cost); raises
     RegenerationForbidden, RegenerationQuotaExceeded, or RegenerationRefused with the engine's reason."""
+    from accounts.roles import ADMIN, has_role
     from corpus.models import ReviewStatus
-    from corpus.roles import ADMIN, has_role
 
     item = get_item(kind, item_id)
     image = Image.objects.select_related("domain").get(pk=item.image_id)  # the lease as it is now

@@ -5,8 +5,8 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER, role_required
 from corpus.models import ItemStatus
-from corpus.roles import ADMIN, ANNOTATOR, RESEARCHER, role_required
 
 from ..services import corrections, second_pass, stats
 from .work import item_or_404

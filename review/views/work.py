@@ -17,8 +17,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.roles import ANNOTATOR, role_required
+from accounts.throttles import throttle
 from corpus.models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
-from corpus.roles import ANNOTATOR, role_required
 from corpus.rules import (
     ANSWER_RULE,
     MCQ_MAX_OPTIONS,
@@ -28,7 +29,6 @@ from corpus.rules import (
 )
 from corpus.serializers import INT_MAX
 from corpus.services import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
-from corpus.throttles import throttle
 
 from ..models import HallucinationCategory
 from ..services import corrections, queue, second_pass

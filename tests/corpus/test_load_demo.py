@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from accounts.roles import has_role
 from corpus.management.commands.load_demo import DEMO, DEMO_USERS, deliberate_hallucinations
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision
-from corpus.roles import has_role
 from corpus.rules import InstructionType
 
 pytestmark = pytest.mark.django_db

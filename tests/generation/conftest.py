@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 from django.db import connection
 
-from corpus.roles import ALL_ROLES
+from accounts.roles import ALL_ROLES
 from generation.models import Endpoint, EndpointKind
 from generation.services import ensure_default_endpoints, ensure_default_prompts
 from tests.conftest import on_postgres, redis_available, require

@@ -14,9 +14,9 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER
 from corpus.imports import import_images, sources_from_paths
 from corpus.models import Caption, Domain, Image, Instruction, Origin
-from corpus.roles import ADMIN, ANNOTATOR, RESEARCHER
 from corpus.services import create_caption, create_instruction
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo" / "images"

@@ -8,7 +8,7 @@
   stopped lets the file age.
 - worker: `celery inspect ping` to the container's own node (in docker-compose.yml).
 
-`python -m corpus.health web [--url URL]` and `python -m corpus.health beat --schedule PATH [--max-age S]`
+`python -m web.health web [--url URL]` and `python -m web.health beat --schedule PATH [--max-age S]`
 exit 0 when healthy, 1 otherwise (what Docker expects).
 """
 
@@ -75,7 +75,7 @@ def check_beat(schedule: str, max_age: float) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m corpus.health", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m web.health", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     web = sub.add_parser("web", help="GET /healthz/ of the local web server")
     web.add_argument("--url", default=f"http://127.0.0.1:8000{HEALTH_PATH}")

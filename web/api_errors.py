@@ -2,7 +2,7 @@
 
 Every error the API answers is JSON `{"detail": "…", "errors": {"field": ["…"]}}` — `errors` only when
 there are field errors (validation) — with the 4xx that fits. `exception_handler` (REST_FRAMEWORK
-`EXCEPTION_HANDLER`) produces it for everything raised inside a DRF view; `corpus.error_pages` produces
+`EXCEPTION_HANDLER`) produces it for everything raised inside a DRF view; `web.error_pages` produces
 the same body for what Django raises before DRF runs (an unknown /api/ URL, a body over the size limit
 read by a middleware) and for 500s on /api/ paths.
 

@@ -103,7 +103,7 @@ def throttle(scope: str):
             if request.method not in SAFE_METHODS:
                 limiter = ScopeThrottle(scope)
                 if not limiter.allow_request(request, None):
-                    from .error_pages import too_many_requests
+                    from web.error_pages import too_many_requests
 
                     return too_many_requests(request, limiter.wait())
             return view(request, *args, **kwargs)

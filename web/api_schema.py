@@ -2,18 +2,18 @@
 
 `StudioAutoSchema` (REST_FRAMEWORK `DEFAULT_SCHEMA_CLASS`) adds to each operation the generic errors
 that the platform's plumbing can answer for it, with the one error body (component `Error`, see
-`corpus.api_errors`), unless the view already documents that code itself:
+`web.api_errors`), unless the view already documents that code itself:
 
 | code | when | from |
 |---|---|---|
 | 400 | writes; reads with query parameters (filters, pagination) | validation, malformed JSON, filters |
 | 401 | every operation | no or bad credentials (`WWW-Authenticate: Token`) |
-| 403 | every operation | the role check (corpus.roles) |
+| 403 | every operation | the role check (accounts.roles) |
 | 404 | paths with an id; paginated lists (a page past the end) | lookups, pagination |
 | 409 | writes | a domain conflict or a row still in use (`API_ERROR_STATUS`) |
 | 413 | writes | a body over DATA_UPLOAD_MAX_MEMORY_SIZE, more files than DATA_UPLOAD_MAX_NUMBER_FILES |
 | 415 | writes | a content type the endpoint does not parse |
-| 429 | every operation | the throttles (corpus.throttles), with `Retry-After` |
+| 429 | every operation | the throttles (accounts.throttles), with `Retry-After` |
 """
 
 from __future__ import annotations
