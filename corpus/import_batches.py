@@ -31,6 +31,7 @@ from .imports import (
     sources_from_zip,
 )
 from .models import Domain, ImportBatch, ImportBatchStatus
+from .transitions import record_event, transition
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,10 @@ def remove_staging(batch: ImportBatch) -> None:
         shutil.rmtree(staging_path(batch), ignore_errors=True)
 
 
-def _move(batch_id: int, frm: Sequence[str], to: str, *, when: Q | None = None, **fields) -> bool:
-    """Compare-and-swap of a batch's status: False when it is no longer in `frm` (or `when` fails)."""
-    rows = ImportBatch.objects.filter(pk=batch_id, status__in=list(frm))
-    if when is not None:
-        rows = rows.filter(when)
-    return rows.update(status=to, **fields) == 1
+def _move(batch: ImportBatch, to: str, *, note: str, when: Q | None = None, **fields) -> bool:
+    """The batch's status from what it was read as to `to` (corpus.transitions: compare-and-swap and an
+    event row): False when it moved meanwhile (or `when` no longer holds)."""
+    return transition(batch, "status", to, expect=when, note=note, fields=fields)
 
 
 def needs_background(files: Sequence) -> bool:
@@ -99,6 +98,7 @@ def stage_upload(
                 n_files=len(files),
                 progress_at=timezone.now(),
             )
+            record_event(batch, from_status="", to_status=ImportBatchStatus.QUEUED, actor=by, note="uploaded")
             batch.staging_dir = str(batch.pk)
             root = staging_path(batch)
             # One numbered folder per file keeps the upload order and the original names (which may
@@ -144,10 +144,14 @@ def run_import_batch(batch_id: int) -> ImportBatch | None:
     batch is left alone; a batch left `running` by a worker that died is imported again (the files it
     already stored then count as duplicates, so nothing is stored twice)."""
     now = timezone.now()
-    if not _move(batch_id, ACTIVE, ImportBatchStatus.RUNNING, started_at=now, progress_at=now):
+    batch = ImportBatch.objects.select_related("domain", "created_by").filter(pk=batch_id).first()
+    started = batch is not None and batch.status in ACTIVE
+    note = (
+        "started again (redelivered)" if started and batch.status == ImportBatchStatus.RUNNING else "started"
+    )
+    if not started or not _move(batch, ImportBatchStatus.RUNNING, note=note, started_at=now, progress_at=now):
         log.info("import batch %s is missing or finished; nothing to do", batch_id)
         return None
-    batch = ImportBatch.objects.select_related("domain", "created_by").get(pk=batch_id)
     last = time.monotonic()
 
     def alive(result: FileResult) -> None:
@@ -177,20 +181,16 @@ def run_import_batch(batch_id: int) -> ImportBatch | None:
     except Exception as exc:  # a bug or the disk, not a bad file: say why, and keep nothing staged
         log.exception("import batch %s failed", batch_id)
         _move(
-            batch_id,
-            [ImportBatchStatus.RUNNING],
+            batch,
             ImportBatchStatus.FAILED,
+            note="import failed",
             error=str(exc)[:2000],
             finished_at=timezone.now(),
         )
         remove_staging(batch)
         raise
     _move(
-        batch_id,
-        [ImportBatchStatus.RUNNING],
-        ImportBatchStatus.DONE,
-        summary=summary.as_dict(),
-        finished_at=timezone.now(),
+        batch, ImportBatchStatus.DONE, note="imported", summary=summary.as_dict(), finished_at=timezone.now()
     )
     remove_staging(batch)
     batch.refresh_from_db()
@@ -225,7 +225,9 @@ def sweep_import_batches(*, now: datetime.datetime | None = None) -> SweepResult
             f"(IMPORT_ABANDONED_SECONDS={settings.IMPORT_ABANDONED_SECONDS}); its staged files were "
             "removed — upload them again"
         )
-        if _move(batch.pk, ACTIVE, ImportBatchStatus.FAILED, when=stale, error=reason, finished_at=now):
+        if _move(
+            batch, ImportBatchStatus.FAILED, note="abandoned", when=stale, error=reason, finished_at=now
+        ):
             log.warning("import batch %s %s", batch.pk, reason)
             remove_staging(batch)
             result.abandoned.append(batch.pk)

@@ -10,6 +10,7 @@ from django.db.models.functions import MD5, Cast, Coalesce, Concat
 from django.utils import timezone
 
 from .rules import InstructionType
+from .transitions import StatusEvent
 
 
 class DomainQuerySet(models.QuerySet):
@@ -341,6 +342,22 @@ class ImportBatchStatus(models.TextChoices):
 
 
 class ImportBatch(models.Model):
+    # queued → running: a worker starts it; running → running: a redelivered task starts it again (what is
+    # already stored then counts as duplicates); → done | failed; queued/running → failed: the sweep ends
+    # an abandoned batch. Every move goes through corpus.transitions.transition (one ImportBatchEvent).
+    STATUS_MOVES = {
+        "status": {
+            ImportBatchStatus.QUEUED: frozenset({ImportBatchStatus.RUNNING, ImportBatchStatus.FAILED}),
+            ImportBatchStatus.RUNNING: frozenset(
+                {ImportBatchStatus.RUNNING, ImportBatchStatus.DONE, ImportBatchStatus.FAILED}
+            ),
+            ImportBatchStatus.DONE: frozenset(),
+            ImportBatchStatus.FAILED: frozenset(),
+        }
+    }
+    EVENT_MODEL = "corpus.ImportBatchEvent"
+    EVENT_FK = "batch"
+
     """An upload too large to import inside the request: its files wait in a staging folder under
     IMPORT_STAGING_ROOT (outside MEDIA_ROOT: no URL reaches them) until a Celery worker imports them; the
     folder is removed when the batch ends. The summary is kept here for the page and the API."""
@@ -373,3 +390,12 @@ class ImportBatch(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (ImportBatchStatus.DONE, ImportBatchStatus.FAILED)
+
+
+class ImportBatchEvent(StatusEvent):
+    """One status move of an import batch."""
+
+    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        indexes = [models.Index(fields=["batch", "at"], name="import_batch_event_idx")]

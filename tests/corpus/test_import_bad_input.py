@@ -8,6 +8,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from corpus.models import Image, ImportBatch
+from tests.conftest import field_errors
 from tests.corpus.factories import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,7 @@ def test_api_refuses_a_nul_byte_in_a_text_field_naming_it(admin_user, field):
         {"domain": "ocr", field: "scan\x00ner", "files": one_file()},
         format="multipart",
     )
-    assert response.status_code == 400 and field in response.json()
+    assert response.status_code == 400 and field in field_errors(response)
     assert not Image.objects.exists()
 
 
