@@ -43,8 +43,8 @@ def main() -> None:
         import django
 
         django.setup()
-        from corpus.imports import import_images, sources_from_paths
         from corpus.models import Domain, Image
+        from corpus.services.imports import import_images, sources_from_paths
 
         folder = Path(tmp) / "images"
         folder.mkdir()

@@ -9,8 +9,6 @@ from rest_framework.response import Response
 from accounts.roles import ADMIN, ALL_ROLES
 
 from .filters import CaptionFilter, ImageFilter, InstructionFilter
-from .import_batches import needs_background, stage_upload
-from .imports import import_images, sources_from_uploads
 from .models import Caption, Domain, Image, ImportBatch, Instruction
 from .serializers import (
     CaptionSerializer,
@@ -22,6 +20,8 @@ from .serializers import (
     InstructionSerializer,
     RequestErrorSerializer,
 )
+from .services.import_batches import needs_background, stage_upload
+from .services.imports import import_images, sources_from_uploads
 
 BAD_REQUEST = OpenApiResponse(
     RequestErrorSerializer, description="A refused input: `errors` names each field."

@@ -1,6 +1,6 @@
 """The data itself: domains and their seed questions, images, captions, instructions, revisions.
 
-Writes that span rows live in corpus/services.py; the type rules in corpus/rules.py.
+Writes that span rows live in corpus/services/items.py; the type rules in corpus/rules.py.
 """
 
 from django.conf import settings

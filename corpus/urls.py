@@ -1,14 +1,14 @@
 from django.urls import path
 
-from . import views
+from .views import browse, imports
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("domains/", views.domain_list, name="domain-list"),
-    path("domains/<slug:slug>/", views.domain_detail, name="domain-detail"),
-    path("domains/<slug:slug>/edit/", views.domain_edit, name="domain-edit"),
-    path("images/", views.image_list, name="image-list"),
-    path("images/import/", views.image_import, name="image-import"),
-    path("images/import/<int:pk>/", views.import_batch_detail, name="image-import-batch"),
-    path("images/<int:pk>/", views.image_detail, name="image-detail"),
+    path("", browse.home, name="home"),
+    path("domains/", browse.domain_list, name="domain-list"),
+    path("domains/<slug:slug>/", browse.domain_detail, name="domain-detail"),
+    path("domains/<slug:slug>/edit/", browse.domain_edit, name="domain-edit"),
+    path("images/", browse.image_list, name="image-list"),
+    path("images/import/", imports.image_import, name="image-import"),
+    path("images/import/<int:pk>/", imports.import_batch_detail, name="image-import-batch"),
+    path("images/<int:pk>/", browse.image_detail, name="image-detail"),
 ]

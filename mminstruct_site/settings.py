@@ -212,7 +212,7 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
-# Images and thumbnails are served only after the role check (corpus.views.media_file). Behind nginx
+# Images and thumbnails are served only after the role check (corpus.views.media.media_file). Behind nginx
 # the view answers X-Accel-Redirect to this `internal` location (deploy/nginx.conf) and nginx sends the
 # bytes; empty (embedded mode, gunicorn alone) the view streams them itself.
 MEDIA_ACCEL_REDIRECT = env("MEDIA_ACCEL_REDIRECT", "")

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from corpus import api as corpus_api
-from corpus import views as corpus_views
+from corpus.views import media as corpus_media
 from exports import api as exports_api
 from generation import api as generation_api
 from review import api as review_api
@@ -45,7 +45,7 @@ urlpatterns = [
     path("exports/", include("exports.urls")),
     # Images and thumbnails, in every mode, behind the role check: the view streams them, or hands them to
     # nginx's internal location (MEDIA_ACCEL_REDIRECT). There is no other URL for a stored file.
-    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", corpus_views.media_file, name="media"),
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", corpus_media.media_file, name="media"),
     path("", include("corpus.urls")),
 ]
 

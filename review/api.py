@@ -18,7 +18,7 @@ from corpus.api import BAD_REQUEST, NOT_FOUND
 from corpus.models import Caption, Image, Instruction, ItemStatus, Revision
 from corpus.rules import InstructionRuleError
 from corpus.serializers import ID_MAX, INT_MAX, TextField
-from corpus.services import InvalidTransition, StaleVersion
+from corpus.services.items import InvalidTransition, StaleVersion
 
 from .models import HallucinationCategory
 from .services import corrections, queue

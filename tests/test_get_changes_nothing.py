@@ -12,9 +12,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
-from corpus.import_batches import stage_upload
 from corpus.models import Image, ItemStatus, ReviewStatus
 from corpus.rules import InstructionType
+from corpus.services.import_batches import stage_upload
 from exports.services.build import build_version
 from exports.services.specs import allocate_version, create_spec
 from generation import services as generation

@@ -22,9 +22,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 
-from corpus.import_batches import stage_upload, staging_path
-from corpus.imports import import_images, sources_from_uploads
 from corpus.models import Domain, Image, Instruction, ItemStatus
+from corpus.services.import_batches import stage_upload, staging_path
+from corpus.services.imports import import_images, sources_from_uploads
 from exports.services.build import build_version
 from exports.services.specs import allocate_version, create_spec
 from tests.conftest import require

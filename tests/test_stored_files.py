@@ -10,9 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from corpus.import_batches import LEGACY_STAGING, stage_upload, staging_path
-from corpus.imports import import_images, sources_from_uploads
 from corpus.models import Domain, Image, ImportBatch, Instruction, ItemStatus
+from corpus.services.import_batches import LEGACY_STAGING, stage_upload, staging_path
+from corpus.services.imports import import_images, sources_from_uploads
 from exports.services.build import build_version
 from exports.services.specs import allocate_version, create_spec
 from tests.corpus.factories import png_bytes

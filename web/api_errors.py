@@ -39,7 +39,6 @@ from django.utils.module_loading import import_string
 from rest_framework import exceptions, parsers, status
 from rest_framework.serializers import as_serializer_error
 from rest_framework.utils import json
-from rest_framework.views import exception_handler as drf_exception_handler
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +220,10 @@ def exception_handler(exc, context):
     """REST_FRAMEWORK EXCEPTION_HANDLER: every API error as {"detail", "errors"} with the right 4xx;
     DRF's own headers (WWW-Authenticate on 401, Retry-After on 429) are kept."""
     exc = _translate(exc)
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (this module's parsers) when it is
+    # first imported, so importing it at the top would make this module unimportable on its own.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # not ours to answer: Django's handler500 logs it and answers a JSON 500

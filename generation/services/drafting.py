@@ -20,8 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from corpus import services as corpus_services
 from corpus.models import Caption, Image, ItemStatus
+from corpus.services import items as corpus_services
 
 from ..models import GenerationUnit, Stage, UnitStatus
 from . import prompts as prompt_service

@@ -472,7 +472,7 @@ def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | 
 
 
 def caption_for(image: Image) -> Caption | None:
-    from corpus import services as corpus_services
+    from corpus.services import items as corpus_services
 
     return corpus_services.current_caption(image)
 

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision
 from corpus.rules import check_text
-from corpus.services import create_instruction, current_caption, update_item
+from corpus.services.items import create_instruction, current_caption, update_item
 from generation import services as generation
 
 from ..models import HallucinationCategory, HallucinationMark

@@ -28,7 +28,7 @@ from corpus.rules import (
     check_instruction,
 )
 from corpus.serializers import INT_MAX
-from corpus.services import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
+from corpus.services.items import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
 
 from ..models import HallucinationCategory
 from ..services import corrections, queue, second_pass

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from corpus.models import Caption, ItemStatus
 from corpus.rules import InstructionType
-from corpus.services import create_instruction, update_item
+from corpus.services.items import create_instruction, update_item
 from review.models import HallucinationMark, ReviewEvent
 from review.services.queue import take_image
 from tests.corpus.factories import CaptionFactory, DomainFactory

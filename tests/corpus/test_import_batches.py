@@ -14,8 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
 
-from corpus.import_batches import stage_upload, staging_path
 from corpus.models import Domain, Image, ImportBatch, ImportBatchStatus
+from corpus.services.import_batches import stage_upload, staging_path
 from corpus.tasks import import_batch
 from tests.corpus.factories import png_bytes
 

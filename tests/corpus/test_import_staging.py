@@ -15,14 +15,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 from django.utils import timezone
 
-from corpus.import_batches import (
+from corpus.models import Domain, Image, ImportBatch, ImportBatchStatus
+from corpus.services.import_batches import (
     LEGACY_STAGING,
     run_import_batch,
     stage_upload,
     staging_path,
     sweep_import_batches,
 )
-from corpus.models import Domain, Image, ImportBatch, ImportBatchStatus
 from corpus.tasks import import_batch, sweep
 from tests.corpus.factories import ImageFactory, png_bytes
 

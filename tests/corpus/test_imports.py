@@ -10,9 +10,9 @@ from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from corpus.imports import import_images, sources_from_paths, sources_from_uploads
 from corpus.models import Image
-from corpus.near_duplicates import NearDuplicateIndex
+from corpus.services.imports import import_images, sources_from_paths, sources_from_uploads
+from corpus.services.near_duplicates import NearDuplicateIndex
 from tests.corpus.factories import DomainFactory, png_bytes
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,13 @@ import pytest
 
 from corpus.models import ItemStatus, Origin, ReviewStatus, RevisionAction
 from corpus.rules import InstructionRuleError, InstructionType
-from corpus.services import InvalidTransition, StaleVersion, create_caption, create_instruction, update_item
+from corpus.services.items import (
+    InvalidTransition,
+    StaleVersion,
+    create_caption,
+    create_instruction,
+    update_item,
+)
 from tests.corpus.factories import ImageFactory
 
 pytestmark = pytest.mark.django_db

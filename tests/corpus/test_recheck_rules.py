@@ -9,7 +9,7 @@ from django.db.models import F
 
 from corpus.models import Instruction, ItemStatus
 from corpus.rules import RULES_VERSION
-from corpus.services import recheck_rules
+from corpus.services.items import recheck_rules
 from tests.corpus.factories import InstructionFactory
 
 pytestmark = pytest.mark.django_db

@@ -99,7 +99,7 @@ def test_the_domain_edit_page_refuses_a_control_character_and_saves_nothing(clie
 def test_update_item_refuses_unusable_changes_and_writes_nothing(annotator):
     from corpus.models import Revision
     from corpus.rules import InstructionRuleError
-    from corpus.services import update_item
+    from corpus.services.items import update_item
     from tests.corpus.factories import InstructionFactory
 
     item = InstructionFactory(type="short_vqa", question="What is it?", answer="a cat", options=[])
@@ -124,7 +124,7 @@ def test_update_item_refuses_unusable_changes_and_writes_nothing(annotator):
 def test_a_persons_instruction_is_checked_as_typed_before_cleaning(annotator):
     from corpus.models import Instruction, Origin
     from corpus.rules import InstructionRuleError
-    from corpus.services import create_instruction
+    from corpus.services.items import create_instruction
     from tests.corpus.factories import ImageFactory
 
     image = ImageFactory()
@@ -138,7 +138,7 @@ def test_a_persons_instruction_is_checked_as_typed_before_cleaning(annotator):
 
 def test_model_output_with_a_nul_is_kept_as_invalid_and_storable():
     from corpus.models import Instruction, ItemStatus
-    from corpus.services import create_instruction
+    from corpus.services.items import create_instruction
     from tests.corpus.factories import ImageFactory
 
     made = create_instruction(ImageFactory(), type="short_vqa", question="What is\x00 it?", answer="a cat")

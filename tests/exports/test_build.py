@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from corpus.models import Instruction, ItemStatus
 from corpus.rules import check_instruction
-from corpus.services import update_item
+from corpus.services.items import update_item
 from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
 from exports.services.build import split_of
 from exports.services.diff import diff_versions

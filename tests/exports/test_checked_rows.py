@@ -10,7 +10,7 @@ from django.db.models import F
 
 from corpus.models import Instruction, ItemStatus
 from corpus.rules import RULES_VERSION
-from corpus.services import create_instruction, update_item
+from corpus.services.items import create_instruction, update_item
 
 from .conftest import build, read_member
 

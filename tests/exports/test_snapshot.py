@@ -9,7 +9,7 @@ import pytest
 from django.db import connections
 
 from corpus.models import Instruction, ItemStatus
-from corpus.services import update_item
+from corpus.services.items import update_item
 from exports.services.build import build_archive
 from tests.corpus.factories import InstructionFactory
 

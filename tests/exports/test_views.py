@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from corpus.models import Instruction, ItemStatus
-from corpus.services import update_item
+from corpus.services.items import update_item
 from exports.models import ExportSpec, ExportVersion, VersionStatus
 from tests.conftest import field_errors
 

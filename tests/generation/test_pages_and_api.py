@@ -167,7 +167,7 @@ def test_job_page_shows_invalid_items_and_errors_escaped(client, admin_user, dom
     )  # fmt: skip
     image = unit.image
     caption = CaptionFactory(image=image)
-    from corpus.services import create_instruction
+    from corpus.services.items import create_instruction
 
     create_instruction(
         image, type="multiple_choice", question="<b>Which?</b>", options=["a", "b"], answer="E",

@@ -314,7 +314,7 @@ def test_history_by_is_null_for_the_systems_revisions_and_the_schema_says_so(
 ):
     from drf_spectacular.generators import SchemaGenerator
 
-    from corpus.services import create_caption
+    from corpus.services.items import create_caption
 
     caption = create_caption(pending_image, text="A model draft.")  # by nobody
     client.force_login(researcher)

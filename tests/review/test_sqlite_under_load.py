@@ -37,7 +37,7 @@ for n in range({n}):
 WRITE_DRAFTS = """
 import json, random, time
 from corpus.models import Image
-from corpus.services import create_caption, create_instruction
+from corpus.services.items import create_caption, create_instruction
 deadline = time.time() + {duration}
 ids = list(Image.objects.values_list("id", flat=True))
 written = errors = 0

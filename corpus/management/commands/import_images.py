@@ -4,8 +4,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from corpus.imports import count_paths, import_images, sources_from_paths
 from corpus.models import Domain
+from corpus.services.imports import count_paths, import_images, sources_from_paths
 
 
 class Command(BaseCommand):

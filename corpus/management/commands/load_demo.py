@@ -15,9 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER
-from corpus.imports import import_images, sources_from_paths
 from corpus.models import Caption, Domain, Image, Instruction, Origin
-from corpus.services import create_caption, create_instruction
+from corpus.services.imports import import_images, sources_from_paths
+from corpus.services.items import create_caption, create_instruction
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo" / "images"
 SAMPLE_MODEL = "sample data"

@@ -5,7 +5,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from corpus.rules import RULES_VERSION
-from corpus.services import recheck_rules
+from corpus.services.items import recheck_rules
 
 
 class Command(BaseCommand):

@@ -10,8 +10,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import Caption, Image, Instruction, ItemStatus, Origin, ReviewStatus, Revision, RevisionAction
-from .rules import (
+from ..models import Caption, Image, Instruction, ItemStatus, Origin, ReviewStatus, Revision, RevisionAction
+from ..rules import (
     RULES_VERSION,
     InstructionRuleError,
     InstructionType,

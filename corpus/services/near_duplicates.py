@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 
-from .models import Domain, Image
+from ..models import Domain, Image
 
 
 class NearDuplicateIndex:

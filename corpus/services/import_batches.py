@@ -22,6 +22,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ..models import Domain, ImportBatch, ImportBatchStatus
+from ..transitions import record_event, transition
 from .imports import (
     FileResult,
     ImportSource,
@@ -30,8 +32,6 @@ from .imports import (
     printable_name,
     sources_from_zip,
 )
-from .models import Domain, ImportBatch, ImportBatchStatus
-from .transitions import record_event, transition
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def stage_upload(
                     for chunk in upload.chunks():
                         out.write(chunk)
             batch.save(update_fields=["staging_dir"])
-            from .tasks import import_batch  # tasks import this module
+            from ..tasks import import_batch  # tasks import this module
 
             import_batch.delay_on_commit(batch.pk)
     except BaseException:

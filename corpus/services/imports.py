@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from .models import Domain, Image
+from ..models import Domain, Image
 from .near_duplicates import NearDuplicateIndex
 
 log = logging.getLogger(__name__)
