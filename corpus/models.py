@@ -215,15 +215,6 @@ class Caption(ReviewedItem):
         return {"text": self.text, "status": self.status, "reason": self.reason}
 
 
-class InstructionQuerySet(models.QuerySet):
-    def reviewable(self):
-        """Drafts a person should look at (invalid model output is kept but never reviewed)."""
-        return self.filter(status=ItemStatus.DRAFT)
-
-    def accepted(self):
-        return self.filter(status=ItemStatus.ACCEPTED)
-
-
 class Instruction(ReviewedItem):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="instructions")
     caption = models.ForeignKey(
@@ -262,8 +253,6 @@ class Instruction(ReviewedItem):
     checked_rules = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     EDITABLE_FIELDS = ("type", "question", "options", "answer")
-
-    objects = InstructionQuerySet.as_manager()
 
     class Meta:
         ordering = ["image_id", "id"]

@@ -24,7 +24,7 @@ class InstructionType(models.TextChoices):
 
 # Raise by one whenever what the rules accept changes (tests/corpus/test_rules_version.py fails until
 # you do): instructions found valid under an older version are checked again by the exports.
-RULES_VERSION = 2  # 2: control characters are refused
+RULES_VERSION = 3  # 2: control characters are refused; 3: lone surrogates too
 
 MCQ_MIN_OPTIONS = 2
 MCQ_MAX_OPTIONS = 6
@@ -134,7 +134,8 @@ def strip_option_label(option: str) -> str:
 
 
 def option_label(index: int) -> str:
-    return OPTION_LABELS[index]
+    """The letter of the option at `index` (A–F): the one way options get their letters; "?" past F."""
+    return OPTION_LABELS[index] if 0 <= index < len(OPTION_LABELS) else "?"
 
 
 def normalize_answer(type_: str, answer: str) -> str:
@@ -152,75 +153,13 @@ def normalize_answer(type_: str, answer: str) -> str:
     return text
 
 
-# The answer letters allowed for n options: one letter each (a set, so "AB" is not "in" it).
-_LABELS_FOR = {n: frozenset(OPTION_LABELS[:n]) for n in range(MCQ_MIN_OPTIONS, MCQ_MAX_OPTIONS + 1)}
-_LONG_ENDINGS = ".!?\"')"
-
-
 def check_instruction(
     type_: str, question: str, options: list[str] | None, answer: str
 ) -> list[RuleViolation]:
     """Every rule the instruction breaks; an empty list means it is valid. Does not normalise.
 
-    Exports call this for every row, so a valid instruction of plain str fields is recognised first with
-    the fewest operations; anything else (or anything the fast test is unsure of) goes through the full
-    check, which alone builds violations. The fast test only ever answers "valid" when the full check
-    would return [] (tests/corpus/test_rules_equivalence.py compares the two over generated inputs)."""
-    if type(question) is str and type(answer) is str:
-        a = answer.strip()
-        # `question and not question.isspace()` is `question.strip() != ""` without making a copy.
-        if (
-            a
-            and question
-            and not question.isspace()
-            and len(question) <= QUESTION_MAX_CHARS
-            and len(answer) <= ANSWER_MAX_CHARS
-            # isprintable() is a quick "no control character" for the usual one-line text; only text it
-            # is unsure of (a line break, a no-break space…) goes through the pattern.
-            and (question.isprintable() or _find_control(question) is None)
-            and (answer.isprintable() or _find_control(answer) is None)
-        ):
-            if type_ == "multiple_choice":
-                labels = _LABELS_FOR.get(len(options)) if type(options) is list else None
-                if labels is not None and a in labels:
-                    try:
-                        # TypeError for an option that is no str
-                        lowered = set(map(str.lower, map(str.strip, options)))
-                    except TypeError:
-                        lowered = None
-                    # Distinct and none empty once stripped; raw lengths within the limit imply
-                    # stripped ones are (all of them together, usually, else each; a longer raw
-                    # option goes to the full check).
-                    if lowered is not None and len(lowered) == len(options) and "" not in lowered:
-                        joined = "".join(options)
-                        if (
-                            len(joined) <= OPTION_MAX_CHARS or max(map(len, options)) <= OPTION_MAX_CHARS
-                        ) and (joined.isprintable() or _find_control(joined) is None):
-                            return []
-            elif not options:
-                # split(None, k) stops after k words: enough to tell "more than k" / "at least k+1".
-                if type_ == "judgement":
-                    if a in JUDGEMENT_ANSWERS:
-                        return []
-                elif type_ == "short_vqa":
-                    if (
-                        len(a) <= SHORT_ANSWER_MAX_CHARS
-                        and "\n" not in a
-                        and len(a.split(None, SHORT_ANSWER_MAX_WORDS)) <= SHORT_ANSWER_MAX_WORDS
-                    ):
-                        return []
-                elif (
-                    type_ == "long_vqa"
-                    and a[-1] in _LONG_ENDINGS
-                    and len(a.split(None, LONG_ANSWER_MIN_WORDS - 1)) >= LONG_ANSWER_MIN_WORDS
-                ):
-                    return []
-    return _check_instruction_full(type_, question, options, answer)
-
-
-def _check_instruction_full(
-    type_: str, question: str, options: list[str] | None, answer: str
-) -> list[RuleViolation]:
+    One implementation: exports call it only for rows whose verdict was not remembered when they were
+    written (Instruction.checked_digest), so it need not be fast (docs/benchmarks.md, "Exports")."""
     violations: list[RuleViolation] = []
 
     def fail(field: str, rule: str, message: str) -> None:

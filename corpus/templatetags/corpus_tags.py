@@ -6,6 +6,8 @@ import nh3
 from django import template
 from django.utils.safestring import mark_safe
 
+from corpus.rules import MCQ_MAX_OPTIONS, option_label
+
 register = template.Library()
 
 _IMG_WITHOUT_SRC = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
@@ -37,5 +39,7 @@ def markdown(text: str) -> str:
 
 
 @register.filter
-def option_letter(index: int) -> str:
-    return "ABCDEF"[index] if 0 <= index < 6 else "?"
+def option_slots(options) -> list[tuple[str, str]]:
+    """Six (letter, text) slots for a Multiple-Choice question's options, filled from the list."""
+    options = list(options or [])
+    return [(option_label(i), options[i] if i < len(options) else "") for i in range(MCQ_MAX_OPTIONS)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision
-from corpus.rules import check_text
+from corpus.rules import check_text, option_label
 from corpus.services.items import create_instruction, current_caption, update_item
 from generation import services as generation
 
@@ -229,7 +229,7 @@ class FieldDiff:
 
 def _as_text(value) -> str:
     if isinstance(value, list):
-        return "\n".join(f"{chr(65 + i)}. {v}" for i, v in enumerate(value))
+        return "\n".join(f"{option_label(i)}. {v}" for i, v in enumerate(value))
     return "" if value is None else str(value)
 
 
