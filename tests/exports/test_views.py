@@ -189,10 +189,11 @@ def test_version_page_and_progress_partial_show_the_built_version(client, resear
 
 def test_progress_partial_polls_while_building(client, researcher, corpus, make_spec):
     from exports.services import progress
-    from exports.services.specs import allocate_version, transition
+    from exports.services.build import start_attempt
+    from exports.services.specs import allocate_version
 
     version = allocate_version(make_spec(formats=["llava"]), by=researcher)
-    transition(version, VersionStatus.BUILDING)
+    start_attempt(version)
     progress.write(version.pk, 250, 1000)
     page_client(client, researcher)
     partial = client.get(reverse("exports:progress", args=[version.pk])).content.decode()
@@ -300,6 +301,14 @@ def test_diff_api_and_bad_requests(researcher, two_versions, corpus, make_spec):
     assert api.get(f"/api/v1/export-versions/{v2.pk}/diff/", {"against": other.pk}).status_code == 409
 
 
+def test_version_page_lists_its_history_from_the_first_event(client, researcher, built):
+    page_client(client, researcher)
+    html = client.get(reverse("exports:version", args=[built.pk])).content.decode()
+    history = html.split("<h2>History</h2>", 1)[1]
+    assert " queued " in history and "queued → building" in history and "building → done" in history
+    assert " → queued" not in history  # the first event comes from nothing, shown as just "queued"
+
+
 # --- API ---------------------------------------------------------------------------------------
 
 
@@ -362,10 +371,11 @@ def test_api_lists_exports_and_versions_with_a_fixed_number_of_queries(
 
 def test_api_version_detail_reports_progress_while_building(researcher, corpus, make_spec):
     from exports.services import progress
-    from exports.services.specs import allocate_version, transition
+    from exports.services.build import start_attempt
+    from exports.services.specs import allocate_version
 
     version = allocate_version(make_spec(formats=["llava"]), by=researcher)
-    transition(version, VersionStatus.BUILDING)
+    start_attempt(version)
     progress.write(version.pk, 10, 40)
     data = api_client(researcher).get(f"/api/v1/export-versions/{version.pk}/").json()
     assert data["status"] == "building" and data["progress"] == {"done": 10, "total": 40, "percent": 25}
