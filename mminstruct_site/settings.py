@@ -477,9 +477,10 @@ EXPORTS_QUEUED_TIMEOUT = env_int("EXPORTS_QUEUED_TIMEOUT", 600)
 EXPORTS_ACCEL_REDIRECT = env("EXPORTS_ACCEL_REDIRECT", "")
 CELERY_BEAT_SCHEDULE["exports-sweep"] = {"task": "exports.sweep", "schedule": SWEEP_INTERVAL}
 # A refused export request (not built yet, an archive that no longer matches its sha256, a build that is
-# not allowed now) is a 409 on the API; a spec that is not usable is a 400 naming its fields.
+# not allowed now) is a 409 — on the API and on the pages (exports.views.common.exports_page); input that
+# is not usable (a spec, a diff's other version) is a 400 naming its fields.
 API_ERROR_STATUS["exports.services.specs.ExportError"] = 409
-API_ERROR_STATUS["exports.services.specs.InvalidSpec"] = 400
+API_ERROR_STATUS["exports.services.specs.InvalidRequest"] = 400
 # (exports settings above this line)
 
 LOGGING = {

@@ -1,6 +1,6 @@
 """Export specs and versions: creating a spec, allocating the next version and queueing its build; the
 domain errors of the exports app (API_ERROR_STATUS in settings maps them: ExportError 409,
-InvalidSpec 400).
+InvalidRequest 400).
 
 A version's status moves through `corpus.transitions.transition` (ExportVersion.STATUS_MOVES): its
 build in exports.services.build, its recovery in exports.services.recovery.
@@ -31,12 +31,16 @@ class ExportError(Exception):
     """A request the export service refuses because of the state of things, with a message for people."""
 
 
-class InvalidSpec(ExportError):
-    """The selection or options of a spec are not usable. `errors` maps field → messages."""
+class InvalidRequest(ExportError):
+    """Input the exports app cannot use. `errors` maps field → messages."""
 
     def __init__(self, errors: dict[str, list[str]]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {m}" for k, msgs in errors.items() for m in msgs))
+
+
+class InvalidSpec(InvalidRequest):
+    """The selection or options of a spec are not usable."""
 
 
 EXPORTABLE_STATUSES = (ItemStatus.ACCEPTED, ItemStatus.DRAFT, ItemStatus.REJECTED)

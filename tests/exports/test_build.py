@@ -17,8 +17,8 @@ from corpus.rules import check_instruction
 from corpus.services.items import update_item
 from corpus.transitions import InvalidTransition, transition
 from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
+from exports.selectors import diff_versions
 from exports.services.build import split_of, start_attempt
-from exports.services.diff import diff_versions
 from exports.services.specs import InvalidSpec, allocate_version, request_build
 from tests.corpus.factories import ImageFactory, InstructionFactory
 
@@ -351,7 +351,7 @@ def test_a_new_image_file_in_the_corpus_does_not_move_other_images_between_split
 
 
 def test_a_diff_is_computed_once_and_then_read_from_its_cache(corpus, make_spec, annotator):
-    from exports.services.diff import cached_diff
+    from exports.selectors import cached_diff
 
     spec = make_spec(formats=["llava"])
     v1 = build(spec)

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from corpus.transitions import transition
 from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
+from exports.selectors import check_archive
 from exports.services.build import build_version, start_attempt
-from exports.services.files import check_archive
 from exports.services.recovery import Heartbeat, sweep_builds, workdir_of
 from exports.services.specs import allocate_version
 from exports.tasks import sweep

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from corpus.models import Instruction, ItemStatus
 from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
+from exports.selectors import check_archive
 from exports.services.build import build_version
-from exports.services.files import check_archive
 from exports.services.specs import allocate_version, request_build
 from exports.tasks import build_export_version
 
