@@ -111,7 +111,7 @@ class StreamResult:
     data_files: dict[str, Path] = field(default_factory=dict)
 
 
-class _Sinks:
+class Sinks:
     """The writers of each split, opened on the first record of that split (no empty files).
 
     The first JSON data file opened is written straight into the archive (TarBuilder.begin_member): it
@@ -195,14 +195,17 @@ def stream_records(
     images: Iterable[list],
     *,
     spec: ExportSpec,
-    sinks: _Sinks,
+    sinks: Sinks,
     index_fp,
     images_fp,
     on_progress: Callable[[int], None],
 ) -> StreamResult:
     """The hot loop: check each instruction against the type rules (unless its content passed them when
-    it was written), format, fan out to the writers of its image's split, and note the instruction's
-    revision in the index. `images` (from rows.iter_images) come in image-id order, each with its
+    it was written), format, build the record's conversation, fan out to the writers of its image's
+    split, and note the instruction's revision in the index. It is the one place a conversation is built:
+    alternating human/gpt turns, the image token in front of the first human turn only; one record per
+    image (multi-turn) or per instruction (tests/exports/test_writers.py holds its output to the golden
+    files). `images` (from rows.iter_images) come in image-id order, each with its
     instructions in id order.
 
     Written for a million rows: names bound to locals, per-image work done once per image (on its
@@ -372,7 +375,7 @@ def _build_into(
 ) -> tuple[str, int, dict, dict]:
     """The archive's members, in order: the first JSON data file (streamed into it during the read),
     README.md, manifest.json (written into it), the other data files, then any copied images."""
-    sinks = _Sinks(workdir, formats, tar)
+    sinks = Sinks(workdir, formats, tar)
     index_path = workdir / "index.part"
     images_path = workdir / "images.tsv"
     clock = time.perf_counter()
