@@ -76,6 +76,9 @@ def sh_env(db: str, exports_root: str) -> dict:
         DJANGO_SETTINGS_MODULE="mminstruct_site.settings",
         LOG_LEVEL="WARNING",
     )
+    # Production settings refuse to start without a key (unless DEBUG is on): a bench-only one, so the
+    # script runs from a plain shell with DEBUG as the caller left it.
+    env.setdefault("SECRET_KEY", "bench-only-key-" + "b" * 40)
     env.pop("REDIS_URL", None)
     return env
 

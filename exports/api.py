@@ -5,22 +5,23 @@
 - GET /api/v1/export-versions/[{id}/] — versions with status, counts, sha256 and live progress.
 - GET /api/v1/export-versions/{id}/download/ — the archive (streamed, ranges, sha256 in ETag/Digest).
 - GET /api/v1/export-versions/{id}/diff/?against={id}[&format=csv] — added/removed/changed.
+
+Reads go through exports.selectors, writes through exports.services; domain errors are not caught here
+(API_ERROR_STATUS in settings: ExportError 409, InvalidRequest 400).
 """
 
 import django_filters
-from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from exports.http import archive_response
-from exports.models import ExportSpec, ExportVersion
+from exports import selectors
+from exports.http import archive_response, diff_download
+from exports.models import ExportVersion
 from exports.permissions import BUILD_ROLES, read_roles
 from exports.serializers import ExportSpecCreateSerializer, ExportSpecSerializer, ExportVersionSerializer
-from exports.services.diff import cached_diff, diff_as_json, iter_diff_csv
 from exports.services.specs import create_spec, request_build
 from web.api_schema import ErrorSerializer
 
@@ -47,9 +48,7 @@ class ExportSpecViewSet(
 
     def get_queryset(self):
         # Exports are the team's shared datasets: every researcher sees all of them.
-        return ExportSpec.objects.select_related("created_by").prefetch_related(
-            "versions__built_by", "versions__spec"
-        )
+        return selectors.specs_with_versions()
 
     @extend_schema(
         request=ExportSpecCreateSerializer,
@@ -85,7 +84,7 @@ class ExportVersionViewSet(_ExportRoles, viewsets.ReadOnlyModelViewSet):
     filterset_class = ExportVersionFilter
 
     def get_queryset(self):
-        return ExportVersion.objects.select_related("spec", "built_by").order_by("spec__name", "-number")
+        return selectors.versions().order_by("spec__name", "-number")
 
     @extend_schema(
         responses={
@@ -108,26 +107,18 @@ class ExportVersionViewSet(_ExportRoles, viewsets.ReadOnlyModelViewSet):
         ],
         responses={
             200: dict,
+            400: OpenApiResponse(ErrorSerializer, description="`against` is not a version id."),
             409: OpenApiResponse(ErrorSerializer, description="A version's archive cannot be read."),
         },
     )
     @action(detail=True, methods=["get"], url_path="diff")
     def diff(self, request, pk=None):
-        new = self.get_object()
-        against = request.query_params.get("against", "")
-        if not against.isdigit():
-            raise ValidationError({"against": ["give the other version's id"]})
-        old = get_object_or_404(self.get_queryset(), pk=int(against))
-        if old.number > new.number:
-            old, new = new, old
-        diff = cached_diff(old, new)
+        diff = selectors.diff_against(
+            self.get_object(), request.query_params.get("against"), among=self.get_queryset()
+        )
         if request.query_params.get("format") == "csv":
-            response = StreamingHttpResponse(iter_diff_csv(diff), content_type="text/csv")
-            response["Content-Disposition"] = (
-                f'attachment; filename="{new.spec.name}-v{old.number}-v{new.number}.csv"'
-            )
-            return response
-        return HttpResponse(diff_as_json(diff), content_type="application/json")
+            return diff_download(diff, "csv")
+        return HttpResponse(selectors.diff_as_json(diff), content_type="application/json")
 
 
 def register(router) -> None:

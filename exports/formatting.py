@@ -1,5 +1,6 @@
-"""How an instruction becomes a human turn and a model turn in a training record — the one place the
-per-type answer hints live. Pure functions, used by every writer through exports/services/build.py."""
+"""How an instruction becomes a human turn in a training record — the one place the per-type answer
+hints live. Pure functions, used by the build's loop (exports/services/build.py), which also makes the
+model turn: the stored answer, trimmed (answers are stored canonical already: a letter, Yes/No)."""
 
 from operator import add
 
@@ -33,8 +34,3 @@ def format_question(type_: str, question: str, options: list[str]) -> str:
         lines = "\n".join(map(add, _OPTION_PREFIXES, map(str.strip, options)))
         return f"{question.strip()}\n{lines}{HINT_SUFFIX[_MCQ]}"
     return question.strip() + HINT_SUFFIX.get(type_, "")
-
-
-def format_answer(type_: str, answer: str) -> str:
-    """The model turn's text. Answers are stored canonical already (letter, Yes/No); trim only."""
-    return answer.strip()

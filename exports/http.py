@@ -1,7 +1,8 @@
-"""Serving an archive: a streamed FileResponse with its sha256 in ETag / Digest headers, and single
-byte ranges (resumable downloads) — or, behind nginx (EXPORTS_ACCEL_REDIRECT), an X-Accel-Redirect to
-its `internal` location, which sends the bytes and the ranges. Shared by the page and the API; either
-way after the role check and the archive check. No other URL reaches a file under EXPORTS_ROOT."""
+"""The responses the pages and the API share. Serving an archive: a streamed FileResponse with its sha256
+in ETag / Digest headers, and single byte ranges (resumable downloads) — or, behind nginx
+(EXPORTS_ACCEL_REDIRECT), an X-Accel-Redirect to its `internal` location, which sends the bytes and the
+ranges; either way after the role check and the archive check. No other URL reaches a file under
+EXPORTS_ROOT. And a diff as a JSON or CSV download."""
 
 import base64
 import logging
@@ -12,7 +13,15 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 
 from corpus.media import accel_response
 from exports.models import ExportVersion
-from exports.services.files import ArchiveMismatch, archive_name, check_archive
+from exports.selectors import (
+    ArchiveMismatch,
+    Diff,
+    archive_name,
+    check_archive,
+    diff_as_json,
+    diff_file_stem,
+    iter_diff_csv,
+)
 
 log = logging.getLogger(__name__)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -84,4 +93,14 @@ def archive_response(request, version: ExportVersion):
     response = FileResponse(open(path, "rb"), as_attachment=True, filename=archive_name(version))  # noqa: SIM115
     response["Content-Type"] = "application/x-tar"
     _digest_headers(response, version)
+    return response
+
+
+def diff_download(diff: Diff, fmt: str) -> HttpResponse:
+    """The diff as a file to save: "json" (summary and changes) or "csv" (the changes, streamed)."""
+    if fmt == "csv":
+        response = StreamingHttpResponse(iter_diff_csv(diff), content_type="text/csv")
+    else:
+        response = HttpResponse(diff_as_json(diff), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{diff_file_stem(diff)}.{fmt}"'
     return response

@@ -1,13 +1,16 @@
 """Export specs (what to select and how to write it) and their immutable, numbered versions.
 
-Writes live in exports/services/; the status of a version moves only through
-`exports.services.specs.transition` (one table of allowed moves, compare-and-swap, an event row).
+Writes live in exports/services/, reads that pages and the API share in exports/selectors.py; the
+status of a version moves only through `corpus.transitions.transition` (the table of moves beside the
+field, compare-and-swap, one ExportVersionEvent per move).
 """
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from corpus.transitions import StatusEvent
 
 
 class ExportFormat(models.TextChoices):
@@ -68,8 +71,28 @@ class VersionStatus(models.TextChoices):
 
 
 class ExportVersion(models.Model):
-    """One build of a spec. Once `done` it is never rewritten: the service refuses and a database
-    trigger (migration 0002) rejects any UPDATE of a done row."""
+    """One build of a spec. Once `done` it is never rewritten: the table of moves holds none out of done,
+    and a database trigger (migration 0002) rejects any UPDATE of a done row's status or content."""
+
+    # queued → building: a worker starts the next attempt (exports.services.build).
+    # queued → queued: the sweep sends the build task again for a version no worker took within
+    #   EXPORTS_QUEUED_TIMEOUT (its message was lost: a crash before the worker took it).
+    # building → queued | failed: the sweep restarts (or, after EXPORTS_BUILD_MAX_ATTEMPTS, fails) a build
+    #   whose heartbeat went silent (exports.services.recovery); guarded by the attempt and the stale beat.
+    # building → done | failed: the attempt that still holds the row publishes it or records why not.
+    # done and failed are final.
+    STATUS_MOVES = {
+        "status": {
+            VersionStatus.QUEUED: frozenset({VersionStatus.QUEUED, VersionStatus.BUILDING}),
+            VersionStatus.BUILDING: frozenset(
+                {VersionStatus.QUEUED, VersionStatus.DONE, VersionStatus.FAILED}
+            ),
+            VersionStatus.DONE: frozenset(),
+            VersionStatus.FAILED: frozenset(),
+        }
+    }
+    EVENT_MODEL = "exports.ExportVersionEvent"
+    EVENT_FK = "version"
 
     spec = models.ForeignKey(ExportSpec, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
@@ -87,6 +110,11 @@ class ExportVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # When it was last queued (allocated, restarted, or its task sent again; empty: at created_at): a
+    # version still queued EXPORTS_QUEUED_TIMEOUT later lost its task message, and the sweep sends it
+    # again. Nullable without a default, so that adding it did not rebuild the table on SQLite (which
+    # would drop the done-row trigger). No index: the sweep reads the few queued rows of a small table.
+    queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     # While building, the worker's heartbeat thread moves this every EXPORTS_HEARTBEAT_SECONDS; a build
     # silent for EXPORTS_HEARTBEAT_TIMEOUT lost its worker, and the sweep restarts or fails it.
@@ -111,20 +139,11 @@ class ExportVersion(models.Model):
         return self.status == VersionStatus.DONE
 
 
-class ExportVersionEvent(models.Model):
-    """A status move of a version: from, to, who, when, note."""
+class ExportVersionEvent(StatusEvent):
+    """One status move of a version: from, to, who, when, note (the first one, at allocation, from
+    nothing)."""
 
     version = models.ForeignKey(ExportVersion, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=20, choices=VersionStatus.choices)
-    to_status = models.CharField(max_length=20, choices=VersionStatus.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    at = models.DateTimeField(default=timezone.now)
-    note = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.version} {self.from_status}→{self.to_status}"
+        return f"{self.version} {super().__str__()}"

@@ -3,8 +3,8 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from exports import selectors
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode
-from exports.services import progress
 from exports.services.specs import SEED_MAX
 
 
@@ -35,9 +35,7 @@ class ExportVersionSerializer(serializers.ModelSerializer):
         ]
 
     def get_progress(self, version) -> dict | None:
-        if version.status in ("queued", "building"):
-            return progress.read(version.pk)
-        return None
+        return selectors.progress_of(version)
 
     def get_download_url(self, version) -> str | None:
         if version.status != "done":

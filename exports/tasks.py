@@ -31,6 +31,7 @@ def build_export_version(version_id: int) -> None:
 
 @shared_task(name="exports.sweep")
 def sweep() -> None:
-    """Run by Celery beat every SWEEP_INTERVAL: restart or fail builds whose worker died, remove work
-    folders nobody owns. Idempotent; safe with two beats (compare-and-swap)."""
+    """Run by Celery beat every SWEEP_INTERVAL: restart or fail builds whose worker died, send the task of
+    versions queued for longer than EXPORTS_QUEUED_TIMEOUT again, remove work folders nobody owns.
+    Idempotent; safe with two beats (compare-and-swap)."""
     sweep_builds()

@@ -467,14 +467,20 @@ EXPORTS_BUILD_SOFT_TIME_LIMIT = env_int("EXPORTS_BUILD_SOFT_TIME_LIMIT", 6600)
 EXPORTS_HEARTBEAT_SECONDS = float(env("EXPORTS_HEARTBEAT_SECONDS", "5"))
 EXPORTS_HEARTBEAT_TIMEOUT = env_int("EXPORTS_HEARTBEAT_TIMEOUT", 60)
 EXPORTS_BUILD_MAX_ATTEMPTS = env_int("EXPORTS_BUILD_MAX_ATTEMPTS", 3)
+# A version still queued this many seconds after it was queued lost its task message (a crash between
+# the commit and the send, a broker that lost its queue): the sweep sends its build task again. Keep it
+# above the usual wait in a busy queue — a task that was only slow then arrives twice, and the second
+# one does nothing (the build is idempotent).
+EXPORTS_QUEUED_TIMEOUT = env_int("EXPORTS_QUEUED_TIMEOUT", 600)
 # Behind nginx: downloads answer X-Accel-Redirect to this `internal` location (deploy/nginx.conf) after the
 # role check and the sha256 check, and nginx sends the bytes (and byte ranges). Empty: Django streams them.
 EXPORTS_ACCEL_REDIRECT = env("EXPORTS_ACCEL_REDIRECT", "")
 CELERY_BEAT_SCHEDULE["exports-sweep"] = {"task": "exports.sweep", "schedule": SWEEP_INTERVAL}
 # A refused export request (not built yet, an archive that no longer matches its sha256, a build that is
-# not allowed now) is a 409 on the API; a spec that is not usable is a 400 naming its fields.
+# not allowed now) is a 409 — on the API and on the pages (exports.views.common.exports_page); input that
+# is not usable (a spec, a diff's other version) is a 400 naming its fields.
 API_ERROR_STATUS["exports.services.specs.ExportError"] = 409
-API_ERROR_STATUS["exports.services.specs.InvalidSpec"] = 400
+API_ERROR_STATUS["exports.services.specs.InvalidRequest"] = 400
 # (exports settings above this line)
 
 LOGGING = {

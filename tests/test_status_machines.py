@@ -6,9 +6,11 @@ import itertools
 
 import pytest
 from django.apps import apps
+from django.db import DatabaseError, transaction
 
 from corpus.models import ImportBatch
 from corpus.transitions import InvalidTransition, event_model, moves_of, transition
+from exports.models import ExportSpec, ExportVersion
 from tests.corpus.factories import DomainFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,9 +20,18 @@ def make_import_batch():
     return ImportBatch.objects.create(domain=DomainFactory(), staging_dir="x")
 
 
+def make_export_version():
+    # Made queued, never done: the test moves it to its `from` status by a raw UPDATE, and the database
+    # refuses any UPDATE of a done export version (exports migration 0002) — so a done row is only ever
+    # the `from` of moves the table refuses before any SQL (checked below).
+    spec = ExportSpec.objects.create(name="status-machine", formats=["llava"])
+    return ExportVersion.objects.create(spec=spec, number=1)
+
+
 # One row maker per model with a table of moves (the row may be in any status: the test sets it).
 ROW_MAKERS = {
     ImportBatch: ("status", make_import_batch),
+    ExportVersion: ("status", make_export_version),
 }
 
 
@@ -43,7 +54,6 @@ NOT_YET = {
     ("generation.GenerationJob", "status"),
     ("generation.GenerationUnit", "status"),
     ("review.SecondPass", "status"),
-    ("exports.ExportVersion", "status"),
 }
 
 
@@ -96,3 +106,19 @@ def test_a_move_from_a_status_the_row_left_loses_the_race(model):
     events = event_model(model).objects.filter(**{model.EVENT_FK: row}).count()
     assert transition(stale, field, to) is False  # the stale copy still believes the row is at `frm`
     assert event_model(model).objects.filter(**{model.EVENT_FK: row}).count() == events
+
+
+def test_a_done_export_version_is_refused_by_its_table_before_the_database_trigger():
+    """ExportVersion has no move out of done, so every such move is refused by the table (the test above
+    sees InvalidTransition, not the trigger's database error); the trigger is there beneath it."""
+    assert moves_of(ExportVersion, "status")["done"] == frozenset()
+    row = make_export_version()
+    ExportVersion.objects.filter(pk=row.pk).update(status="done")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        ExportVersion.objects.filter(pk=row.pk).update(status="failed")
+    row.status = "done"
+    for to in ("queued", "building", "done", "failed"):
+        with pytest.raises(InvalidTransition):
+            transition(row, "status", to)
+    assert ExportVersion.objects.get(pk=row.pk).status == "done"
+    assert not event_model(ExportVersion).objects.filter(version=row).exists()

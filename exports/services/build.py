@@ -32,8 +32,10 @@ from typing import BinaryIO
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from corpus.rules import InstructionType, check_instruction
+from corpus.transitions import transition
 from exports.archive import HashingWriter, TarBuilder, append_file, file_sha256, fsync_directory
 from exports.formatting import HINT_SUFFIX, IMAGE_TOKEN, format_question
 from exports.models import ConversationMode, ExportFormat, ExportSpec, ExportVersion, ImageMode, VersionStatus
@@ -45,7 +47,7 @@ from exports.writers.sharegpt import ShareGptWriter
 from . import progress, recovery
 from .card import render_card
 from .rows import count_rows, iter_images
-from .specs import ExportError, Selection, parse_selection, transition
+from .specs import ExportError, Selection, parse_selection
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ class StreamResult:
     data_files: dict[str, Path] = field(default_factory=dict)
 
 
-class _Sinks:
+class Sinks:
     """The writers of each split, opened on the first record of that split (no empty files).
 
     The first JSON data file opened is written straight into the archive (TarBuilder.begin_member): it
@@ -193,14 +195,17 @@ def stream_records(
     images: Iterable[list],
     *,
     spec: ExportSpec,
-    sinks: _Sinks,
+    sinks: Sinks,
     index_fp,
     images_fp,
     on_progress: Callable[[int], None],
 ) -> StreamResult:
     """The hot loop: check each instruction against the type rules (unless its content passed them when
-    it was written), format, fan out to the writers of its image's split, and note the instruction's
-    revision in the index. `images` (from rows.iter_images) come in image-id order, each with its
+    it was written), format, build the record's conversation, fan out to the writers of its image's
+    split, and note the instruction's revision in the index. It is the one place a conversation is built:
+    alternating human/gpt turns, the image token in front of the first human turn only; one record per
+    image (multi-turn) or per instruction (tests/exports/test_writers.py holds its output to the golden
+    files). `images` (from rows.iter_images) come in image-id order, each with its
     instructions in id order.
 
     Written for a million rows: names bound to locals, per-image work done once per image (on its
@@ -370,7 +375,7 @@ def _build_into(
 ) -> tuple[str, int, dict, dict]:
     """The archive's members, in order: the first JSON data file (streamed into it during the read),
     README.md, manifest.json (written into it), the other data files, then any copied images."""
-    sinks = _Sinks(workdir, formats, tar)
+    sinks = Sinks(workdir, formats, tar)
     index_path = workdir / "index.part"
     images_path = workdir / "images.tsv"
     clock = time.perf_counter()
@@ -507,6 +512,22 @@ def version_path(version: ExportVersion) -> str:
     return f"{version.spec.name}/{version.spec.name}-v{version.number}.tar"
 
 
+def start_attempt(version: ExportVersion, *, actor=None) -> bool:
+    """Move a queued `version` to building under the next attempt number, its heartbeat starting now.
+    False when it was not queued at that attempt any more (another worker started it first)."""
+    attempt = version.attempt + 1
+    now = timezone.now()
+    return transition(
+        version,
+        "status",
+        VersionStatus.BUILDING,
+        expect={"attempt": version.attempt},
+        actor=actor,
+        note="started" if attempt == 1 else f"restarted from scratch (attempt {attempt})",
+        fields={"attempt": attempt, "started_at": now, "heartbeat_at": now, "error": ""},
+    )
+
+
 def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
     """Build `version` and publish it as done (or record why it failed). Idempotent: a done or failed
     version is returned as it is; a queued one is built from scratch under the next attempt; a building one
@@ -521,8 +542,7 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
         if recovery.recover_build(version) is None:
             log.info("export %s attempt %s is building elsewhere; nothing to do", version, version.attempt)
         return ExportVersion.objects.get(pk=version.pk)
-    note = "started" if version.attempt == 0 else f"restarted from scratch (attempt {version.attempt + 1})"
-    if not transition(version, VersionStatus.BUILDING, actor=actor, note=note):
+    if not start_attempt(version, actor=actor):
         log.info("export %s moved on before this build started", version)
         return ExportVersion.objects.get(pk=version.pk)
     attempt = version.attempt
@@ -563,15 +583,19 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
             # file that the next attempt overwrites.
             won = transition(
                 version,
+                "status",
                 VersionStatus.DONE,
+                expect={"attempt": attempt},
                 actor=actor,
                 note=f"built in {time.monotonic() - started:.1f}s",
-                expected_attempt=attempt,
-                file_path=relative,
-                size_bytes=built["size"],
-                sha256=built["sha256"],
-                counts=head["counts"],
-                manifest=head,
+                fields={
+                    "file_path": relative,
+                    "size_bytes": built["size"],
+                    "sha256": built["sha256"],
+                    "counts": head["counts"],
+                    "manifest": head,
+                    "finished_at": timezone.now(),
+                },
             )
             if won:
                 os.replace(built["archive"], final)
@@ -584,9 +608,15 @@ def build_version(version: ExportVersion, *, actor=None) -> ExportVersion:
     except Exception as exc:
         log.exception("export %s attempt %s failed", version, attempt)
         version.refresh_from_db()
-        if version.status == VersionStatus.BUILDING:
+        if version.status == VersionStatus.BUILDING:  # and still this attempt's: else the CAS loses
             transition(
-                version, VersionStatus.FAILED, actor=actor, expected_attempt=attempt, error=str(exc)[:2000]
+                version,
+                "status",
+                VersionStatus.FAILED,
+                expect={"attempt": attempt},
+                actor=actor,
+                note=f"failed: {str(exc)[:200]}",
+                fields={"error": str(exc)[:2000], "finished_at": timezone.now()},
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

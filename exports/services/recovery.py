@@ -1,18 +1,24 @@
-"""Builds whose worker died: the heartbeat a running build writes, and the sweep that restarts or fails
-a build whose heartbeat went silent.
+"""Builds whose worker died, and versions whose task never reached a worker: the heartbeat a running
+build writes, and the sweep (Celery beat, `exports.sweep`) that restarts, fails or re-sends them.
 
 A build holds its version by (status `building`, attempt n). While it runs, a thread moves the row's
 `heartbeat_at` every EXPORTS_HEARTBEAT_SECONDS — on its own database connection, so the build's long
 snapshot transaction does not hide it. When a worker is killed the heartbeat stops; once it is older than
-EXPORTS_HEARTBEAT_TIMEOUT the sweep (Celery beat, `exports.sweep`) moves the version
-building → queued and queues it again — its next start is attempt n+1, from scratch — or, when it was
-started EXPORTS_BUILD_MAX_ATTEMPTS times already, building → failed with the reason. Either way the dead
-attempt's work folder is removed.
+EXPORTS_HEARTBEAT_TIMEOUT the sweep moves the version building → queued and queues it again — its next
+start is attempt n+1, from scratch — or, when it was started EXPORTS_BUILD_MAX_ATTEMPTS times already,
+building → failed with the reason. Either way the dead attempt's work folder is removed.
 
-Every move is `specs.transition` (compare-and-swap on status, attempt *and* the stale heartbeat, with
-its event row): of two sweeps (two beats by mistake) one wins and the other changes nothing; a worker
-that was only slow and wakes up later holds attempt n, so it can no longer publish (nor fail) a version
-that moved on — and its own heartbeat tells it so, and it stops.
+A version can also wait `queued` for ever: its task message was lost before any worker took it (the
+process that queued it crashed between the commit and the send; a broker that lost its queue). Once it
+was queued EXPORTS_QUEUED_TIMEOUT ago the sweep sends its build task again (queued → queued, with an
+event). A message that was only slow is harmless: the build is idempotent, so the second task to arrive
+finds the version building or built and does nothing.
+
+Every move is `corpus.transitions.transition`, a compare-and-swap with its event row — on the attempt
+*and* the stale heartbeat for a restart or a failure, on the old `queued_at` for a re-send: of two sweeps
+(two beats by mistake) one wins and the other changes nothing; a worker that was only slow and wakes up
+later holds attempt n, so it can no longer publish (nor fail) a version that moved on — and its own
+heartbeat tells it so, and it stops.
 """
 
 import datetime
@@ -28,10 +34,10 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from corpus.transitions import transition
 from exports.models import ExportVersion, VersionStatus
 
 from . import progress
-from .specs import transition
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,11 @@ def _cutoff(now: datetime.datetime | None = None) -> datetime.datetime:
 def _stale(cutoff: datetime.datetime) -> Q:
     """The heartbeat is older than `cutoff` (a row from before heartbeats: its start is)."""
     return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+
+
+def _queued_before(cutoff: datetime.datetime) -> Q:
+    """Queued before `cutoff` (a row never re-queued: created before it)."""
+    return Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True, created_at__lt=cutoff)
 
 
 def is_stale(version: ExportVersion, now: datetime.datetime | None = None) -> bool:
@@ -129,30 +140,36 @@ def recover_build(version: ExportVersion, *, now: datetime.datetime | None = Non
     attempt = version.attempt
     silent = now - (version.heartbeat_at or version.started_at or now)
     why = f"no heartbeat from the worker of attempt {attempt} for {silent.total_seconds():.0f} s"
+    # Still this attempt, still silent: a worker that beat (or a sweep that moved it) meanwhile wins.
+    held = Q(attempt=attempt) & _stale(_cutoff(now))
     with transaction.atomic():
         if attempt >= settings.EXPORTS_BUILD_MAX_ATTEMPTS:
             outcome = "failed"
             won = transition(
                 version,
+                "status",
                 VersionStatus.FAILED,
+                expect=held,
                 note=f"{why}; gave up after {attempt} attempt{'s' if attempt > 1 else ''}",
-                expected_attempt=attempt,
-                when=_stale(_cutoff(now)),
-                error=(
-                    f"Gave up after {attempt} attempt{'s' if attempt > 1 else ''}: the worker building it "
-                    f"died or was killed ({why}); EXPORTS_BUILD_MAX_ATTEMPTS is "
-                    f"{settings.EXPORTS_BUILD_MAX_ATTEMPTS}. Build the export again once the workers are "
-                    "healthy."
-                ),
+                fields={
+                    "error": (
+                        f"Gave up after {attempt} attempt{'s' if attempt > 1 else ''}: the worker building "
+                        f"it died or was killed ({why}); EXPORTS_BUILD_MAX_ATTEMPTS is "
+                        f"{settings.EXPORTS_BUILD_MAX_ATTEMPTS}. Build the export again once the workers "
+                        "are healthy."
+                    ),
+                    "finished_at": now,
+                },
             )
         else:
             outcome = "restarted"
             won = transition(
                 version,
+                "status",
                 VersionStatus.QUEUED,
+                expect=held,
                 note=f"{why}; queued again for attempt {attempt + 1}",
-                expected_attempt=attempt,
-                when=_stale(_cutoff(now)),
+                fields={"queued_at": now},
             )
             if won:
                 from exports.tasks import build_export_version  # tasks import the services
@@ -166,16 +183,45 @@ def recover_build(version: ExportVersion, *, now: datetime.datetime | None = Non
     return outcome
 
 
+def resend_lost_task(version: ExportVersion, *, now: datetime.datetime | None = None) -> bool:
+    """Send the build task of a `version` still queued EXPORTS_QUEUED_TIMEOUT after it was queued again
+    (queued → queued, one event; the task goes after commit). True when this call did it. Idempotent:
+    compare-and-swap on the status and the old queued_at, so of two sweeps one sends it, once."""
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(seconds=settings.EXPORTS_QUEUED_TIMEOUT)
+    waited = (now - (version.queued_at or version.created_at)).total_seconds()
+    with transaction.atomic():
+        won = transition(
+            version,
+            "status",
+            VersionStatus.QUEUED,
+            expect=_queued_before(cutoff),
+            note=f"no worker took it for {waited:.0f} s (its task was lost?); build task sent again",
+            fields={"queued_at": now},
+        )
+        if won:
+            from exports.tasks import build_export_version  # tasks import the services
+
+            build_export_version.delay_on_commit(version.pk)
+    if won:
+        log.warning(
+            "export %s: queued for %.0f s without a worker taking it; task sent again", version, waited
+        )
+    return won
+
+
 @dataclass
 class SweepResult:
     restarted: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    resent: list[int] = field(default_factory=list)
     folders_removed: list[str] = field(default_factory=list)
 
 
 def sweep_builds(*, now: datetime.datetime | None = None) -> SweepResult:
-    """Restart or fail every build whose worker went silent, then remove work folders and progress files
-    that no running attempt owns. Idempotent and safe with two sweeps at once (compare-and-swap)."""
+    """Restart or fail every build whose worker went silent, send the task of every version queued too
+    long again, then remove work folders and progress files that no running attempt owns. Idempotent and
+    safe with two sweeps at once (compare-and-swap)."""
     now = now or timezone.now()
     result = SweepResult()
     # Folders are listed before the rows are read: a folder made after this listing belongs to an attempt
@@ -191,6 +237,13 @@ def sweep_builds(*, now: datetime.datetime | None = None) -> SweepResult:
             result.restarted.append(version.pk)
         elif outcome == "failed":
             result.failed.append(version.pk)
+    lost_cutoff = now - datetime.timedelta(seconds=settings.EXPORTS_QUEUED_TIMEOUT)
+    lost = ExportVersion.objects.select_related("spec").filter(
+        Q(status=VersionStatus.QUEUED) & _queued_before(lost_cutoff)
+    )
+    for version in lost.order_by("pk"):
+        if resend_lost_task(version, now=now):
+            result.resent.append(version.pk)
 
     parsed = {p: _WORKDIR.match(p.name) for p in folders}
     ids = {int(m.group(1)) for m in parsed.values() if m}
@@ -206,11 +259,12 @@ def sweep_builds(*, now: datetime.datetime | None = None) -> SweepResult:
     for path in progress_files:
         if path.stem.isdigit() and int(path.stem) not in live:
             path.unlink(missing_ok=True)
-    if result.restarted or result.failed or result.folders_removed:
+    if result.restarted or result.failed or result.resent or result.folders_removed:
         log.info(
-            "exports sweep: restarted %s, failed %s, removed work folders %s",
+            "exports sweep: restarted %s, failed %s, tasks sent again %s, removed work folders %s",
             result.restarted,
             result.failed,
+            result.resent,
             result.folders_removed,
         )
     return result

@@ -1,54 +1,47 @@
-"""Export specs and versions: creating a spec, allocating the next version, moving a version's status.
+"""Export specs and versions: creating a spec, allocating the next version and queueing its build; the
+domain errors of the exports app (API_ERROR_STATUS in settings maps them: ExportError 409,
+InvalidRequest 400).
 
-The status of a version changes only through `transition` (one table of moves, compare-and-swap on the
-status, an event row in the same transaction); a done version is never rewritten.
+A version's status moves through `corpus.transitions.transition` (ExportVersion.STATUS_MOVES): its
+build in exports.services.build, its recovery in exports.services.recovery.
 """
 
 import datetime
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
 from corpus.models import Domain, ItemStatus
 from corpus.rules import InstructionType, control_character_message, find_control_character
+from corpus.transitions import record_event
 from exports.models import (
     ConversationMode,
     ExportFormat,
     ExportSpec,
     ExportVersion,
-    ExportVersionEvent,
     ImageMode,
     VersionStatus,
 )
 
 
 class ExportError(Exception):
-    """A request the export service refuses, with a message for people."""
+    """A request the export service refuses because of the state of things, with a message for people."""
 
 
-class InvalidSpec(ExportError):
-    """The selection or options of a spec are not usable. `errors` maps field → messages."""
+class InvalidRequest(ExportError):
+    """Input the exports app cannot use. `errors` maps field → messages."""
 
     def __init__(self, errors: dict[str, list[str]]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {m}" for k, msgs in errors.items() for m in msgs))
 
 
-class VersionImmutable(ExportError):
-    """A done version was asked to change."""
+class InvalidSpec(InvalidRequest):
+    """The selection or options of a spec are not usable."""
 
-
-# The one table of allowed status moves. building → queued is the restart of a build whose worker died
-# (its heartbeat went silent; exports.services.recovery): the next start takes the next attempt.
-ALLOWED_MOVES: dict[str, set[str]] = {
-    VersionStatus.QUEUED: {VersionStatus.BUILDING, VersionStatus.FAILED},
-    VersionStatus.BUILDING: {VersionStatus.QUEUED, VersionStatus.DONE, VersionStatus.FAILED},
-    VersionStatus.DONE: set(),
-    VersionStatus.FAILED: set(),
-}
 
 EXPORTABLE_STATUSES = (ItemStatus.ACCEPTED, ItemStatus.DRAFT, ItemStatus.REJECTED)
 # The split seed is stored in a PostgreSQL integer: bounded here, so that a larger one is a clear 400,
@@ -211,20 +204,17 @@ def create_spec(
 def allocate_version(spec: ExportSpec, *, by) -> ExportVersion:
     """Create the spec's next version (v1, v2, …) as queued. Safe under concurrency: the spec row is
     locked while the number is chosen, and the unique (spec, number) constraint backs it up (SQLite has
-    no row locks; a lost race retries)."""
+    no row locks; a lost race retries). Its first event comes from nothing."""
     for _ in range(5):
         try:
             with transaction.atomic():
                 ExportSpec.objects.select_for_update().filter(pk=spec.pk).first()
                 last = spec.versions.aggregate(n=Max("number"))["n"] or 0
-                version = ExportVersion.objects.create(spec=spec, number=last + 1, built_by=by)
-                ExportVersionEvent.objects.create(
-                    version=version,
-                    from_status=VersionStatus.QUEUED,
-                    to_status=VersionStatus.QUEUED,
-                    actor=by,
-                    note="queued",
+                now = timezone.now()
+                version = ExportVersion.objects.create(
+                    spec=spec, number=last + 1, built_by=by, created_at=now, queued_at=now
                 )
+                record_event(version, from_status="", to_status=VersionStatus.QUEUED, actor=by, note="queued")
                 return version
         except IntegrityError:
             continue
@@ -239,46 +229,3 @@ def request_build(spec: ExportSpec, *, by) -> ExportVersion:
         version = allocate_version(spec, by=by)
         build_export_version.delay_on_commit(version.pk)
     return version
-
-
-def transition(
-    version: ExportVersion,
-    to: str,
-    *,
-    actor=None,
-    note: str = "",
-    expected_attempt: int | None = None,
-    when: Q | None = None,
-    **fields,
-) -> bool:
-    """Move `version` to `to` if its status (and attempt, and the condition `when`, when given) is still
-    what the caller saw.
-
-    Returns False when another worker moved it first (never overwrites). A move into `building` takes
-    the next attempt number and starts its heartbeat. Raises VersionImmutable for a done version,
-    ExportError for a move the table does not hold."""
-    current = version.status
-    if current == VersionStatus.DONE:
-        raise VersionImmutable(f"{version} is done; a built version is never rewritten")
-    if to not in ALLOWED_MOVES[current]:
-        raise ExportError(f"cannot move an export version from {current} to {to}")
-    now = timezone.now()
-    updates = dict(fields, status=to)
-    if to == VersionStatus.BUILDING:
-        updates.update(attempt=F("attempt") + 1, started_at=now, heartbeat_at=now, error="")
-    if to in (VersionStatus.DONE, VersionStatus.FAILED):
-        updates["finished_at"] = now
-    filters = {"pk": version.pk, "status": current}
-    if expected_attempt is not None:
-        filters["attempt"] = expected_attempt
-    rows = ExportVersion.objects.filter(**filters)
-    if when is not None:
-        rows = rows.filter(when)
-    with transaction.atomic():
-        if rows.update(**updates) != 1:
-            return False
-        ExportVersionEvent.objects.create(
-            version=version, from_status=current, to_status=to, actor=actor, note=note
-        )
-    version.refresh_from_db()
-    return True

@@ -2,12 +2,10 @@
 how many records it wrote. They know nothing of Django or the database (golden-file tests pin them).
 
 The push classes (`LlavaWriter` …) exist so one pass over the database can feed several formats and
-splits at once; the `write_*` functions are the same writers for a plain iterator."""
+splits at once; the `write_*` functions are the same writers for a plain iterator. The conversations
+inside the records are built in one place, the build's loop (exports.services.build.stream_records)."""
 
-from collections.abc import Iterable
 from typing import NamedTuple
-
-from exports.formatting import IMAGE_TOKEN
 
 
 class Record(NamedTuple):
@@ -16,17 +14,9 @@ class Record(NamedTuple):
     id: str
     image: str  # the path written into the data file (inside the archive, or referenced)
     domain: str
-    conversations: list[dict[str, str]]  # alternating human/gpt turns, see conversations()
+    # Alternating {"from": "human"|"gpt", "value": …} turns; only the first human turn carries the image
+    # token ("<image>\n" in front of the question).
+    conversations: list[dict[str, str]]
     instruction_ids: list[int]
     types: list[str]
     image_file: str = ""  # where the image bytes can be read (Parquet embeds them)
-
-
-def conversations(turns: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
-    """Alternating human/gpt turns; only the first human turn carries the image token."""
-    out: list[dict[str, str]] = []
-    for human, gpt in turns:
-        out += ({"from": "human", "value": human}, {"from": "gpt", "value": gpt})
-    if out:
-        out[0] = {"from": "human", "value": f"{IMAGE_TOKEN}\n{out[0]['value']}"}
-    return out

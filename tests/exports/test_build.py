@@ -15,17 +15,11 @@ from django.utils import timezone
 from corpus.models import Instruction, ItemStatus
 from corpus.rules import check_instruction
 from corpus.services.items import update_item
+from corpus.transitions import InvalidTransition, transition
 from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
-from exports.services.build import split_of
-from exports.services.diff import diff_versions
-from exports.services.specs import (
-    ExportError,
-    InvalidSpec,
-    VersionImmutable,
-    allocate_version,
-    request_build,
-    transition,
-)
+from exports.selectors import diff_versions
+from exports.services.build import split_of, start_attempt
+from exports.services.specs import InvalidSpec, allocate_version, request_build
 from tests.corpus.factories import ImageFactory, InstructionFactory
 
 from .conftest import archive_path, build, member_names, read_member
@@ -236,28 +230,35 @@ def test_an_edit_after_a_build_leaves_the_version_unchanged_and_shows_in_the_nex
     assert diff_versions(v1, v2).summary() == summary
 
 
-def test_a_done_version_cannot_be_rewritten_by_the_service_or_the_database(corpus, make_spec):
+def test_a_done_version_cannot_be_rewritten_by_the_state_machine_or_the_database(corpus, make_spec):
     version = build(make_spec(formats=["llava"]))
-    with pytest.raises(VersionImmutable):
-        transition(version, VersionStatus.FAILED)
-    with pytest.raises((IntegrityError, DatabaseError)), transaction.atomic():
-        ExportVersion.objects.filter(pk=version.pk).update(sha256="0" * 64)
-    version.refresh_from_db()
-    assert version.sha256 != "0" * 64
+    events = ExportVersionEvent.objects.filter(version=version).count()
+    for to in VersionStatus.values:  # the table holds no move out of done: refused before any SQL
+        with pytest.raises(InvalidTransition):
+            transition(version, "status", to)
+    # Beneath the table, the database's trigger refuses to change a done row's status or content.
+    for change in ({"sha256": "0" * 64}, {"status": VersionStatus.FAILED}, {"counts": {}}):
+        with pytest.raises((IntegrityError, DatabaseError)), transaction.atomic():
+            ExportVersion.objects.filter(pk=version.pk).update(**change)
+    after = ExportVersion.objects.get(pk=version.pk)
+    assert (after.status, after.sha256, after.counts) == (VersionStatus.DONE, version.sha256, version.counts)
+    assert ExportVersionEvent.objects.filter(version=version).count() == events
 
 
-def test_transitions_follow_the_table_and_lose_races_without_overwriting(corpus, make_spec):
+def test_moves_follow_the_table_and_lose_races_without_overwriting(corpus, make_spec):
     spec = make_spec(formats=["llava"])
     version = allocate_version(spec, by=None)
     stale = ExportVersion.objects.get(pk=version.pk)
-    assert transition(version, VersionStatus.BUILDING)
+    assert start_attempt(version)
     assert version.attempt == 1
-    # `stale` still believes the version is queued: its compare-and-swap loses.
-    assert transition(stale, VersionStatus.FAILED) is False
-    with pytest.raises(ExportError):
-        transition(stale, VersionStatus.DONE)  # queued → done is not in the table
+    # `stale` still believes the version is queued (attempt 0): its compare-and-swap loses.
+    assert start_attempt(stale) is False
+    assert transition(stale, "status", VersionStatus.QUEUED) is False
+    with pytest.raises(InvalidTransition):
+        transition(stale, "status", VersionStatus.DONE)  # queued → done is not in the table
     moves = list(ExportVersionEvent.objects.filter(version=version).values_list("from_status", "to_status"))
-    assert moves == [("queued", "queued"), ("queued", "building")]
+    assert moves == [("", "queued"), ("queued", "building")]
+    assert ExportVersion.objects.get(pk=version.pk).attempt == 1
 
 
 def test_a_redelivered_build_leaves_a_live_build_alone_and_restarts_a_silent_one(
@@ -267,7 +268,7 @@ def test_a_redelivered_build_leaves_a_live_build_alone_and_restarts_a_silent_one
 
     spec = make_spec(formats=["llava"])
     version = allocate_version(spec, by=None)
-    transition(version, VersionStatus.BUILDING)  # a worker started: its heartbeat is fresh
+    start_attempt(version)  # a worker started: its heartbeat is fresh
     left = build_version(version)
     assert (left.status, left.attempt) == (VersionStatus.BUILDING, 1)
 
@@ -350,7 +351,7 @@ def test_a_new_image_file_in_the_corpus_does_not_move_other_images_between_split
 
 
 def test_a_diff_is_computed_once_and_then_read_from_its_cache(corpus, make_spec, annotator):
-    from exports.services.diff import cached_diff
+    from exports.selectors import cached_diff
 
     spec = make_spec(formats=["llava"])
     v1 = build(spec)

@@ -189,10 +189,11 @@ def test_version_page_and_progress_partial_show_the_built_version(client, resear
 
 def test_progress_partial_polls_while_building(client, researcher, corpus, make_spec):
     from exports.services import progress
-    from exports.services.specs import allocate_version, transition
+    from exports.services.build import start_attempt
+    from exports.services.specs import allocate_version
 
     version = allocate_version(make_spec(formats=["llava"]), by=researcher)
-    transition(version, VersionStatus.BUILDING)
+    start_attempt(version)
     progress.write(version.pk, 250, 1000)
     page_client(client, researcher)
     partial = client.get(reverse("exports:progress", args=[version.pk])).content.decode()
@@ -300,6 +301,46 @@ def test_diff_api_and_bad_requests(researcher, two_versions, corpus, make_spec):
     assert api.get(f"/api/v1/export-versions/{v2.pk}/diff/", {"against": other.pk}).status_code == 409
 
 
+def test_diff_page_answers_refusals_as_the_api_does_with_a_page(client, researcher, two_versions, make_spec):
+    v1, v2, _ = two_versions
+    page_client(client, researcher)
+    url = reverse("exports:diff", args=[v2.pk])
+    for bad in ("", "v1", "-3"):
+        response = client.get(url, {"against": bad})
+        assert response.status_code == 400, bad
+        assert "give the other version&#x27;s id" in response.content.decode()
+    other = build(make_spec("other", formats=["llava"]))
+    refused = client.get(url, {"against": other.pk})
+    html = refused.content.decode()
+    assert refused.status_code == 409 and "two versions of the same export" in html
+    assert f'href="{reverse("exports:version", args=[v2.pk])}"' in html  # the way back
+    assert client.get(url, {"against": 999_999}).status_code == 404
+    api = api_client(researcher)
+    response = api.get(f"/api/v1/export-versions/{v2.pk}/diff/", {"against": "v1"})
+    assert response.status_code == 400 and "against" in field_errors(response)
+
+
+def test_an_unbuilt_version_download_page_says_why_and_links_back(client, researcher, corpus, make_spec):
+    from exports.services.specs import allocate_version
+
+    version = allocate_version(make_spec(formats=["llava"]), by=researcher)
+    page_client(client, researcher)
+    response = client.get(reverse("exports:download", args=[version.pk]))
+    html = response.content.decode()
+    assert response.status_code == 409 and "nothing to download yet" in html
+    assert f'href="{reverse("exports:version", args=[version.pk])}"' in html
+    api = api_client(researcher).get(f"/api/v1/export-versions/{version.pk}/download/")
+    assert api.status_code == 409 and "nothing to download yet" in api.json()["detail"]
+
+
+def test_version_page_lists_its_history_from_the_first_event(client, researcher, built):
+    page_client(client, researcher)
+    html = client.get(reverse("exports:version", args=[built.pk])).content.decode()
+    history = html.split("<h2>History</h2>", 1)[1]
+    assert " queued " in history and "queued → building" in history and "building → done" in history
+    assert " → queued" not in history  # the first event comes from nothing, shown as just "queued"
+
+
 # --- API ---------------------------------------------------------------------------------------
 
 
@@ -362,10 +403,11 @@ def test_api_lists_exports_and_versions_with_a_fixed_number_of_queries(
 
 def test_api_version_detail_reports_progress_while_building(researcher, corpus, make_spec):
     from exports.services import progress
-    from exports.services.specs import allocate_version, transition
+    from exports.services.build import start_attempt
+    from exports.services.specs import allocate_version
 
     version = allocate_version(make_spec(formats=["llava"]), by=researcher)
-    transition(version, VersionStatus.BUILDING)
+    start_attempt(version)
     progress.write(version.pk, 10, 40)
     data = api_client(researcher).get(f"/api/v1/export-versions/{version.pk}/").json()
     assert data["status"] == "building" and data["progress"] == {"done": 10, "total": 40, "percent": 25}

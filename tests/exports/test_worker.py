@@ -1,8 +1,9 @@
 """The Celery path with real parts: a worker process on PostgreSQL + Redis builds what a request queued,
 and a redelivered task changes nothing; a worker killed (SIGKILL) or frozen (SIGSTOP) mid-build, with
-Celery beat and the exports sweep restarting or failing the build. Also: concurrent version allocation
-on PostgreSQL."""
+Celery beat and the exports sweep restarting or failing the build; a task lost before any worker took it,
+sent again by the sweep. Also: concurrent version allocation on PostgreSQL."""
 
+import itertools
 import os
 import signal
 import subprocess
@@ -19,8 +20,8 @@ from django.utils import timezone
 
 from corpus.models import Instruction, ItemStatus
 from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
+from exports.selectors import check_archive
 from exports.services.build import build_version
-from exports.services.files import check_archive
 from exports.services.specs import allocate_version, request_build
 from exports.tasks import build_export_version
 
@@ -264,6 +265,37 @@ def test_a_frozen_worker_that_wakes_after_the_restart_does_not_publish_over_it(
     )
     check_archive(after, full=True)
     assert not list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_version_whose_task_was_lost_is_built_once_the_sweep_sends_it_again(
+    postgres, redis_url, tmp_path, corpus, make_spec
+):
+    clear_queue(redis_url)
+    env = {"EXPORTS_QUEUED_TIMEOUT": "4", "SWEEP_INTERVAL": "1"}
+    # Committed and queued, but its task never reaches the broker: the crash between commit and send.
+    version = allocate_version(make_spec(formats=["llava"]), by=None)
+    helpers = [start_worker(redis_url, tmp_path, "worker", **env)]
+    helpers += [start_beat(redis_url, tmp_path, f"beat-{n}", **env) for n in (1, 2)]  # one too many
+    try:
+        version = wait_for(version, {VersionStatus.DONE, VersionStatus.FAILED}, timeout=120)
+    finally:
+        for proc in helpers:
+            stop(proc)
+    assert version.status == VersionStatus.DONE and version.attempt == 1, version.error
+    check_archive(version, full=True)
+    events = list(ExportVersionEvent.objects.filter(version=version))
+    resent = [e.at for e in events if (e.from_status, e.to_status) == ("queued", "queued")]
+    assert resent and (resent[0] - version.created_at).total_seconds() >= 4
+    # Two beats, yet never two sends within one timeout (a busy machine may need a second period; the
+    # event's clock runs a few ms after the sweep's).
+    assert all((b - a).total_seconds() > 3.5 for a, b in itertools.pairwise(resent))
+    assert [e.to_status for e in events if e.from_status != "queued" or e.to_status != "queued"] == [
+        "queued",
+        "building",
+        "done",
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

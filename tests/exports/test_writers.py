@@ -1,33 +1,46 @@
-"""The pure writers on a fixed small input, against golden files (UPDATE_GOLDEN=1 rewrites them)."""
+"""The pure writers on a fixed small input, against golden files (UPDATE_GOLDEN=1 rewrites them) — and
+the build's loop, the one place conversations are built, writing exactly those golden files from the rows
+the database would give it."""
 
 import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from corpus.rules import OPTION_LABELS
+from exports.archive import TarBuilder
 from exports.formatting import ANSWER_HINT, IMAGE_TOKEN, format_question
-from exports.writers import Record, conversations
+from exports.models import ExportSpec
+from exports.services.build import Sinks, stream_records
+from exports.writers import Record
 from exports.writers.llava import write_llava
 from exports.writers.parquet import write_parquet
 from exports.writers.sharegpt import write_sharegpt
 
 GOLDEN = Path(__file__).parent / "golden"
 
+
+def turns(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    return [
+        turn
+        for human, gpt in pairs
+        for turn in ({"from": "human", "value": human}, {"from": "gpt", "value": gpt})
+    ]
+
+
 RECORDS = [
     Record(
         id="image-1",
         image="images/animals/aaaa.png",
         domain="animals",
-        conversations=conversations(
-            [
-                ("What animal is this?\nAnswer with a word or short phrase.", "a cat"),
-                ("Which colour is its fur?\nA. black\nB. ginger\nAnswer with the option's letter.", "B"),
-                ("Is it asleep?\nAnswer Yes or No.", "No"),
-            ]
+        conversations=turns(
+            ("<image>\nWhat animal is this?\nAnswer with a word or short phrase.", "a cat"),
+            ("Which colour is its fur?\nA. black\nB. ginger\nAnswer with the option's letter.", "B"),
+            ("Is it asleep?\nAnswer Yes or No.", "No"),
         ),
         instruction_ids=[1, 2, 3],
         types=["short_vqa", "multiple_choice", "judgement"],
@@ -36,17 +49,48 @@ RECORDS = [
         id="image-2",
         image="images/charts/bbbb.jpg",
         domain="charts",
-        conversations=conversations(
-            [
-                (
-                    'Describe the chart, including "quotes", ünïcode and a\ttab.',
-                    "It shows sales rising in 2024.",
-                )
-            ]
+        conversations=turns(
+            (
+                '<image>\nDescribe the chart, including "quotes", ünïcode and a\ttab.',
+                "It shows sales rising in 2024.",
+            )
         ),
         instruction_ids=[7],
         types=["long_vqa"],
     ),
+]
+# The same two records as the database hands them to the build (rows.iter_images): per image its id,
+# sha256, file, domain and instructions [id, revision, type, question, options, answer, checked] —
+# stored text, untrimmed, without hints or image token.
+IMAGES = [
+    [
+        1,
+        "aaaa",
+        "images/aa/cat.png",
+        "animals",
+        [
+            [1, 1, "short_vqa", "What animal is this? ", [], " a cat", False],
+            [2, 3, "multiple_choice", " Which colour is its fur?", ["black", " ginger "], "B\n", False],
+            [3, 1, "judgement", "Is it asleep?\n", [], " No", False],
+        ],
+    ],
+    [
+        2,
+        "bbbb",
+        "images/bb/chart.jpg",
+        "charts",
+        [
+            [
+                7,
+                2,
+                "long_vqa",
+                'Describe the chart, including "quotes", ünïcode and a\ttab.',
+                [],
+                "It shows sales rising in 2024.",
+                False,
+            ]
+        ],
+    ],
 ]
 IMAGE_BYTES = {"image-1": b"\x89PNG fake one", "image-2": b"\xff\xd8 fake two"}
 
@@ -56,6 +100,57 @@ def golden(name: str, data: bytes) -> bytes:
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_bytes(data)
     return path.read_bytes()
+
+
+def parquet_as_json(data: bytes) -> bytes:
+    rows = pq.read_table(io.BytesIO(data)).to_pylist()
+    return json.dumps(
+        [
+            {**row, "image": {"path": row["image"]["path"], "bytes": row["image"]["bytes"].hex()}}
+            for row in rows
+        ],
+        indent=1,
+        ensure_ascii=False,
+    ).encode()
+
+
+def test_the_build_loop_writes_the_golden_files_byte_for_byte(settings, tmp_path):
+    """The conversations the build makes (question formats, hints, the one image token, multi-turn
+    records per image) give exactly the bytes the golden files hold."""
+    for file_name, data in (
+        ("images/aa/cat.png", IMAGE_BYTES["image-1"]),
+        ("images/bb/chart.jpg", IMAGE_BYTES["image-2"]),
+    ):
+        path = Path(settings.MEDIA_ROOT) / file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    spec = ExportSpec(
+        name="golden",
+        formats=["llava", "sharegpt", "parquet"],
+        train_ratio=1.0,
+        seed=0,
+        image_mode="copy",
+        conversation_mode="multi_turn",
+    )
+    tar = TarBuilder(tmp_path / "archive.tar")
+    sinks = Sinks(tmp_path / "work", spec.formats, tar)
+    with open(tmp_path / "index", "wb") as index_fp, open(tmp_path / "images", "wb") as images_fp:
+        result = stream_records(
+            iter(IMAGES),
+            spec=spec,
+            sinks=sinks,
+            index_fp=index_fp,
+            images_fp=images_fp,
+            on_progress=lambda n: None,
+        )
+    sinks.close()
+    tar.finish()
+    assert dict(result.records) == {"train": 2} and not result.skipped
+    with tarfile.open(tmp_path / "archive.tar") as archive:
+        assert archive.extractfile("data/train.llava.json").read() == (GOLDEN / "llava.json").read_bytes()
+    assert sinks.files["data/train.sharegpt.jsonl"].read_bytes() == (GOLDEN / "sharegpt.jsonl").read_bytes()
+    parquet = sinks.files["data/train.parquet"].read_bytes()
+    assert parquet_as_json(parquet) == (GOLDEN / "parquet.json").read_bytes()
 
 
 def test_llava_writer_matches_golden_file():
@@ -101,14 +196,7 @@ def test_parquet_writer_matches_golden_content_and_is_deterministic():
     assert first.getvalue() == second.getvalue()
     table = pq.read_table(io.BytesIO(first.getvalue()))
     rows = table.to_pylist()
-    as_json = json.dumps(
-        [
-            {**row, "image": {"path": row["image"]["path"], "bytes": row["image"]["bytes"].hex()}}
-            for row in rows
-        ],
-        indent=1,
-        ensure_ascii=False,
-    ).encode()
+    as_json = parquet_as_json(first.getvalue())
     assert as_json == golden("parquet.json", as_json)
     assert rows[0]["image"]["bytes"] == IMAGE_BYTES["image-1"]
     assert b"huggingface" in table.schema.metadata

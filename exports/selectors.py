@@ -1,9 +1,12 @@
-"""What changed between two built versions of one export: instructions added, removed, and changed
-(same id, another revision), with counts by domain and type.
+"""Reads of the exports app that the pages (exports.views) and the API (exports.api) share: the lists of
+exports and versions, a version's history and live progress, the archive a download serves, and the diff
+between two versions. Nothing here changes a row; writes are in exports.services.
 
-Computed from the versions' own manifest.json (read from their archives, line by line), never from the
-live tables, so a diff stays true after the data moved on. Memory: a map of the older version's
-instruction ids to (revision, domain, type), and the list of changes."""
+The diff is computed from the versions' own manifest.json (read from their archives, line by line), never
+from the live tables, so it stays true after the data moved on. Both versions are immutable, so their
+diff is too: it is computed once per pair and kept as JSON beside the archives (derived data, like a
+cache; a GET may write it).
+"""
 
 import csv
 import io
@@ -16,17 +19,92 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 
-from exports.models import ExportVersion, VersionStatus
+from exports.archive import file_sha256
+from exports.models import ExportSpec, ExportVersion, ExportVersionEvent, VersionStatus
+from exports.services import progress
+from exports.services.build import INDEX_OPEN
+from exports.services.specs import ExportError, InvalidRequest
 
-from .build import INDEX_OPEN
-from .specs import ExportError
+# --- lists ------------------------------------------------------------------------------------
+
+
+def specs() -> QuerySet[ExportSpec]:
+    """Every export: they are the team's shared datasets, every reader sees all of them."""
+    return ExportSpec.objects.all()
+
+
+def specs_with_versions() -> QuerySet[ExportSpec]:
+    """Every export with its creator and its versions with their builders: three queries whatever the
+    number of exports (the list page, GET /api/v1/exports/)."""
+    return ExportSpec.objects.select_related("created_by").prefetch_related("versions__built_by")
+
+
+def versions() -> QuerySet[ExportVersion]:
+    """Every version with its spec and builder (one query for a list)."""
+    return ExportVersion.objects.select_related("spec", "built_by")
+
+
+def history(version: ExportVersion) -> QuerySet[ExportVersionEvent]:
+    """The version's status moves, oldest first, with who made them."""
+    return version.events.select_related("actor")
+
+
+def comparable_versions(version: ExportVersion) -> QuerySet[ExportVersion]:
+    """The other built versions of the same export (what a diff may compare this one against)."""
+    return version.spec.versions.filter(status=VersionStatus.DONE).exclude(pk=version.pk).only("id", "number")
+
+
+def progress_of(version: ExportVersion) -> dict | None:
+    """{"done", "total", "percent"} while the version waits or builds and its build reported; else None.
+    Read from the build's small progress file, never from the database."""
+    if version.status in (VersionStatus.QUEUED, VersionStatus.BUILDING):
+        return progress.read(version.pk)
+    return None
+
+
+# --- the archive a download serves --------------------------------------------------------------
+
+
+class ArchiveMismatch(ExportError):
+    """The file on disk is not the archive that was built (missing, resized or altered)."""
+
+
+def archive_path(version: ExportVersion) -> Path:
+    return Path(settings.EXPORTS_ROOT) / version.file_path
+
+
+def archive_name(version: ExportVersion) -> str:
+    return Path(version.file_path).name
+
+
+def check_archive(version: ExportVersion, *, full: bool) -> Path:
+    """The archive's path after checking it exists with its recorded size and, when `full`, sha256.
+    Raises ExportError for an unbuilt version and ArchiveMismatch for a file that changed."""
+    if version.status != VersionStatus.DONE or not version.file_path:
+        raise ExportError(f"{version} is {version.status}; there is nothing to download yet")
+    path = archive_path(version)
+    if not path.is_file():
+        raise ArchiveMismatch(f"the archive of {version} is missing on disk")
+    if path.stat().st_size != version.size_bytes:
+        raise ArchiveMismatch(f"the archive of {version} has another size than was built")
+    if full and file_sha256(path) != version.sha256:
+        raise ArchiveMismatch(f"the archive of {version} does not match its sha256 {version.sha256}")
+    return path
+
+
+# --- diffs ------------------------------------------------------------------------------------
 
 CHANGE_FIELDS = ["id", "change", "old_version", "new_version", "domain", "type"]
 
 
 @dataclass
 class Diff:
+    """What changed between two built versions of one export: instructions added, removed, and changed
+    (same id, another revision), with counts by domain and type."""
+
     old: ExportVersion
     new: ExportVersion
     changes: list[tuple[int, str, int | None, int | None, str, str]] = field(default_factory=list)
@@ -47,9 +125,21 @@ class Diff:
         }
 
 
+def diff_against(version: ExportVersion, against: str | None, *, among: QuerySet | None = None) -> Diff:
+    """The diff between `version` and the version whose id `against` names (a query parameter, looked up
+    in `among`, by default every version: 404 when it is not there), older one first. InvalidRequest (400)
+    when `against` is not an id, ExportError (409) when the two cannot be compared."""
+    against = (against or "").strip()
+    if not against.isdigit():
+        raise InvalidRequest({"against": ["give the other version's id (?against=<id>)"]})
+    other = get_object_or_404(among if among is not None else versions(), pk=int(against))
+    old, new = (other, version) if other.number <= version.number else (version, other)
+    return cached_diff(old, new)
+
+
 def iter_manifest_index(version: ExportVersion) -> Iterator[tuple[int, int, str, str, str]]:
     """(id, version, domain, type, split) of every instruction in the version's manifest.json."""
-    path = Path(settings.EXPORTS_ROOT) / version.file_path
+    path = archive_path(version)
     if not version.file_path or not path.is_file():
         raise ExportError(f"{version} has no archive on disk")
     # Seekable mode: walking the members reads their headers only (the data file before manifest.json
@@ -73,7 +163,8 @@ def iter_manifest_index(version: ExportVersion) -> Iterator[tuple[int, int, str,
 
 
 def diff_versions(old: ExportVersion, new: ExportVersion) -> Diff:
-    """Compare two done versions of the same export. Raises ExportError otherwise."""
+    """Compare two done versions of the same export (memory: a map of the older version's instruction
+    ids to (revision, domain, type), and the list of changes). Raises ExportError otherwise."""
     if old.spec_id != new.spec_id:
         raise ExportError("a diff compares two versions of the same export")
     for version in (old, new):
@@ -109,8 +200,8 @@ def _cache_path(old: ExportVersion, new: ExportVersion) -> Path:
 
 
 def cached_diff(old: ExportVersion, new: ExportVersion) -> Diff:
-    """diff_versions, computed once per pair: both versions are immutable, so their diff is too. Kept as
-    JSON beside the archives (written atomically); the next page view or download reads it."""
+    """diff_versions, computed once per pair and kept as JSON beside the archives (written atomically);
+    the next page view or download reads it."""
     if old.spec_id != new.spec_id:
         raise ExportError("a diff compares two versions of the same export")
     path = _cache_path(old, new)
@@ -131,6 +222,11 @@ def cached_diff(old: ExportVersion, new: ExportVersion) -> Diff:
     tmp.write_bytes(diff_as_json(diff))
     os.replace(tmp, path)
     return diff
+
+
+def diff_file_stem(diff: Diff) -> str:
+    """The name (without extension) a downloaded diff is saved under."""
+    return f"{diff.new.spec.name}-v{diff.old.number}-v{diff.new.number}-diff"
 
 
 def diff_as_json(diff: Diff) -> bytes:
