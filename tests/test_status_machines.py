@@ -9,7 +9,15 @@ from django.apps import apps
 
 from corpus.models import ImportBatch
 from corpus.transitions import InvalidTransition, event_model, moves_of, transition
-from tests.corpus.factories import DomainFactory
+from generation.models import (
+    Endpoint,
+    EndpointKind,
+    GenerationJob,
+    GenerationUnit,
+    PromptKind,
+    PromptTemplate,
+)
+from tests.corpus.factories import DomainFactory, ImageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -18,9 +26,28 @@ def make_import_batch():
     return ImportBatch.objects.create(domain=DomainFactory(), staging_dir="x")
 
 
+def make_generation_job():
+    endpoint = Endpoint.objects.create(
+        name="machine-test", kind=EndpointKind.VISION, base_url="http://127.0.0.1:9/v1", model="m"
+    )
+    return GenerationJob.objects.create(stage="captions", endpoint=endpoint)
+
+
+def make_generation_unit():
+    job = make_generation_job()
+    prompt = PromptTemplate.objects.create(
+        kind=PromptKind.CAPTION, version=99, text="Describe.", is_current=False
+    )
+    return GenerationUnit.objects.create(
+        job=job, image=ImageFactory(), stage="captions", prompt=prompt, endpoint=job.endpoint
+    )
+
+
 # One row maker per model with a table of moves (the row may be in any status: the test sets it).
 ROW_MAKERS = {
     ImportBatch: ("status", make_import_batch),
+    GenerationJob: ("status", make_generation_job),
+    GenerationUnit: ("status", make_generation_unit),
 }
 
 
@@ -40,8 +67,6 @@ NOT_YET = {
     ("corpus.Image", "review_status"),
     ("corpus.Caption", "status"),
     ("corpus.Instruction", "status"),
-    ("generation.GenerationJob", "status"),
-    ("generation.GenerationUnit", "status"),
     ("review.SecondPass", "status"),
     ("exports.ExportVersion", "status"),
 }
