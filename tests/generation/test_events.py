@@ -159,3 +159,16 @@ def test_a_unit_costs_generation_five_statements_a_claim_three_and_a_result_two(
     ours = [s for s in _data_statements(write_ctx) if '"generation_' in s.split("(")[0]]
     # The swap running → done (with the usage) and its event; the rest are corpus's caption writes.
     assert [s.split()[0] for s in ours] == ["UPDATE", "INSERT"]
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_a_units_moves_and_offers_no_field_to_move_it(client, admin_user):
+    job = planned_job(admin_user)
+    unit = job.units.get()
+    unit_service.claim_unit(unit.pk, lease=60)
+    client.force_login(admin_user)
+    page = client.get(f"/django-admin/generation/generationunit/{unit.pk}/change/").content.decode()
+    assert "events-0-" in page and "events-1-" not in page  # the inline of its one move so far
+    assert 'name="status"' not in page and 'name="claim_token"' not in page
+    page = client.get(f"/django-admin/generation/generationjob/{job.pk}/change/").content.decode()
+    assert "events-1-" in page and 'name="status"' not in page  # queued, then running
