@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
-from .models import Endpoint, GenerationJob, GenerationUnit, PromptTemplate
+from .models import Endpoint, GenerationJob, GenerationUnit, JobEvent, PromptTemplate, UnitEvent
 
 
 @admin.register(Endpoint)
@@ -42,15 +42,38 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         return False
 
 
+class EventInline(admin.TabularInline):
+    """A job's or unit's status moves, read-only: they are written by corpus.transitions only."""
+
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("at", "from_status", "to_status", "actor", "note")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class JobEventInline(EventInline):
+    model = JobEvent
+
+
+class UnitEventInline(EventInline):
+    model = UnitEvent
+
+
+# Jobs and units are read-only here: every status move goes through corpus.transitions (with its event),
+# which an edit form would bypass; pause, resume and cancel are on the job page and the API.
 @admin.register(GenerationJob)
 class GenerationJobAdmin(admin.ModelAdmin):
     list_display = ("id", "stage", "status", "endpoint", "launched_by", "created_at")
     list_filter = ("stage", "status")
     readonly_fields = [f.name for f in GenerationJob._meta.fields]
+    inlines = [JobEventInline]
 
 
 @admin.register(GenerationUnit)
 class GenerationUnitAdmin(admin.ModelAdmin):
     list_display = ("id", "job", "image", "stage", "instruction_type", "status", "attempts", "round")
     list_filter = ("stage", "status")
-    raw_id_fields = ("job", "image", "prompt", "endpoint")
+    readonly_fields = [f.name for f in GenerationUnit._meta.fields]
+    inlines = [UnitEventInline]

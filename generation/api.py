@@ -1,43 +1,27 @@
 """REST endpoints of the generation app, mounted under /api/v1/ (admins only).
 
-Errors are DRF exceptions (ValidationError naming the field → 400, Conflict → 409), so the project's
-exception handler formats every one of them the same way."""
+The viewsets parse input, call one service or selector and answer. Domain errors are not caught here:
+API_ERROR_STATUS (the generation block of settings.py) maps them — a LaunchError or TemplateError to a
+400 naming the field, NeedsConfirmation, EndpointInUse and TemplateChanged to a 409 — and the project's
+exception handler (web.api_errors) answers every one in the same shape."""
 
 import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 from accounts.roles import ADMIN
 from corpus.models import Domain, ReviewStatus
 from corpus.rules import InstructionType
+from web.api_errors import Conflict
 
-from . import services
+from . import selectors
 from .models import Endpoint, GenerationJob, PromptTemplate, Stage
 from .services import endpoints as endpoint_service
 from .services import jobs as job_service
-from .services.reports import annotated_jobs
+from .services import prompts as prompt_service
 from .validators import refuse_control_characters_single_line
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
-
-
-class ConfirmationRequired(Conflict):
-    default_detail = "The endpoint is known to be broken; send force=true to launch anyway."
-    default_code = "confirmation_required"
-
-
-def launch_error(e: services.LaunchError) -> APIException:
-    """The API form of a LaunchError: 409 for a launch that needs confirmation, 400 naming the field."""
-    if isinstance(e, services.NeedsConfirmation):
-        return ConfirmationRequired(f"{e} Send force=true to launch anyway.")
-    return ValidationError({e.field or "non_field_errors": [str(e)]})
 
 
 class EndpointSerializer(serializers.ModelSerializer):
@@ -80,17 +64,17 @@ class EndpointViewSet(viewsets.ModelViewSet):
     allowed_roles = (ADMIN,)
     filterset_fields = ["kind", "is_default"]
 
+    def perform_create(self, serializer):
+        serializer.instance = endpoint_service.create_endpoint(**serializer.validated_data)
+
     def perform_update(self, serializer):
-        before = {f: getattr(serializer.instance, f) for f in endpoint_service.TESTED_FIELDS}
-        endpoint = serializer.save()
-        endpoint_service.clear_test_if_changed(endpoint, before)
+        serializer.instance = endpoint_service.update_endpoint(
+            serializer.instance, **serializer.validated_data
+        )
 
     @extend_schema(responses={204: None, 409: OpenApiResponse(description="Jobs use the endpoint.")})
     def destroy(self, request, *args, **kwargs):
-        try:
-            endpoint_service.delete_endpoint(self.get_object())
-        except endpoint_service.EndpointInUse as e:
-            raise Conflict(str(e)) from e
+        endpoint_service.delete_endpoint(self.get_object())  # EndpointInUse → 409 (API_ERROR_STATUS)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=EndpointSerializer)
@@ -98,7 +82,6 @@ class EndpointViewSet(viewsets.ModelViewSet):
     def make_default(self, request, pk=None):
         endpoint = self.get_object()
         endpoint_service.make_default(endpoint)
-        endpoint.refresh_from_db()
         return Response(EndpointSerializer(endpoint).data)
 
     @extend_schema(request=None, responses=ConnectionReportSerializer)
@@ -146,17 +129,14 @@ class PromptTemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            template = services.save_template(
-                kind=data["kind"],
-                text=data["text"],
-                by=request.user,
-                domain=data.get("domain"),
-                instruction_type=data.get("instruction_type", ""),
-                note=data.get("note", ""),
-            )
-        except services.TemplateError as e:
-            raise ValidationError({"text": [str(e)]}) from e
+        template = prompt_service.save_template(  # TemplateError → 400 naming the field (API_ERROR_STATUS)
+            kind=data["kind"],
+            text=data["text"],
+            by=request.user,
+            domain=data.get("domain"),
+            instruction_type=data.get("instruction_type", ""),
+            note=data.get("note", ""),
+        )
         return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
 
 
@@ -214,7 +194,7 @@ class JobSerializer(serializers.ModelSerializer):
             "tokens_out", "cost", "plan_note", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
 
-    def get_total(self, obj) -> int:  # from the annotations of annotated_jobs(): no query per row
+    def get_total(self, obj) -> int:  # from the annotations of jobs_with_counts(): no query per row
         return obj.n_units + obj.skipped + obj.n_handed_on
 
 
@@ -235,7 +215,12 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     throttle_scope = {"create": "job_launch"}  # accounts.throttles.ActionThrottle
 
     def get_queryset(self):
-        return annotated_jobs().order_by("-id")
+        return selectors.jobs_with_counts()
+
+    def _answer(self, job) -> Response:
+        return Response(
+            JobSerializer(selectors.job_with_counts(job.pk)).data, status=status.HTTP_202_ACCEPTED
+        )
 
     @extend_schema(
         request=LaunchSerializer,
@@ -249,52 +234,46 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         data = LaunchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        try:
-            job = services.launch_job(
-                stage=v["stage"],
-                by=request.user,
-                domains=v["domains"],
-                endpoint_name=v.get("endpoint") or None,
-                statuses=v.get("statuses"),
-                limit=v.get("limit"),
-                include_drafts=v["include_drafts"],
-                types=v.get("types"),
-                n_per_type=v["n_per_type"],
-                seeds_per_prompt=v["seeds_per_prompt"],
-                force=v["force"],
-            )
-        except services.LaunchError as e:
-            raise launch_error(e) from e
-        return Response(
-            JobSerializer(self.get_queryset().get(pk=job.pk)).data, status=status.HTTP_202_ACCEPTED
+        # LaunchError → 400 naming the field, NeedsConfirmation → 409 (API_ERROR_STATUS).
+        job = job_service.launch_job(
+            stage=v["stage"],
+            by=request.user,
+            domains=v["domains"],
+            endpoint_name=v.get("endpoint") or None,
+            statuses=v.get("statuses"),
+            limit=v.get("limit"),
+            include_drafts=v["include_drafts"],
+            types=v.get("types"),
+            n_per_type=v["n_per_type"],
+            seeds_per_prompt=v["seeds_per_prompt"],
+            force=v["force"],
         )
+        return self._answer(job)
 
     def _control(self, request, do):
         job = self.get_object()
         if not do(job, by=request.user):
             raise Conflict(f"the job is {job.status}")
-        return Response(
-            JobSerializer(self.get_queryset().get(pk=job.pk)).data, status=status.HTTP_202_ACCEPTED
-        )
+        return self._answer(job)
 
     @extend_schema(
         request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="Not running.")}
     )
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
-        return self._control(request, services.pause_job)
+        return self._control(request, job_service.pause_job)
 
     @extend_schema(
         request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="Not paused.")}
     )
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        return self._control(request, services.resume_job)
+        return self._control(request, job_service.resume_job)
 
     @extend_schema(request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="Ended.")})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._control(request, services.cancel_job)
+        return self._control(request, job_service.cancel_job)
 
 
 def register(router) -> None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from corpus.models import Domain, Image
 from corpus.rules import InstructionType
+from corpus.transitions import StatusEvent
 
 from .validators import (
     refuse_control_characters,
@@ -167,6 +168,24 @@ class JobStatus(models.TextChoices):
 
 
 class GenerationJob(models.Model):
+    # queued → running: a worker starts it (or cancelled before); running → paused | cancelled, and done |
+    # failed when its units have all ended; paused → running (resume) | cancelled. Every move goes through
+    # corpus.transitions.transition (one JobEvent each); the first event ("" → queued) is written at launch.
+    STATUS_MOVES = {
+        "status": {
+            JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+            JobStatus.RUNNING: frozenset(
+                {JobStatus.PAUSED, JobStatus.CANCELLED, JobStatus.DONE, JobStatus.FAILED}
+            ),
+            JobStatus.PAUSED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+            JobStatus.CANCELLED: frozenset(),
+            JobStatus.DONE: frozenset(),
+            JobStatus.FAILED: frozenset(),
+        }
+    }
+    EVENT_MODEL = "generation.JobEvent"
+    EVENT_FK = "job"
+
     stage = models.CharField(max_length=20, choices=Stage.choices)
     # {"domains": [slug…], "statuses": [review_status…], "limit": int|None, "image_ids": [..]|None,
     #  "include_drafts": bool}
@@ -217,21 +236,16 @@ class GenerationJob(models.Model):
         return self.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
 
-class JobEvent(models.Model):
-    """One status change of a job: from, to, who, when, why."""
+class JobEvent(StatusEvent):
+    """One status move of a job: from, to, who, when, why."""
 
     job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=20)
-    to_status = models.CharField(max_length=20)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    at = models.DateTimeField(default=timezone.now)
-    note = models.TextField(blank=True)
 
-    class Meta:
-        ordering = ["at", "id"]
+    class Meta(StatusEvent.Meta):
+        pass
 
     def __str__(self) -> str:
-        return f"job {self.job_id}: {self.from_status or '∅'} → {self.to_status}"
+        return f"job {self.job_id}: {super().__str__()}"
 
 
 class UnitStatus(models.TextChoices):
@@ -242,6 +256,26 @@ class UnitStatus(models.TextChoices):
 
 
 class GenerationUnit(models.Model):
+    # pending → running: a worker claims it (services/units.py, with a lease and a fresh claim token);
+    # running → done (its drafts written) | failed (the error kept) | pending (given back: its job was paused
+    # or cancelled, or its lease ran out and the sweep freed it) | running (another worker took it over after
+    # the lease ran out); failed → pending and pending → pending: a later job adopts the unit from an ended
+    # job (services/jobs.py plan_units). Every move goes through corpus.transitions.transition, guarded by
+    # the claim token or the lease, and writes one UnitEvent. A unit's creation writes none (bulk planning;
+    # its created_at says when).
+    STATUS_MOVES = {
+        "status": {
+            UnitStatus.PENDING: frozenset({UnitStatus.RUNNING, UnitStatus.PENDING}),
+            UnitStatus.RUNNING: frozenset(
+                {UnitStatus.DONE, UnitStatus.FAILED, UnitStatus.PENDING, UnitStatus.RUNNING}
+            ),
+            UnitStatus.FAILED: frozenset({UnitStatus.PENDING}),
+            UnitStatus.DONE: frozenset(),
+        }
+    }
+    EVENT_MODEL = "generation.UnitEvent"
+    EVENT_FK = "unit"
+
     job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="units")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=20, choices=Stage.choices)
@@ -286,6 +320,21 @@ class GenerationUnit(models.Model):
 
     def __str__(self) -> str:
         return f"Unit {self.pk} ({self.stage} image {self.image_id}, {self.status})"
+
+
+class UnitEvent(StatusEvent):
+    """One status move of a unit: claimed, done, failed, given back, taken over, adopted (the note says
+    which job adopted it)."""
+
+    # One index, (unit, at), serves both a unit's history and the cascade on delete: a separate index on
+    # unit_id would only cost every claim and result write one more index entry.
+    unit = models.ForeignKey(GenerationUnit, on_delete=models.CASCADE, related_name="events", db_index=False)
+
+    class Meta(StatusEvent.Meta):
+        indexes = [models.Index(fields=["unit", "at"], name="unit_event_idx")]
+
+    def __str__(self) -> str:
+        return f"unit {self.unit_id}: {super().__str__()}"
 
 
 class UnitFailure(models.Model):

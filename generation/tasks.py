@@ -18,6 +18,7 @@ from .models import GenerationJob, JobStatus
 from .services import endpoints as endpoint_service
 from .services import jobs as job_service
 from .services import recovery, runner
+from .services import units as unit_service
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def start_job(job_id: int) -> None:
         log.info("job %s is gone", job_id)
         return
     if job.status == JobStatus.QUEUED:
-        job_service.transition(job, JobStatus.RUNNING, note="started")
+        job_service.move_job(job, JobStatus.RUNNING, note="started")
     if job.status != JobStatus.RUNNING:
         log.info("job %s is %s, not starting it", job_id, job.status)
         return
@@ -56,7 +57,7 @@ def dispatch_job(job_id: int) -> None:
         return
     if not job.planned:
         job_service.plan_units(job)
-    job_service.sweep_expired(job)
+    unit_service.sweep_expired(job)
     chunks = job_service.pending_chunks(job)
     for chunk in chunks:
         run_chunk.delay(job_id, chunk)

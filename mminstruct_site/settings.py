@@ -436,6 +436,15 @@ if REDIS_URL:
     )
     CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
 
+# Generation's domain errors on the API (web.api_errors): bad launch or template input is a 400 naming the
+# field; a launch on an endpoint known to be broken (send force=true), deleting an endpoint jobs used and
+# a template saved by two editors at once are 409s.
+API_ERROR_STATUS["generation.services.jobs.LaunchError"] = 400
+API_ERROR_STATUS["generation.services.jobs.NeedsConfirmation"] = 409
+API_ERROR_STATUS["generation.services.endpoints.EndpointInUse"] = 409
+API_ERROR_STATUS["generation.services.prompts.TemplateError"] = 400
+API_ERROR_STATUS["generation.services.prompts.TemplateChanged"] = 409
+
 # (generation settings above this line)
 
 # --- review -----------------------------------------------------------------------------------

@@ -11,7 +11,15 @@ from django.db import DatabaseError, transaction
 from corpus.models import ImportBatch
 from corpus.transitions import InvalidTransition, event_model, moves_of, transition
 from exports.models import ExportSpec, ExportVersion
-from tests.corpus.factories import DomainFactory
+from generation.models import (
+    Endpoint,
+    EndpointKind,
+    GenerationJob,
+    GenerationUnit,
+    PromptKind,
+    PromptTemplate,
+)
+from tests.corpus.factories import DomainFactory, ImageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -28,10 +36,29 @@ def make_export_version():
     return ExportVersion.objects.create(spec=spec, number=1)
 
 
+def make_generation_job():
+    endpoint = Endpoint.objects.create(
+        name="machine-test", kind=EndpointKind.VISION, base_url="http://127.0.0.1:9/v1", model="m"
+    )
+    return GenerationJob.objects.create(stage="captions", endpoint=endpoint)
+
+
+def make_generation_unit():
+    job = make_generation_job()
+    prompt = PromptTemplate.objects.create(
+        kind=PromptKind.CAPTION, version=99, text="Describe.", is_current=False
+    )
+    return GenerationUnit.objects.create(
+        job=job, image=ImageFactory(), stage="captions", prompt=prompt, endpoint=job.endpoint
+    )
+
+
 # One row maker per model with a table of moves (the row may be in any status: the test sets it).
 ROW_MAKERS = {
     ImportBatch: ("status", make_import_batch),
     ExportVersion: ("status", make_export_version),
+    GenerationJob: ("status", make_generation_job),
+    GenerationUnit: ("status", make_generation_unit),
 }
 
 
@@ -51,8 +78,6 @@ NOT_YET = {
     ("corpus.Image", "review_status"),
     ("corpus.Caption", "status"),
     ("corpus.Instruction", "status"),
-    ("generation.GenerationJob", "status"),
-    ("generation.GenerationUnit", "status"),
     ("review.SecondPass", "status"),
 }
 

@@ -1,8 +1,9 @@
 """From a unit to a model request, and from a model answer to drafts (through corpus.services only).
 
-`prepare` runs before the call (reads the image, caption, seeds); `parse_instructions` is pure;
-`write_result` stores the drafts and marks the unit done in ONE transaction, and only if this worker
-still holds the unit's claim — so a redelivered or duplicated task can never make a second draft.
+`prepare` runs before the call (reads the caption and seeds; the claim loaded the unit's image);
+`parse_instructions` is pure; `write_result` marks the unit done and stores the drafts in ONE
+transaction, and only if this worker still holds the unit's claim — so a redelivered or duplicated task
+can never make a second draft.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 from PIL import Image as PILImage
 
 from corpus.models import Caption, Image, ItemStatus
 from corpus.services import items as corpus_services
 
-from ..models import GenerationUnit, Stage, UnitStatus
+from ..models import GenerationUnit, Stage
 from . import prompts as prompt_service
+from . import units as unit_service
 
 
 class MalformedOutput(ValueError):
@@ -79,7 +80,7 @@ def caption_for_instructions(image: Image, *, include_drafts: bool) -> Caption |
 
 def prepare(unit: GenerationUnit, params: dict) -> Request:
     """Everything the call needs, read from the database (no network)."""
-    image = Image.objects.select_related("domain").get(pk=unit.image_id)
+    image = unit.image  # loaded with its domain by the claim
     if unit.stage == Stage.CAPTIONS:
         text = prompt_service.caption_prompt(unit.prompt, image)
         return Request(
@@ -182,7 +183,7 @@ class Usage:
 
 
 def write_result(
-    unit_id: int,
+    unit: GenerationUnit,
     token: str,
     request: Request,
     *,
@@ -191,26 +192,41 @@ def write_result(
     model_name: str,
     usage: Usage,
 ) -> bool:
-    """Store the drafts and mark the unit done, together; False (nothing written) if the claim is lost."""
+    """Store the drafts and mark the unit done, together; False (nothing written) if the claim is lost.
+
+    `unit` is the claimed unit (claim_unit loads its endpoint, prompt and image). The move running → done
+    comes first in the transaction: its compare-and-swap on the claim token takes the unit's row lock, so
+    a worker whose claim was lost writes nothing, and a redelivered or duplicated task can never make a
+    second draft."""
+    if unit.stage == Stage.INSTRUCTIONS:
+        items = [
+            item if isinstance(item, dict) else {"question": str(item)[:2000], "answer": ""}
+            for item in items or []
+        ]
+    drafts = 1 if unit.stage == Stage.CAPTIONS else len(items)
     with transaction.atomic():
-        unit = (
-            GenerationUnit.objects.select_for_update()
-            .select_related("endpoint", "prompt")
-            .filter(pk=unit_id, status=UnitStatus.RUNNING, claim_token=token)
-            .first()
+        done = unit_service.finish_unit(
+            unit.pk,
+            token,
+            fields={
+                "attempts": usage.attempts,
+                "tokens_in": usage.tokens_in,
+                "tokens_out": usage.tokens_out,
+                "cost": usage.cost,
+                "latency_ms": usage.latency_ms,
+                "drafts": drafts,
+            },
         )
-        if unit is None:
+        if not done:
             return False
-        image = Image.objects.get(pk=unit.image_id)
         provenance = {
             "model_name": f"{unit.endpoint.name}/{model_name}"[:200],
             "prompt_version": unit.prompt.version,
             "generation_unit_id": unit.pk,
         }
-        drafts = invalid = 0
         if unit.stage == Stage.CAPTIONS:
             corpus_services.create_caption(
-                image,
+                unit.image,
                 text=text,
                 tokens_in=usage.tokens_in,
                 tokens_out=usage.tokens_out,
@@ -218,37 +234,21 @@ def write_result(
                 cost=usage.cost,
                 **provenance,
             )
-            drafts = 1
-        else:
-            caption = Caption.objects.filter(pk=request.caption_id).first()
-            for item in items or []:
-                if not isinstance(item, dict):
-                    item = {"question": str(item)[:2000], "answer": ""}
-                options = item.get("options")
-                made = corpus_services.create_instruction(
-                    image,
-                    type=unit.instruction_type,
-                    question=str(item.get("question") or ""),
-                    answer=str(item.get("answer") or ""),
-                    options=options
-                    if isinstance(options, list)
-                    else ([] if options in (None, "") else options),
-                    caption=caption,
-                    **provenance,
-                )
-                drafts += 1
-                invalid += made.status == ItemStatus.INVALID
-        GenerationUnit.objects.filter(pk=unit_id).update(
-            status=UnitStatus.DONE,
-            error="",
-            attempts=usage.attempts,
-            tokens_in=usage.tokens_in,
-            tokens_out=usage.tokens_out,
-            cost=usage.cost,
-            latency_ms=usage.latency_ms,
-            drafts=drafts,
-            invalid=invalid,
-            lease_expires_at=None,
-            finished_at=timezone.now(),
-        )
+            return True
+        caption = Caption.objects.filter(pk=request.caption_id).first()
+        invalid = 0
+        for item in items:
+            options = item.get("options")
+            made = corpus_services.create_instruction(
+                unit.image,
+                type=unit.instruction_type,
+                question=str(item.get("question") or ""),
+                answer=str(item.get("answer") or ""),
+                options=options if isinstance(options, list) else ([] if options in (None, "") else options),
+                caption=caption,
+                **provenance,
+            )
+            invalid += made.status == ItemStatus.INVALID
+        if invalid:  # known only once corpus has checked each item against the rules of its type
+            GenerationUnit.objects.filter(pk=unit.pk).update(invalid=invalid)
     return True

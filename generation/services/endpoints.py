@@ -114,6 +114,26 @@ def make_default(endpoint: Endpoint) -> None:
             is_default=False
         )
         Endpoint.objects.filter(pk=endpoint.pk).update(is_default=True)
+    endpoint.is_default = True
+
+
+def create_endpoint(**fields) -> Endpoint:
+    """A new endpoint from validated fields (the API's serializer ran the model's validators). It becomes
+    the default of its kind only through make_default."""
+    return Endpoint.objects.create(**{**fields, "is_default": False})
+
+
+def update_endpoint(endpoint: Endpoint, **changes) -> Endpoint:
+    """Apply validated changes to an endpoint; a change of its URL, model or key variable forgets the
+    last connection test (its result no longer applies), in the same save."""
+    before = {f: getattr(endpoint, f) for f in TESTED_FIELDS}
+    for name, value in changes.items():
+        setattr(endpoint, name, value)
+    if any(before[f] != getattr(endpoint, f) for f in TESTED_FIELDS):
+        for name, value in CLEARED_TEST.items():
+            setattr(endpoint, name, value)
+    endpoint.save()
+    return endpoint
 
 
 def key_is_set(endpoint: Endpoint) -> bool:
@@ -166,14 +186,6 @@ def launch_warnings(endpoint: Endpoint) -> list[str]:
             f"{endpoint.last_test_error or 'HTTP ' + str(endpoint.last_test_status)}"
         )
     return warnings
-
-
-def clear_test_if_changed(endpoint: Endpoint, before: dict) -> None:
-    """After an edit: forget the last test if the URL, model or key variable changed."""
-    if any(before.get(f) != getattr(endpoint, f) for f in TESTED_FIELDS):
-        Endpoint.objects.filter(pk=endpoint.pk).update(**CLEARED_TEST)
-        for key, value in CLEARED_TEST.items():
-            setattr(endpoint, key, value)
 
 
 def delete_endpoint(endpoint: Endpoint) -> None:

@@ -1,4 +1,5 @@
-"""Generation jobs: launch, plan units, the status table, claims and leases, progress, regeneration.
+"""Generation jobs: launch, plan units (adopting those ended jobs left), the job's status moves and
+controls, regeneration. Claims and leases of units are in units.py, reads in generation.selectors.
 
 A job owns units; its counts, tokens and cost are always computed from them (one GROUP BY on the
 (job, status) index), so a killed worker can never make them drift. Units already done by another job
@@ -17,54 +18,18 @@ from django.utils import timezone
 
 from corpus.models import Caption, Image, ItemStatus, ReviewStatus
 from corpus.rules import InstructionType
+from corpus.transitions import record_event, transition
 
-from ..models import (
-    EndpointKind,
-    GenerationJob,
-    GenerationUnit,
-    JobEvent,
-    JobStatus,
-    PromptKind,
-    Stage,
-    UnitStatus,
-)
+from .. import selectors
+from ..models import EndpointKind, GenerationJob, GenerationUnit, JobStatus, PromptKind, Stage, UnitStatus
 from . import endpoints as endpoint_service
 from . import prompts as prompt_service
 
-# Re-exported (explicit `as`): the runner, tasks, views and tests reach them through this module.
-from .reports import Progress as Progress
-from .reports import cost_totals as cost_totals
-from .reports import latest_errors as latest_errors
-from .reports import progress as progress
-from .reports import unit_counts
-from .units import Claim as Claim
-from .units import claim_unit as claim_unit
-from .units import claimable_unit_ids as claimable_unit_ids
-from .units import fail_unit as fail_unit
-from .units import lease_seconds as lease_seconds
-from .units import open_unit_ids as open_unit_ids
-from .units import pending_unit_ids as pending_unit_ids
-from .units import release_unit as release_unit
-from .units import sweep_expired as sweep_expired
-
-# The one table of allowed job status moves.
-ALLOWED_MOVES: dict[str, set[str]] = {
-    JobStatus.QUEUED: {JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED},
-    JobStatus.RUNNING: {JobStatus.PAUSED, JobStatus.CANCELLED, JobStatus.DONE, JobStatus.FAILED},
-    JobStatus.PAUSED: {JobStatus.RUNNING, JobStatus.CANCELLED},
-    JobStatus.CANCELLED: set(),
-    JobStatus.DONE: set(),
-    JobStatus.FAILED: set(),
-}
 STAGE_KIND = {Stage.CAPTIONS: EndpointKind.VISION, Stage.INSTRUCTIONS: EndpointKind.TEXT}
 PLAN_BATCH = 1000
 # The largest image limit a launch accepts: the range of a database integer (a limit beyond 64 bits was
 # once accepted and broke planning, leaving the job running with no units).
 MAX_LIMIT = 2**31 - 1
-
-
-class InvalidTransition(Exception):
-    """A job status move the table does not allow."""
 
 
 class LaunchError(ValueError):
@@ -82,7 +47,7 @@ class NeedsConfirmation(LaunchError):
 
     def __init__(self, warnings: list[str]):
         super().__init__(
-            "; ".join(warnings) + ". Launch anyway only if you know it will work.", field="force"
+            "; ".join(warnings) + ". Launch anyway (force=true) only if you know it will work.", field="force"
         )
         self.warnings = warnings
 
@@ -101,29 +66,17 @@ class RegenerationQuotaExceeded(LaunchError):
         self.retry_after = retry_after
 
 
-def transition(
-    job: GenerationJob, to: str, *, actor=None, note: str = "", expected: str | None = None
-) -> bool:
-    """Move the job from its current (or `expected`) status to `to`, compare-and-swap, with an event row.
-
-    Returns False if another process moved it first. Raises InvalidTransition if the table forbids it."""
-    current = expected or job.status
-    if to not in ALLOWED_MOVES[JobStatus(current)]:
-        raise InvalidTransition(f"a {current} job cannot become {to}")
+def move_job(job: GenerationJob, to: str, *, actor=None, note: str = "") -> bool:
+    """Move the job from the status it was read in to `to` (corpus.transitions: compare-and-swap and one
+    JobEvent), stamping started_at on the first start and finished_at when it ends. False if another
+    process moved it first; InvalidTransition if GenerationJob.STATUS_MOVES forbids the move."""
     now = timezone.now()
-    updates: dict = {"status": to}
+    fields: dict = {}
     if to == JobStatus.RUNNING:
-        updates["started_at"] = job.started_at or now
+        fields["started_at"] = job.started_at or now
     if to in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED):
-        updates["finished_at"] = now
-    with transaction.atomic():
-        swapped = GenerationJob.objects.filter(pk=job.pk, status=current).update(**updates)
-        if swapped != 1:
-            return False
-        JobEvent.objects.create(job=job, from_status=current, to_status=to, actor=actor, at=now, note=note)
-    for key, value in updates.items():
-        setattr(job, key, value)
-    return True
+        fields["finished_at"] = now
+    return transition(job, "status", to, actor=actor, note=note, fields=fields)
 
 
 # --- launching ----------------------------------------------------------------------------------
@@ -211,7 +164,7 @@ def launch_job(
             prompts=prompts,
             launched_by=by,
         )
-        JobEvent.objects.create(job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note=note)
+        record_event(job, from_status="", to_status=JobStatus.QUEUED, actor=by, note=note)
         if start:
             tasks.start_job.delay_on_commit(job.pk)
     return job
@@ -284,23 +237,8 @@ def plan_units(job: GenerationJob) -> None:
             ]
             # Failed in an ended job, or left pending by a cancelled one: this job takes them over.
             reusable = (UnitStatus.FAILED, UnitStatus.PENDING)
-            adopt = [u.pk for u in others if u.status in reusable and not u.job.is_active]
-            if adopt:
-                # The failed job keeps its failure rows (UnitFailure): its history and what its attempts
-                # cost stay with it; the unit starts afresh in this job.
-                GenerationUnit.objects.filter(pk__in=adopt, status__in=reusable).update(
-                    job=job,
-                    status=UnitStatus.PENDING,
-                    attempts=0,
-                    error="",
-                    claim_token="",
-                    finished_at=None,
-                    tokens_in=0,
-                    tokens_out=0,
-                    cost=0,
-                    latency_ms=0,
-                )
-            return len(others) - len(adopt)
+            adopted = sum(adopt_unit(u, job) for u in others if u.status in reusable and not u.job.is_active)
+            return len(others) - adopted
 
     for row in image_rows.iterator(chunk_size=PLAN_BATCH):
         batch.append(row)
@@ -312,6 +250,32 @@ def plan_units(job: GenerationJob) -> None:
     note = explain_plan(job, own=job.units.count(), skipped=skipped)
     GenerationJob.objects.filter(pk=job.pk).update(planned=True, skipped=skipped, plan_note=note)
     job.planned, job.skipped, job.plan_note = True, skipped, note
+
+
+def adopt_unit(unit: GenerationUnit, job: GenerationJob) -> bool:
+    """A unit that failed in an ended job (failed → pending), or that a cancelled job left pending
+    (pending → pending), moves to `job` and starts afresh: one transition and one UnitEvent. The job it
+    leaves keeps its failure rows (UnitFailure): its history and what its attempts cost stay with it.
+    False if the unit moved meanwhile (another job adopted it first, or it was claimed)."""
+    return transition(
+        unit,
+        "status",
+        UnitStatus.PENDING,
+        expect={"job_id": unit.job_id},
+        note=f"adopted by job {job.pk} from job {unit.job_id}",
+        fields={
+            "job": job,
+            "attempts": 0,
+            "error": "",
+            "claim_token": "",
+            "lease_expires_at": None,
+            "finished_at": None,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost": 0,
+            "latency_ms": 0,
+        },
+    )
 
 
 def _plural(n: int, word: str) -> str:
@@ -441,9 +405,7 @@ def queue_regeneration(image: Image, *, stage: str, by, instruction_type: str | 
             planned=True,
             is_regeneration=True,
         )
-        JobEvent.objects.create(
-            job=job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="regeneration"
-        )
+        record_event(job, from_status="", to_status=JobStatus.QUEUED, actor=by, note="regeneration")
         for type_ in types:
             prompt_id = prompts[f"{domain.pk}:{type_}"]
             key = {
@@ -487,15 +449,15 @@ def finish_if_complete(job: GenerationJob) -> bool:
     job.refresh_from_db(fields=["status", "planned"])
     if job.status != JobStatus.RUNNING or not job.planned:
         return False
-    counts = unit_counts(job)
+    counts = selectors.unit_counts(job)
     if counts["pending"] or counts["running"]:
         return False
     if counts["failed"] and not counts["done"]:
-        return transition(job, JobStatus.FAILED, note=f"all {counts['failed']} units failed")
+        return move_job(job, JobStatus.FAILED, note=f"all {counts['failed']} units failed")
     if not any(counts.values()):
         plan_note = GenerationJob.objects.values_list("plan_note", flat=True).get(pk=job.pk)
-        return transition(job, JobStatus.DONE, note=plan_note or "0 units planned")
-    return transition(job, JobStatus.DONE, note=f"{counts['done']} done, {counts['failed']} failed")
+        return move_job(job, JobStatus.DONE, note=plan_note or "0 units planned")
+    return move_job(job, JobStatus.DONE, note=f"{counts['done']} done, {counts['failed']} failed")
 
 
 # --- controls -----------------------------------------------------------------------------------
@@ -503,14 +465,14 @@ def finish_if_complete(job: GenerationJob) -> bool:
 
 def pause_job(job: GenerationJob, *, by) -> bool:
     """Running → paused. Workers stop taking units; units in flight finish. Idempotent (False if not running)."""
-    return transition(job, JobStatus.PAUSED, actor=by) if job.status == JobStatus.RUNNING else False
+    return move_job(job, JobStatus.PAUSED, actor=by) if job.status == JobStatus.RUNNING else False
 
 
 def cancel_job(job: GenerationJob, *, by) -> bool:
     """Queued/running/paused → cancelled. Pending units stay pending and are never run by this job."""
     if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED):
         return False
-    return transition(job, JobStatus.CANCELLED, actor=by)
+    return move_job(job, JobStatus.CANCELLED, actor=by)
 
 
 def resume_job(job: GenerationJob, *, by) -> bool:
@@ -519,7 +481,7 @@ def resume_job(job: GenerationJob, *, by) -> bool:
 
     if job.status != JobStatus.PAUSED:
         return False
-    if not transition(job, JobStatus.RUNNING, actor=by):
+    if not move_job(job, JobStatus.RUNNING, actor=by):
         return False
     transaction.on_commit(lambda: tasks.dispatch_job.delay(job.pk))
     return True

@@ -25,7 +25,19 @@ REQUIRED = {PromptKind.CAPTION: set(), PromptKind.INSTRUCTION: {"caption", "n"}}
 
 
 class TemplateError(ValueError):
-    """A template that cannot be saved; the message says which placeholder is wrong and what is allowed."""
+    """A template that cannot be saved; the message says which placeholder is wrong and what is allowed.
+    `field` names the input at fault (the API answers 400 naming it, the page marks it)."""
+
+    def __init__(self, message: str, *, field: str | None = "text"):
+        super().__init__(message)
+        self.field = field
+
+
+class TemplateChanged(TemplateError):
+    """Another editor kept saving a version of the same template at the same moment (the API answers 409)."""
+
+    def __init__(self):
+        super().__init__("the template changed while saving; try again", field=None)
 
 
 def check_template(kind: str, text: str) -> list[str]:
@@ -56,7 +68,9 @@ def save_template(
     Not idempotent: every call makes a version. Raises TemplateError for bad placeholders."""
     kind = PromptKind(kind)
     if kind == PromptKind.INSTRUCTION and instruction_type not in InstructionType.values:
-        raise TemplateError(f"instruction_type must be one of {', '.join(InstructionType.values)}")
+        raise TemplateError(
+            f"instruction_type must be one of {', '.join(InstructionType.values)}", field="instruction_type"
+        )
     if kind == PromptKind.CAPTION:
         instruction_type = ""
     problems = check_template(kind, text)
@@ -82,7 +96,7 @@ def save_template(
                 )
         except IntegrityError:
             continue
-    raise TemplateError("the template changed while saving; try again")
+    raise TemplateChanged()
 
 
 def ensure_default_prompts() -> None:

@@ -7,7 +7,7 @@ worker, or were never sent) gets them queued again; a job whose units have all e
 queued or unplanned job whose start message was lost is started again.
 
 Idempotent and safe with two beats at once: expired units are freed under a row lock and each by exactly
-one sweep (units.free_expired); a re-queue of a stalled or lost job is a compare-and-swap on the job's
+one sweep, one transition (running → pending, one UnitEvent) each (units.free_expired); a re-queue of a stalled or lost job is a compare-and-swap on the job's
 `dispatched_at`, so of two sweeps only one re-queues, and a job is re-queued at most once per stall
 period — the sweep never multiplies chunk messages without bound. The unit claims keep the work itself
 single whatever the broker delivers twice.
@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from .. import selectors
 from ..models import GenerationJob, JobStatus, UnitStatus
 from . import jobs as job_service
 from . import units as unit_service
@@ -118,10 +119,10 @@ def sweep_job(job: GenerationJob, report: SweepReport) -> None:
     if freed:
         report.freed[job.pk] = freed
         _queue_chunks(job.pk, freed, report)
-    counts = job_service.unit_counts(job)
+    counts = selectors.unit_counts(job)
     if counts[UnitStatus.PENDING] and not counts[UnitStatus.RUNNING] and not freed:
         if now - last_activity(job) > stall and take_requeue_turn(job, now=now):
-            pending = job_service.pending_unit_ids(
+            pending = unit_service.pending_unit_ids(
                 job.pk, limit=settings.GENERATION_CHUNK_SIZE * STALL_REQUEUE_CHUNKS
             )
             _queue_chunks(job.pk, pending, report)

@@ -33,6 +33,7 @@ from ..models import GenerationJob, JobStatus, Stage
 from . import drafting
 from . import endpoints as endpoint_service
 from . import jobs as job_service
+from . import units as unit_service
 
 log = logging.getLogger(__name__)
 db = sync_to_async(thread_sensitive=True)
@@ -104,7 +105,7 @@ def run_chunk(job_id: int, unit_ids: list[int]) -> ChunkResult:
         result.stopped = True
         return result
     # A redelivered chunk, or one whose units other lanes already took: skip the finished ones quickly.
-    unit_ids = job_service.open_unit_ids(unit_ids)
+    unit_ids = unit_service.open_unit_ids(unit_ids)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -130,12 +131,12 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
     except llm.EndpointRefused as e:
         # The endpoint breaks the rules (a key variable or address that is not allowed): nothing is sent;
         # every unit of the chunk fails with the reason.
-        lease = job_service.lease_seconds(endpoint)
+        lease = unit_service.lease_seconds(endpoint)
         for unit_id in unit_ids:
-            claim = await _db(job_service.claim_unit, unit_id, lease=lease)
+            claim = await _db(unit_service.claim_unit, unit_id, lease=lease)
             if claim.unit is not None:
                 await _db(
-                    job_service.fail_unit, unit_id, claim.token, error=str(e), attempts=0, tokens_in=0,
+                    unit_service.fail_unit, claim.unit, claim.token, error=str(e), attempts=0, tokens_in=0,
                     tokens_out=0, cost=0,
                 )  # fmt: skip
                 result.failed += 1
@@ -144,7 +145,7 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
     limiter = ratelimit.make_limiter()
     limits = ratelimit.Limits.per_minute(f"endpoint-{endpoint.pk}", endpoint.rpm_limit, endpoint.tpm_limit)
     watch = _JobWatch(job.pk)
-    lease = job_service.lease_seconds(endpoint)
+    lease = unit_service.lease_seconds(endpoint)
     queue = deque(unit_ids)
     refill_lock = asyncio.Lock()
     state = {"exhausted": not settings.GENERATION_STEAL_WORK}
@@ -160,7 +161,7 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
             return queue.popleft()
         async with refill_lock:
             if not queue and not state["exhausted"]:
-                more = await _db(job_service.claimable_unit_ids, job.pk, limit=endpoint.max_concurrency)
+                more = await _db(unit_service.claimable_unit_ids, job.pk, limit=endpoint.max_concurrency)
                 if more:
                     queue.extend(more)
                 else:
@@ -188,7 +189,7 @@ async def _run(job: GenerationJob, unit_ids: list[int], result: ChunkResult) -> 
 async def _process(
     unit_id, job, params, endpoint, client, limiter, limits, watch, lease, result: ChunkResult
 ) -> None:
-    claim = await _db(job_service.claim_unit, unit_id, lease=lease, token=uuid.uuid4().hex)
+    claim = await _db(unit_service.claim_unit, unit_id, lease=lease, token=uuid.uuid4().hex)
     if claim.unit is None:
         if claim.held_until is not None:
             result.held[unit_id] = claim.held_until
@@ -204,8 +205,8 @@ async def _process(
     except Exception as e:  # an unreadable image, a missing caption, a deleted row: fail this unit only
         log.warning("unit %s cannot run: %s", unit_id, e)
         await _db(
-            job_service.fail_unit,
-            unit_id,
+            unit_service.fail_unit,
+            claim.unit,
             token,
             error=f"cannot prepare the request: {e}",
             attempts=0,
@@ -220,7 +221,7 @@ async def _process(
     max_attempts = settings.GENERATION_MAX_ATTEMPTS
     for attempt in range(1, max_attempts + 1):
         if attempt > 1 and not await watch.running():
-            await _db(job_service.release_unit, unit_id, token, attempts=usage.attempts)
+            await _db(unit_service.release_unit, unit_id, token, attempts=usage.attempts)
             result.released += 1
             return
         member = await ratelimit.acquire(
@@ -254,8 +255,8 @@ async def _process(
         except llm.PermanentError as e:
             await limiter.settle(limits, member, 0)
             await _db(
-                job_service.fail_unit,
-                unit_id,
+                unit_service.fail_unit,
+                claim.unit,
                 token,
                 error=str(e),
                 attempts=attempt,
@@ -283,7 +284,7 @@ async def _process(
             else:
                 wrote = await _db(
                     drafting.write_result,
-                    unit_id,
+                    claim.unit,
                     token,
                     request,
                     text=text,
@@ -300,8 +301,8 @@ async def _process(
             await asyncio.sleep(wait)
 
     await _db(
-        job_service.fail_unit,
-        unit_id,
+        unit_service.fail_unit,
+        claim.unit,
         token,
         error=f"gave up after {max_attempts} attempts: {last_error}",
         attempts=max_attempts,

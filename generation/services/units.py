@@ -1,7 +1,9 @@
 """Units of work: claims with a lease and a token, failing and releasing them, sweeping dead workers'.
 
-Every state change of a unit is a compare-and-swap on (status, claim token), so two workers can never
-both own one unit, and a worker whose lease ran out can never write after another took the unit over.
+Every status move of a unit goes through corpus.transitions.transition — a compare-and-swap on the status
+the caller saw plus the claim token (or the lease), and one UnitEvent in the same transaction — so two
+workers can never both own one unit, and a worker whose lease ran out can never write after another took
+the unit over.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from corpus.transitions import transition
 
 from ..models import Endpoint, GenerationJob, GenerationUnit, UnitFailure, UnitStatus
 
@@ -33,54 +37,109 @@ class Claim:
     held_until: object = None  # a datetime when another worker holds the unit's lease
 
 
-def claim_unit(unit_id: int, *, lease: float, token: str | None = None) -> Claim:
-    """Take a pending unit (or a running one whose lease ran out) for this worker. Compare-and-swap.
-
-    With `token`, a unit this worker already holds under that token is taken again: a claim whose UPDATE
-    committed but whose answer was lost with the database connection is retried with the same token."""
-    now = timezone.now()
-    token = token or uuid.uuid4().hex
-    claimable = Q(status=UnitStatus.PENDING) | Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now)
-    claimable |= Q(status=UnitStatus.RUNNING, claim_token=token)
-    swapped = GenerationUnit.objects.filter(claimable, pk=unit_id).update(
-        status=UnitStatus.RUNNING, claim_token=token, lease_expires_at=now + timedelta(seconds=lease)
-    )
-    if swapped == 1:
-        unit = GenerationUnit.objects.select_related("prompt", "endpoint").get(pk=unit_id)
-        return Claim(unit, token)
+def _held(unit_id: int) -> Claim:
     row = GenerationUnit.objects.filter(pk=unit_id).values("status", "lease_expires_at").first()
     if row and row["status"] == UnitStatus.RUNNING:
         return Claim(None, held_until=row["lease_expires_at"])
     return Claim(None)
 
 
+def claim_unit(unit_id: int, *, lease: float, token: str | None = None) -> Claim:
+    """Take a pending unit (pending → running), or a running one whose lease ran out (running → running:
+    its worker died or hung), for this worker: one compare-and-swap and one UnitEvent. The unit comes back
+    with its prompt, endpoint and image (and the image's domain) loaded, for the request.
+
+    With `token`, a unit this worker already holds under that token is its own: a claim whose transaction
+    committed but whose answer was lost with the database connection is retried with the same token, and
+    finds it (no second move, no second event). Statements: one read, then BEGIN, UPDATE, INSERT, COMMIT
+    when the unit is claimable; the read alone when it is not."""
+    now = timezone.now()
+    token = token or uuid.uuid4().hex
+    unit = (
+        GenerationUnit.objects.select_related("prompt", "endpoint", "image__domain")
+        .filter(pk=unit_id)
+        .first()
+    )
+    if unit is None:
+        return Claim(None)
+    if unit.status == UnitStatus.RUNNING and unit.claim_token == token:
+        return Claim(unit, token)
+    # The job must not have changed since the read (a later job may adopt a unit an ended job left pending):
+    # the loaded unit is then exactly the row that was swapped.
+    expect: dict | Q = {"job_id": unit.job_id}
+    note = ""
+    if unit.status == UnitStatus.RUNNING:
+        if unit.lease_expires_at is None or unit.lease_expires_at >= now:
+            return Claim(None, held_until=unit.lease_expires_at)
+        expect = Q(job_id=unit.job_id, lease_expires_at__lt=now)
+        note = "taken over: the lease of the claim before ran out"
+    elif unit.status != UnitStatus.PENDING:
+        return Claim(None)  # done or failed
+    fields = {"claim_token": token, "lease_expires_at": now + timedelta(seconds=lease)}
+    if transition(unit, "status", UnitStatus.RUNNING, expect=expect, fields=fields, note=note):
+        return Claim(unit, token)
+    return _held(unit_id)  # another worker claimed it (or it ended) between the read and the swap
+
+
+def _claimed(unit_id: int) -> GenerationUnit:
+    """The unit as a claim holder knows it: running (the token is the rest of the compare-and-swap)."""
+    return GenerationUnit(pk=unit_id, status=UnitStatus.RUNNING)
+
+
+def finish_unit(unit_id: int, token: str, *, fields: dict) -> bool:
+    """running → done with `fields` (usage, drafts …), if the claim is still ours. Call it inside the
+    transaction that writes the drafts, before them: the swap takes the unit's row lock, so a lost claim
+    is known before anything is written."""
+    return transition(
+        _claimed(unit_id),
+        "status",
+        UnitStatus.DONE,
+        expect={"claim_token": token},
+        fields={**fields, "error": "", "lease_expires_at": None, "finished_at": timezone.now()},
+    )
+
+
 def fail_unit(
-    unit_id: int, token: str, *, error: str, attempts: int, tokens_in: int, tokens_out: int, cost
+    unit: GenerationUnit,
+    token: str,
+    *,
+    error: str,
+    attempts: int,
+    tokens_in: int,
+    tokens_out: int,
+    cost,
 ) -> bool:
     """Mark a claimed unit failed with the error text (and what its attempts cost), and add the failure
-    to its job's history, together. False (nothing written) if the claim is not ours any more."""
+    to its job's history, together. False (nothing written) if the claim is not ours any more.
+
+    `unit` is the claimed unit (its job, image and type are read from it: a unit with our claim token has
+    not changed job since the claim)."""
+    error = error[:2000]
     with transaction.atomic():
-        swapped = GenerationUnit.objects.filter(
-            pk=unit_id, status=UnitStatus.RUNNING, claim_token=token
-        ).update(
-            status=UnitStatus.FAILED,
-            error=error[:2000],
-            attempts=attempts,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost=cost,
-            lease_expires_at=None,
-            finished_at=timezone.now(),
+        moved = transition(
+            _claimed(unit.pk),
+            "status",
+            UnitStatus.FAILED,
+            expect={"claim_token": token},
+            note=error[:200],
+            fields={
+                "error": error,
+                "attempts": attempts,
+                "tokens_in": tokens_in,
+                "tokens_out": tokens_out,
+                "cost": cost,
+                "lease_expires_at": None,
+                "finished_at": timezone.now(),
+            },
         )
-        if swapped != 1:
+        if not moved:
             return False
-        unit = GenerationUnit.objects.values("job_id", "image_id", "instruction_type").get(pk=unit_id)
         UnitFailure.objects.create(
-            unit_id=unit_id,
-            job_id=unit["job_id"],
-            image_id=unit["image_id"],
-            instruction_type=unit["instruction_type"],
-            error=error[:2000],
+            unit_id=unit.pk,
+            job_id=unit.job_id,
+            image_id=unit.image_id,
+            instruction_type=unit.instruction_type,
+            error=error,
             attempts=attempts,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
@@ -90,12 +149,15 @@ def fail_unit(
 
 
 def release_unit(unit_id: int, token: str, *, attempts: int) -> bool:
-    """Give a claimed unit back (the job was paused or cancelled before it finished)."""
-    return (
-        GenerationUnit.objects.filter(pk=unit_id, status=UnitStatus.RUNNING, claim_token=token).update(
-            status=UnitStatus.PENDING, claim_token="", lease_expires_at=None, attempts=attempts
-        )
-        == 1
+    """Give a claimed unit back, running → pending (the job was paused or cancelled before it finished).
+    False if the claim is not ours any more."""
+    return transition(
+        _claimed(unit_id),
+        "status",
+        UnitStatus.PENDING,
+        expect={"claim_token": token},
+        fields={"claim_token": "", "lease_expires_at": None, "attempts": attempts},
+        note="given back: the job stopped running",
     )
 
 
@@ -133,26 +195,34 @@ def claimable_unit_ids(job_id: int, *, limit: int) -> list[int]:
 
 
 def free_expired(job_id: int, *, limit: int = 10_000) -> list[int]:
-    """Running units of the job whose lease ran out (their worker died) go back to pending; returns their
-    ids for the caller to queue. Safe with two sweeps at once: the rows are locked (SKIP LOCKED on
-    PostgreSQL; SQLite's IMMEDIATE transactions serialize) and the UPDATE re-checks the lease, so each
-    unit is freed, and queued, by exactly one of them."""
+    """Running units of the job whose lease ran out (their worker died) go back to pending, one
+    transition (and one UnitEvent) each; returns their ids for the caller to queue. Safe with two sweeps
+    at once: the rows are locked first (SKIP LOCKED on PostgreSQL; SQLite's IMMEDIATE transactions
+    serialize) and each move re-checks the lease, so each unit is freed, and queued, by exactly one of
+    them. A recovery path: at most the units that dead workers held (their lanes' worth)."""
     now = timezone.now()
+    freed = []
     with transaction.atomic():
         expired = GenerationUnit.objects.filter(
             job_id=job_id, status=UnitStatus.RUNNING, lease_expires_at__lt=now
         ).order_by("pk")
         ids = list(expired.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-        if not ids:
-            return []
-        GenerationUnit.objects.filter(pk__in=ids, status=UnitStatus.RUNNING, lease_expires_at__lt=now).update(
-            status=UnitStatus.PENDING, claim_token="", lease_expires_at=None
-        )
-        # The caller queues these units now: mark the job dispatched in the same transaction, so that a
-        # second sweep, which sees them pending, does not take them for a stall and queue them again
-        # (its compare-and-swap on dispatched_at fails, or finds the dispatch too recent).
-        GenerationJob.objects.filter(pk=job_id).update(dispatched_at=now)
-    return ids
+        for unit_id in ids:
+            if transition(
+                _claimed(unit_id),
+                "status",
+                UnitStatus.PENDING,
+                expect={"lease_expires_at__lt": now},
+                fields={"claim_token": "", "lease_expires_at": None},
+                note="freed: the lease ran out (its worker died)",
+            ):
+                freed.append(unit_id)
+        if freed:
+            # The caller queues these units now: mark the job dispatched in the same transaction, so that a
+            # second sweep, which sees them pending, does not take them for a stall and queue them again
+            # (its compare-and-swap on dispatched_at fails, or finds the dispatch too recent).
+            GenerationJob.objects.filter(pk=job_id).update(dispatched_at=now)
+    return freed
 
 
 def sweep_expired(job: GenerationJob) -> list[int]:

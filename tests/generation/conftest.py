@@ -235,3 +235,38 @@ def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "con
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def unit_histories(job) -> dict[int, list[tuple[str, str]]]:
+    """Each unit of the job → its status moves (from, to), in the order they were written."""
+    from generation.models import UnitEvent
+
+    histories: dict[int, list[tuple[str, str]]] = {pk: [] for pk in job.units.values_list("pk", flat=True)}
+    events = UnitEvent.objects.filter(unit__job=job).order_by("id")
+    for unit_id, frm, to in events.values_list("unit_id", "from_status", "to_status"):
+        histories[unit_id].append((frm, to))
+    return histories
+
+
+def assert_one_event_per_move(job) -> dict[int, list[tuple[str, str]]]:
+    """Every status move of the job and of each of its units left exactly one event: each history is an
+    unbroken chain from where the row began (a job at "", a unit at pending) to where it is now. A move
+    without its event breaks the chain, and so does an event without its move (a second "pending →
+    running" for one claim, say). Returns the units' histories for sharper assertions."""
+    from generation.models import GenerationUnit
+
+    job.refresh_from_db()
+    moves = list(job.events.order_by("id").values_list("from_status", "to_status"))
+    assert moves and moves[0] == ("", "queued"), moves
+    for (_, to), (frm, _) in zip(moves, moves[1:], strict=False):
+        assert frm == to, f"job {job.pk}: its events do not follow each other: {moves}"
+    assert moves[-1][1] == job.status, f"job {job.pk} is {job.status} but its events say {moves}"
+    histories = unit_histories(job)
+    statuses = dict(GenerationUnit.objects.filter(job=job).values_list("pk", "status"))
+    for unit_id, history in histories.items():
+        at = "pending"
+        for frm, to in history:
+            assert frm == at, f"unit {unit_id}: a move from {at} has no event, or an event no move: {history}"
+            at = to
+        assert at == statuses[unit_id], f"unit {unit_id} is {statuses[unit_id]} but its events say {history}"
+    return histories

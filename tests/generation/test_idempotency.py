@@ -7,10 +7,11 @@ import pytest
 from django.utils import timezone
 
 from corpus.models import Caption
-from generation import services
+from generation import selectors, services
 from generation.models import GenerationUnit, JobStatus, UnitStatus
 from generation.services import drafting
 from generation.services import jobs as job_service
+from generation.services import units as unit_service
 from tests.corpus.factories import DomainFactory, ImageFactory
 
 
@@ -18,7 +19,7 @@ def planned_job(admin, n=1, slug="maps"):
     domain = DomainFactory(slug=slug)
     ImageFactory.create_batch(n, domain=domain)
     job = services.launch_job(stage="captions", by=admin, domains=[slug], start=False)
-    job_service.transition(job, JobStatus.RUNNING)
+    job_service.move_job(job, JobStatus.RUNNING)
     job_service.plan_units(job)
     return job
 
@@ -27,23 +28,23 @@ def planned_job(admin, n=1, slug="maps"):
 def test_a_worker_whose_lease_ran_out_cannot_write_after_another_took_the_unit(admin_user):
     job = planned_job(admin_user)
     unit = job.units.get()
-    slow = job_service.claim_unit(unit.pk, lease=-1)  # its lease is already over: as if the worker hung
-    fast = job_service.claim_unit(unit.pk, lease=60)
+    slow = unit_service.claim_unit(unit.pk, lease=-1)  # its lease is already over: as if the worker hung
+    fast = unit_service.claim_unit(unit.pk, lease=60)
     assert slow.unit and fast.unit and slow.token != fast.token
     request = drafting.Request(unit_id=unit.pk, stage="captions", prompt="p")
     usage = drafting.Usage(tokens_in=1, tokens_out=2, attempts=1)
     assert (
         drafting.write_result(
-            unit.pk, slow.token, request, text="late", items=None, model_name="m", usage=usage
+            slow.unit, slow.token, request, text="late", items=None, model_name="m", usage=usage
         )
         is False
     )
     assert drafting.write_result(
-        unit.pk, fast.token, request, text="first", items=None, model_name="m", usage=usage
+        fast.unit, fast.token, request, text="first", items=None, model_name="m", usage=usage
     )
     assert (
         drafting.write_result(
-            unit.pk, fast.token, request, text="again", items=None, model_name="m", usage=usage
+            fast.unit, fast.token, request, text="again", items=None, model_name="m", usage=usage
         )
         is False
     )
@@ -55,8 +56,8 @@ def test_a_worker_whose_lease_ran_out_cannot_write_after_another_took_the_unit(a
 def test_a_unit_under_a_live_lease_is_left_to_its_worker(admin_user):
     job = planned_job(admin_user)
     unit = job.units.get()
-    assert job_service.claim_unit(unit.pk, lease=60).unit
-    second = job_service.claim_unit(unit.pk, lease=60)
+    assert unit_service.claim_unit(unit.pk, lease=60).unit
+    second = unit_service.claim_unit(unit.pk, lease=60)
     assert second.unit is None and second.held_until > timezone.now()
 
 
@@ -64,7 +65,7 @@ def test_a_unit_under_a_live_lease_is_left_to_its_worker(admin_user):
 def test_relaunch_while_the_first_job_runs_skips_its_units(admin_user):
     job = planned_job(admin_user, n=3)
     again = services.launch_job(stage="captions", by=admin_user, domains=["maps"], start=False)
-    job_service.transition(again, JobStatus.RUNNING)
+    job_service.move_job(again, JobStatus.RUNNING)
     job_service.plan_units(again)
     job_service.plan_units(again)  # a redelivered planning task changes nothing
     assert again.units.count() == 0 and again.skipped == 3
@@ -75,7 +76,7 @@ def test_relaunch_while_the_first_job_runs_skips_its_units(admin_user):
 def test_sweep_hands_a_dead_workers_unit_to_a_live_one(eager, endpoints, fake, admin_user):
     job = planned_job(admin_user, n=2)
     dead = job.units.first()
-    job_service.claim_unit(dead.pk, lease=60)
+    unit_service.claim_unit(dead.pk, lease=60)
     GenerationUnit.objects.filter(pk=dead.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     report = services.sweep_jobs()  # frees the expired unit and queues it (eager: runs it now)
     assert report.freed == {job.pk: [dead.pk]}
@@ -89,7 +90,7 @@ def test_sweep_requeues_a_stalled_job_whose_chunks_were_lost(eager, endpoints, f
     job = planned_job(admin_user, n=3)  # planned, but no chunk was ever queued
     settings.GENERATION_STALL_SECONDS = 3600
     assert not services.sweep_jobs()
-    assert services.progress(job).pending == 3  # not stalled yet: nothing happens
+    assert selectors.progress(job).pending == 3  # not stalled yet: nothing happens
     settings.GENERATION_STALL_SECONDS = 0
     report = services.sweep_jobs()
     assert report.requeued == [job.pk]

@@ -9,9 +9,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from corpus.models import Instruction, ItemStatus, SeedQuestion
-from generation import services
+from generation import selectors, services
 from generation.models import Endpoint, GenerationJob, GenerationUnit, JobStatus, UnitStatus
-from generation.services import jobs as job_service
 from tests.conftest import field_errors
 from tests.corpus.factories import CaptionFactory, DomainFactory, ImageFactory
 from tests.fakes.openai_server import FakeOpenAI
@@ -197,15 +196,15 @@ def test_a_job_keeps_its_failures_when_a_later_job_adopts_and_finishes_its_units
     ImageFactory.create_batch(3, domain=domain)
     fake.script(["500", "ok", "500"])
     first = services.launch_job(stage="captions", by=admin_user, domains=["charts"])
-    before = services.progress(first)
+    before = selectors.progress(first)
     assert (before.done, before.failed, before.total) == (1, 2, 3)
     second = services.launch_job(stage="captions", by=admin_user, domains=["charts"])
     second.refresh_from_db()
-    assert second.status == JobStatus.DONE and services.progress(second).done == 2
-    after = services.progress(first)
+    assert second.status == JobStatus.DONE and selectors.progress(second).done == 2
+    after = selectors.progress(first)
     assert (after.done, after.failed, after.total, after.handed_on) == (1, 2, 3, 2)
     assert after.tokens_in == before.tokens_in  # the first job's spend stays its own
-    errors = list(job_service.latest_errors(first))
+    errors = list(selectors.latest_errors(first))
     assert len(errors) == 2 and all("HTTP 500 from" in f.error for f in errors)
     client.force_login(admin_user)
     partial = client.get(reverse("generation:job-progress", args=[first.pk])).content.decode()

@@ -10,6 +10,7 @@ from corpus.models import Instruction, ItemStatus
 from generation import services
 from generation.models import Endpoint, GenerationJob, JobStatus, PromptTemplate
 from generation.services import jobs as job_service
+from generation.services import units as unit_service
 from tests.conftest import field_errors
 from tests.corpus.factories import CaptionFactory, DomainFactory, ImageFactory
 
@@ -37,7 +38,7 @@ def api(admin_user):
 def make_job(admin, domain, n_images=2, **kw):
     ImageFactory.create_batch(n_images, domain=domain)
     job = services.launch_job(stage="captions", by=admin, domains=[domain.slug], **kw)
-    job_service.transition(job, JobStatus.RUNNING)
+    job_service.move_job(job, JobStatus.RUNNING)
     job_service.plan_units(job)
     return job
 
@@ -160,9 +161,9 @@ def test_job_list_endpoint_and_page_use_a_fixed_number_of_queries(
 def test_job_page_shows_invalid_items_and_errors_escaped(client, admin_user, domain):
     job = make_job(admin_user, domain, n_images=1)
     unit = job.units.get()
-    claim = job_service.claim_unit(unit.pk, lease=60)
-    assert job_service.fail_unit(
-        unit.pk, claim.token, error="<script>alert(1)</script> HTTP 500 from the model server", attempts=1,
+    claim = unit_service.claim_unit(unit.pk, lease=60)
+    assert unit_service.fail_unit(
+        claim.unit, claim.token, error="<script>alert(1)</script> HTTP 500 from the model server", attempts=1,
         tokens_in=0, tokens_out=0, cost=0,
     )  # fmt: skip
     image = unit.image
@@ -279,3 +280,33 @@ def test_each_regeneration_takes_the_next_round_with_the_current_prompt(admin_us
     assert units[0].prompt.version == 1 and units[1].prompt.version == units[2].prompt.version == 2
     assert all(job.planned and job.status == JobStatus.QUEUED for job in (first, second, third))
     assert first.params["regeneration"] is True
+
+
+@pytest.mark.django_db
+def test_api_template_errors_are_a_400_naming_the_field_at_fault(api):
+    bad_placeholder = api.post(
+        "/api/v1/generation/prompts/",
+        {"kind": "caption", "domain": None, "text": "Describe {{ domian }}."},
+        format="json",
+    )
+    assert bad_placeholder.status_code == 400
+    assert "unknown placeholder {{ domian }}" in field_errors(bad_placeholder)["text"][0]
+    no_type = api.post(
+        "/api/v1/generation/prompts/",
+        {"kind": "instruction", "domain": None, "text": "{{ caption }} {{ n }}"},
+        format="json",
+    )
+    assert no_type.status_code == 400
+    assert "instruction_type must be one of" in field_errors(no_type)["instruction_type"][0]
+    assert not PromptTemplate.objects.filter(text__contains="domian").exists()
+
+
+@pytest.mark.django_db
+def test_api_launch_on_a_broken_endpoint_is_a_409_that_names_force(api, domain, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    response = api.post(
+        "/api/v1/generation/jobs/", {"stage": "captions", "domains": ["charts"]}, format="json"
+    )
+    assert response.status_code == 409
+    assert "force=true" in response.json()["detail"] and "force" in field_errors(response)
+    assert not GenerationJob.objects.exists()

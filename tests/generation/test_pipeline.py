@@ -7,7 +7,8 @@ import pytest
 
 from corpus.models import Caption, Instruction, ItemStatus, ReviewStatus
 from corpus.rules import InstructionType
-from generation import services
+from corpus.transitions import InvalidTransition
+from generation import selectors, services
 from generation.models import GenerationJob, GenerationUnit, JobStatus, UnitStatus
 from generation.services import jobs as job_service
 from tests.corpus.factories import CaptionFactory, DomainFactory, ImageFactory
@@ -41,7 +42,7 @@ def test_caption_job_drafts_one_caption_per_image_with_provenance(eager, endpoin
     assert caption.cost > 0 and caption.latency_ms >= 0
     assert len(caption.text.split()) >= 150
     assert {r.kind for r in fake.requests} == {"caption"}
-    progress = services.progress(job)
+    progress = selectors.progress(job)
     assert (progress.total, progress.done, progress.failed) == (3, 3, 0)
     assert progress.cost == sum((c.cost for c in captions), Decimal(0))
     for image in images:
@@ -105,7 +106,7 @@ def test_instruction_stage_skips_images_without_an_accepted_caption_unless_draft
     image = ImageFactory(domain=domain)
     CaptionFactory(image=image, status=ItemStatus.DRAFT)
     job = launch(admin_user, "instructions", types=["short_vqa"])
-    assert services.progress(job).total == 0
+    assert selectors.progress(job).total == 0
     assert not Instruction.objects.exists()
 
 
@@ -127,7 +128,7 @@ def test_second_launch_over_the_same_selection_makes_no_second_draft(
     second.refresh_from_db()
     assert Caption.objects.count() == 2
     assert len(fake.requests) == 2
-    progress = services.progress(second)
+    progress = selectors.progress(second)
     assert (progress.total, progress.skipped, progress.done) == (2, 2, 0)
     assert second.status == JobStatus.DONE
 
@@ -144,7 +145,7 @@ def test_failed_units_are_taken_up_again_by_a_later_launch(
     second = launch(admin_user, "captions")
     second.refresh_from_db()
     assert second.status == JobStatus.DONE
-    assert services.progress(second).done == 1 and Caption.objects.count() == 1
+    assert selectors.progress(second).done == 1 and Caption.objects.count() == 1
 
 
 def test_regeneration_queues_a_new_round_that_runs_although_the_first_is_done(
@@ -239,8 +240,8 @@ def test_cancelled_job_runs_nothing_and_resume_requires_a_pause(endpoints, fake,
     result = runner.run_chunk(job.pk, list(job.units.values_list("pk", flat=True)))
     assert result.stopped and not fake.requests
     assert not services.resume_job(job, by=admin_user)
-    with pytest.raises(services.InvalidTransition):
-        services.transition(job, JobStatus.RUNNING)
+    with pytest.raises(InvalidTransition):
+        job_service.move_job(job, JobStatus.RUNNING)
 
 
 def test_pause_stops_taking_units_and_resume_finishes_the_job(eager, endpoints, fake, domain, admin_user):
@@ -251,11 +252,11 @@ def test_pause_stops_taking_units_and_resume_finishes_the_job(eager, endpoints, 
     from generation.services import runner
 
     job2 = launch(admin_user, "captions", start=False)
-    assert services.transition(job2, JobStatus.RUNNING)
+    assert job_service.move_job(job2, JobStatus.RUNNING)
     job_service.plan_units(job2)
     assert services.pause_job(job2, by=admin_user)
     result = runner.run_chunk(job2.pk, list(job2.units.values_list("pk", flat=True)))
-    assert result.stopped and services.progress(job2).pending == 2
+    assert result.stopped and selectors.progress(job2).pending == 2
     assert services.resume_job(job2, by=admin_user)
     job2.refresh_from_db()
     assert job2.status == JobStatus.DONE

@@ -19,6 +19,7 @@ from generation import services
 from generation.models import GenerationJob, GenerationUnit, JobEvent, JobStatus, UnitStatus
 from generation.services import jobs as job_service
 from generation.services import recovery
+from generation.services import units as unit_service
 from tests.corpus.factories import DomainFactory, ImageFactory
 
 LONG_AGO = timedelta(hours=1)
@@ -28,7 +29,7 @@ def planned_job(admin, n=1, slug="maps"):
     domain = DomainFactory(slug=slug)
     ImageFactory.create_batch(n, domain=domain)
     job = services.launch_job(stage="captions", by=admin, domains=[slug], start=False)
-    job_service.transition(job, JobStatus.RUNNING)
+    job_service.move_job(job, JobStatus.RUNNING)
     job_service.plan_units(job)
     return job
 
@@ -79,9 +80,9 @@ def test_sweep_finishes_a_job_whose_units_all_ended_and_says_why_it_failed(admin
     job = planned_job(admin_user, n=2)
     units = list(job.units.all())
     GenerationUnit.objects.filter(pk=units[0].pk).update(status=UnitStatus.DONE)
-    claim = job_service.claim_unit(units[1].pk, lease=60)
-    job_service.fail_unit(
-        units[1].pk, claim.token, error="HTTP 400", attempts=1, tokens_in=0, tokens_out=0, cost=0
+    claim = unit_service.claim_unit(units[1].pk, lease=60)
+    unit_service.fail_unit(
+        claim.unit, claim.token, error="HTTP 400", attempts=1, tokens_in=0, tokens_out=0, cost=0
     )
     report = services.sweep_jobs()
     assert report.finished == [job.pk]

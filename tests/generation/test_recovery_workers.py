@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import Count
 
 from corpus.models import Caption
-from generation import services
+from generation import selectors, services
 from generation.models import Endpoint, GenerationJob, GenerationUnit, JobStatus, UnitStatus
 from tests.corpus.factories import DomainFactory, ImageFactory
 
@@ -61,8 +61,8 @@ def test_killed_worker_job_finishes_by_the_sweep_within_a_lease_and_an_interval(
     first = workers.start()
     workers.start_beat()
     job = services.launch_job(stage="captions", by=admin_user, domains=["signs"])
-    wait_for(lambda: services.progress(job).done >= 12, 30, what="some units to finish")
-    wait_for(lambda: services.progress(job).running, 10, interval=0.01, what="a unit in flight")
+    wait_for(lambda: selectors.progress(job).done >= 12, 30, what="some units to finish")
+    wait_for(lambda: selectors.progress(job).running, 10, interval=0.01, what="a unit in flight")
     workers.kill(first)
     in_flight = GenerationUnit.objects.filter(job=job, status=UnitStatus.RUNNING).count()
     assert in_flight > 0  # the kill left units running with a lease that only the sweep can end
@@ -88,7 +88,7 @@ def test_all_database_connections_dropped_mid_job_the_job_finishes(workers, fake
     workers.start_beat()
     job = services.launch_job(stage="captions", by=admin_user, domains=["drops"])
     for at_least in (10, 40):
-        wait_for(lambda n=at_least: services.progress(job).done >= n, 30, what=f"{at_least} units")
+        wait_for(lambda n=at_least: selectors.progress(job).done >= n, 30, what=f"{at_least} units")
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -115,8 +115,8 @@ def test_two_beats_do_no_double_work(workers, fake, admin_user):
     workers.start_beat("beat-a")
     workers.start_beat("beat-b")
     job = services.launch_job(stage="captions", by=admin_user, domains=["twice"])
-    wait_for(lambda: services.progress(job).done >= 10, 30, what="some units to finish")
-    wait_for(lambda: services.progress(job).running, 10, interval=0.01, what="a unit in flight")
+    wait_for(lambda: selectors.progress(job).done >= 10, 30, what="some units to finish")
+    wait_for(lambda: selectors.progress(job).running, 10, interval=0.01, what="a unit in flight")
     workers.kill(first)
     in_flight = GenerationUnit.objects.filter(job=job, status=UnitStatus.RUNNING).count()
     second = workers.start()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from corpus.models import Caption
-from generation import services
+from generation import selectors
 from generation.models import GenerationJob
 from review.services.queue import claim_next_image
 from tests.review.conftest import make_pending_image
@@ -137,7 +137,7 @@ def test_each_request_is_recorded_with_who_asked_and_what_it_cost(
     as_(annotator).post(regenerate_url(image))
     job = GenerationJob.objects.get(is_regeneration=True)
     assert job.launched_by == annotator and Caption.objects.filter(image=image).count() == 2
-    progress = services.progress(job)
+    progress = selectors.progress(job)
     assert progress.cost > 0  # the fake's usage at the endpoint's prices
     client = APIClient()
     client.force_authenticate(admin_user)

@@ -7,11 +7,11 @@ import pytest
 from django.db.models import Count
 
 from corpus.models import Caption, Instruction
-from generation import services
+from generation import selectors, services
 from generation.models import GenerationJob, GenerationUnit, JobStatus, UnitStatus
 from tests.corpus.factories import DomainFactory, ImageFactory
 
-from .conftest import point_endpoints, wait_for
+from .conftest import assert_one_event_per_move, point_endpoints, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -21,7 +21,10 @@ def job_status(job) -> str:
 
 
 def assert_no_duplicates_and_counts_add_up(job):
-    progress = services.progress(job)
+    """No unit wrote twice, the counts add up, and every move of the job and its units (claims, takeovers
+    and sweeps after a kill, releases on pause) left exactly one event."""
+    assert_one_event_per_move(job)
+    progress = selectors.progress(job)
     units = GenerationUnit.objects.filter(job=job)
     assert progress.pending == progress.running == 0
     assert progress.done + progress.failed + progress.skipped == progress.total == units.count() + job.skipped
@@ -72,7 +75,7 @@ def test_killed_worker_job_finishes_without_duplicate_drafts(workers, fake, admi
     ImageFactory.create_batch(60, domain=domain)
     first = workers.start()
     job = services.launch_job(stage="captions", by=admin_user, domains=["signs"])
-    wait_for(lambda: services.progress(job).done >= 12, 30, what="some units to finish")
+    wait_for(lambda: selectors.progress(job).done >= 12, 30, what="some units to finish")
     workers.kill(first)
     in_flight = GenerationUnit.objects.filter(job=job, status=UnitStatus.RUNNING).count()
     workers.start()
@@ -93,30 +96,30 @@ def test_pause_stops_calls_resume_finishes_and_cancel_leaves_the_rest(workers, f
     ImageFactory.create_batch(30, domain=domain)
     workers.start()
     job = services.launch_job(stage="captions", by=admin_user, domains=["plants"])
-    wait_for(lambda: services.progress(job).done >= 4, 30, what="a few units")
+    wait_for(lambda: selectors.progress(job).done >= 4, 30, what="a few units")
     job.refresh_from_db()
     assert services.pause_job(job, by=admin_user)
     time.sleep(1.5)  # units in flight finish; no new ones start
     seen = len(fake.requests)
     time.sleep(1.5)
     assert len(fake.requests) == seen
-    paused = services.progress(job)
+    paused = selectors.progress(job)
     assert paused.pending > 0 and paused.running == 0
     job.refresh_from_db()
     assert services.resume_job(job, by=admin_user)
     wait_for(lambda: job_status(job) == JobStatus.DONE, 60, what="the resumed job to finish")
-    assert services.progress(job).done == 30
+    assert selectors.progress(job).done == 30
 
     ImageFactory.create_batch(20, domain=domain)
     other = services.launch_job(stage="captions", by=admin_user, domains=["plants"])
-    wait_for(lambda: services.progress(other).done >= 2, 30, what="the second job to start")
+    wait_for(lambda: selectors.progress(other).done >= 2, 30, what="the second job to start")
     other.refresh_from_db()
     assert services.cancel_job(other, by=admin_user)
     time.sleep(1.5)
     seen = len(fake.requests)
     time.sleep(1.5)
     assert len(fake.requests) == seen
-    after = services.progress(other)
+    after = selectors.progress(other)
     assert job_status(other) == JobStatus.CANCELLED
     assert after.pending > 0 and after.done < 20
     assert Caption.objects.count() == 30 + after.done
@@ -137,7 +140,7 @@ def test_acceptance_500_images_with_faults_and_two_kills(workers, fake, admin_us
     fake.faults = {"429": 0.10, "500": 0.05, "malformed": 0.05}
     name = workers.start()
     captions = services.launch_job(stage="captions", by=admin_user, domains=["street"])
-    wait_for(lambda: services.progress(captions).done >= 120, 90, what="a quarter of the captions")
+    wait_for(lambda: selectors.progress(captions).done >= 120, 90, what="a quarter of the captions")
     workers.kill(name)
     name = workers.start()
     wait_for(
@@ -156,7 +159,7 @@ def test_acceptance_500_images_with_faults_and_two_kills(workers, fake, admin_us
         types=["judgement", "multiple_choice"],
         n_per_type=2,
     )
-    wait_for(lambda: services.progress(instructions).done >= 250, 90, what="a quarter of the instructions")
+    wait_for(lambda: selectors.progress(instructions).done >= 250, 90, what="a quarter of the instructions")
     workers.kill(name)
     workers.start()
     wait_for(

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from corpus.rules import InstructionType
-from generation import services
+from generation import selectors
 from generation.models import GenerationJob, JobStatus
 from generation.services import jobs as job_service
 
@@ -46,7 +46,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            job = services.launch_job(
+            job = job_service.launch_job(
                 stage=opts["stage"],
                 by=None,
                 domains=opts["domains"],
@@ -59,9 +59,9 @@ class Command(BaseCommand):
                 seeds_per_prompt=opts["seeds"],
                 force=opts["force"],
             )
-        except services.NeedsConfirmation as e:
-            raise CommandError(f"not launched: {e} Add --force to launch anyway.") from e
-        except services.LaunchError as e:
+        except job_service.NeedsConfirmation as e:
+            raise CommandError(f"not launched: {'; '.join(e.warnings)}. Add --force to launch anyway.") from e
+        except job_service.LaunchError as e:
             raise CommandError(f"{e.field}: {e}" if e.field else str(e)) from e
         self.stdout.write(f"Job {job.pk} queued ({job.stage}, endpoint {job.endpoint.name}).")
         if not opts["wait"]:
@@ -70,7 +70,7 @@ class Command(BaseCommand):
         try:
             while True:
                 job = GenerationJob.objects.select_related("endpoint").get(pk=job.pk)
-                p = services.progress(job)
+                p = selectors.progress(job)
                 bar.total = p.total
                 bar.n = p.finished
                 bar.set_postfix_str(f"{job.status} failed={p.failed} cost=${p.cost:.4f}")
@@ -86,7 +86,7 @@ class Command(BaseCommand):
         )
         if job.plan_note:
             self.stdout.write(f"  plan: {job.plan_note}")
-        for failure in job_service.latest_errors(job, limit=5):
+        for failure in selectors.latest_errors(job, limit=5):
             self.stdout.write(f"  unit {failure.unit_id} (image {failure.image_id}): {failure.error}")
         if job.status != JobStatus.DONE:
             raise CommandError(f"job {job.pk} ended {job.status}")

@@ -1,5 +1,6 @@
-"""Reading jobs: counts, tokens and cost from their units and failure history, rate and ETA, latest
-errors, cost totals. GETs only: nothing here writes.
+"""Reads of the generation app that the pages, the API, the command and the services share: jobs with
+their counts, progress (tokens, cost, rate, ETA), latest errors and history, invalid output, cost totals,
+endpoints and prompt versions. Nothing here writes (every GET is served from here).
 
 A job's spend is what its finished work cost (units done, or still pending/running) plus every failure
 it recorded (UnitFailure rows, which stay with the job when a later job adopts the unit). A failed unit's
@@ -27,10 +28,14 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from ..models import GenerationJob, GenerationUnit, UnitFailure, UnitStatus
+from corpus.models import Instruction, ItemStatus
+
+from .models import Endpoint, GenerationJob, GenerationUnit, PromptTemplate, UnitFailure, UnitStatus
+from .services import endpoints as endpoint_service
 
 
 def unit_counts(job: GenerationJob) -> dict:
+    """The job's own units by status (one GROUP BY on unit_job_status_idx)."""
     rows = job.units.values("status").annotate(n=Count("id"))
     counts = {s: 0 for s in UnitStatus.values}
     for row in rows:
@@ -120,6 +125,20 @@ def latest_errors(job: GenerationJob, limit: int = 10):
     return job.failures.order_by("-at", "-id")[:limit]
 
 
+def job_events(job: GenerationJob):
+    """The job's status moves, oldest first, with who made them."""
+    return job.events.select_related("actor").order_by("at", "id")
+
+
+def invalid_output(job: GenerationJob, limit: int = 50):
+    """The latest instructions of the job's units that broke the type rules (kept, never reviewed)."""
+    return (
+        Instruction.objects.filter(generation_unit_id__in=job.units.values("pk"), status=ItemStatus.INVALID)
+        .select_related("image")
+        .order_by("-id")[:limit]
+    )
+
+
 def _failure_sum(field_name: str, output):
     rows = (
         UnitFailure.objects.filter(job=OuterRef("pk")).values("job").annotate(s=Sum(field_name)).values("s")
@@ -127,8 +146,9 @@ def _failure_sum(field_name: str, output):
     return Coalesce(Subquery(rows, output_field=output), Value(0), output_field=output)
 
 
-def annotated_jobs():
-    """Jobs with their unit counts, sums and failure history, in the one query the lists need."""
+def jobs_with_counts():
+    """Jobs with their unit counts, sums and failure history, in the one query the lists need (newest
+    first)."""
 
     def n(status):
         return Count("units", filter=Q(units__status=status))
@@ -164,7 +184,13 @@ def annotated_jobs():
             total_tokens_out=F("units_tokens_out") + F("failed_tokens_out"),
             total_cost=ExpressionWrapper(F("units_cost") + F("failed_cost"), output_field=money),
         )
+        .order_by("-id")
     )
+
+
+def job_with_counts(pk: int) -> GenerationJob:
+    """One job as jobs_with_counts() reads it (the API's answer after a launch or a control)."""
+    return jobs_with_counts().get(pk=pk)
 
 
 def cost_totals() -> dict[str, list[dict]]:
@@ -258,4 +284,24 @@ def recent_regenerations(limit: int = 50):
         )
         .annotate(total_cost=ExpressionWrapper(F("units_cost") + F("failed_cost"), output_field=money))
         .order_by("-id")[:limit]
+    )
+
+
+def jobs_for_pages():
+    """The jobs the job pages read one job from (with its endpoint and launcher)."""
+    return GenerationJob.objects.select_related("endpoint", "launched_by")
+
+
+def endpoints_with_key_state() -> list[Endpoint]:
+    """Every endpoint, each with `key_set`: whether its key variable is set in this process."""
+    endpoints = list(Endpoint.objects.all())
+    for endpoint in endpoints:
+        endpoint.key_set = endpoint_service.key_is_set(endpoint)
+    return endpoints
+
+
+def prompt_versions():
+    """Every prompt version, grouped by (kind, type, domain), newest version first."""
+    return PromptTemplate.objects.select_related("domain", "created_by").order_by(
+        "kind", "instruction_type", "domain__slug", "-version"
     )
