@@ -1,5 +1,7 @@
-"""The people every test needs, temp media, and the skip-or-fail rule for missing services."""
+"""The people every test needs, temp media, real Celery workers, and the skip-or-fail rule for missing
+services."""
 
+import importlib
 import os
 
 import pytest
@@ -21,6 +23,14 @@ def require(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_module(name: str, reason: str):
+    """The module, imported; a test that needs one the environment lacks is skipped — failed in CI."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        require(False, f"needs {name}: {reason}")
+
+
 def field_errors(response) -> dict[str, list[str]]:
     """The refused fields of an API error ({"detail", "errors"}, web.api_errors): each field with its
     messages; a nested field is listed both by its path (`hallucinations.0.span_end`) and by its top-level
@@ -32,6 +42,12 @@ def field_errors(response) -> dict[str, list[str]]:
         if "." in name:
             out.setdefault(name.split(".")[0], []).extend(messages)
     return out
+
+
+NEEDS_POSTGRES = (
+    "needs PostgreSQL: start it on 127.0.0.1:5432 (user postgres) or set DATABASE_URL=postgres://…"
+)
+NEEDS_REDIS = "needs Redis: start it on 127.0.0.1:6379 or set REDIS_URL=redis://…"
 
 
 def on_postgres() -> bool:
@@ -50,6 +66,31 @@ def redis_available() -> bool:
         return False
 
 
+def services_line() -> str:
+    """What this run talks to, and why (tests/settings.py decides), e.g. `PostgreSQL 127.0.0.1:5432/mminstruct
+    and Redis 127.0.0.1:6379/14 (PostgreSQL on 127.0.0.1:5432 answered; Redis on 127.0.0.1:6379 answered)`."""
+    db = django_settings.DATABASES["default"]
+    if on_postgres():
+        database = f"PostgreSQL {db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    else:
+        database = "SQLite (tests that need PostgreSQL are skipped; with CI=true they fail)"
+    url = os.environ.get("REDIS_URL")
+    redis_part = f"Redis {url.split('@')[-1].removeprefix('redis://')}" if url else "no Redis (embedded mode)"
+    why = os.environ.get("TEST_SERVICES_FOUND", "")
+    return f"test services: {database} and {redis_part}" + (f" ({why})" if why else "")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session):
+    """Say at the start of every run (-q too), after pytest's own header, which database and Redis the
+    suite runs on."""
+    result = yield
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(services_line())
+    return result
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Tests that ask for the `postgres` or `redis_url` fixture are skipped (or failed, in CI) before any
@@ -57,9 +98,24 @@ def pytest_runtest_setup(item):
     the test database in another state than the next serialized-rollback test expects (on SQLite the
     role groups came back twice)."""
     if "postgres" in item.fixturenames:
-        require(on_postgres(), "needs PostgreSQL: set DATABASE_URL=postgres://…")
+        require(on_postgres(), NEEDS_POSTGRES)
     if "redis_url" in item.fixturenames:
-        require(redis_available(), "needs Redis: set REDIS_URL=redis://…")
+        require(redis_available(), NEEDS_REDIS)
+    if "workers" in item.fixturenames and item.get_closest_marker("django_db"):
+        require(on_postgres(), f"a worker process shares the test database: {NEEDS_POSTGRES}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """A test that drives Chromium (the `page` fixture) is a `browser` test, and one that starts Celery
+    processes (the `workers` fixture) a `worker` test, whether or not its file says so: `make test-fast`
+    deselects both by marker."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "page" in names and not item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.browser)
+        if "workers" in names and not item.get_closest_marker("worker"):
+            item.add_marker(pytest.mark.worker)
 
 
 def _recreate_role_groups(sender, using="default", **kwargs):
@@ -79,14 +135,30 @@ post_migrate.connect(_recreate_role_groups, dispatch_uid="tests.conftest.recreat
 @pytest.fixture
 def postgres():
     """For tests whose behaviour depends on PostgreSQL (row locks, SKIP LOCKED, query plans)."""
-    require(on_postgres(), "needs PostgreSQL: set DATABASE_URL=postgres://…")
+    require(on_postgres(), NEEDS_POSTGRES)
 
 
 @pytest.fixture
 def redis_url():
     """For tests whose behaviour depends on a real Redis."""
-    require(redis_available(), "needs Redis: set REDIS_URL=redis://…")
+    require(redis_available(), NEEDS_REDIS)
     return os.environ["REDIS_URL"]
+
+
+@pytest.fixture
+def workers(request, tmp_path, redis_url):
+    """Start real Celery processes with `workers.start()` / `workers.start_beat()` (tests/workers.py);
+    all are stopped by pid at the end. The test's Redis db starts empty: no task left by an earlier run
+    reaches these workers."""
+    import redis
+
+    from tests.workers import Workers, worker_env
+
+    redis.Redis.from_url(redis_url).flushdb()
+    uses_database = request.node.get_closest_marker("django_db") is not None
+    pool = Workers(tmp_path, worker_env(redis_url, tmp_path=tmp_path, uses_database=uses_database), redis_url)
+    yield pool
+    pool.stop_all()
 
 
 @pytest.fixture(autouse=True)
