@@ -1,4 +1,4 @@
-"""Settings, read from the environment. See .env.example and the README's configuration table."""
+"""Settings, read from the environment. See .env.example and docs/configuration.md (the one table)."""
 
 import os
 from datetime import timedelta
