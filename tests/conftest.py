@@ -7,6 +7,8 @@ import os
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
+from django.core import serializers
+from django.db import connections, transaction
 from django.db.models.signals import post_migrate
 
 from accounts.roles import ADMIN, ALL_ROLES, ANNOTATOR, RESEARCHER
@@ -122,9 +124,29 @@ def _recreate_role_groups(sender, using="default", **kwargs):
     """Transactional tests end with a flush of the test database, which also removes the role groups
     corpus's data migration made; `serialized_rollback` cannot bring them back inside a Playwright test
     (the sync API runs an event loop, so Django's context-local connection there is not the one holding
-    the serialized data). Flush sends post_migrate when nothing was serialized: recreate them then."""
+    the serialized data). Flush sends post_migrate when nothing was serialized: recreate them then.
+
+    That post_migrate also makes the content types and permissions again, under new ids; a later
+    `serialized_rollback` test writes the rows of the freshly migrated database back by id and would
+    meet a second `admin` group or `admin.logentry` content type (an IntegrityError before it starts).
+    So the content types, permissions and groups come back with the ids they were serialized with."""
     if getattr(sender, "label", None) != "corpus":
         return
+    serialized = getattr(connections[using], "_test_serialized_contents", None)
+    if serialized:
+        from django.contrib.auth.models import Permission
+        from django.contrib.contenttypes.models import ContentType
+
+        kept = (ContentType, Permission, Group)
+        rows = [
+            r for r in serializers.deserialize("json", serialized, using=using) if isinstance(r.object, kept)
+        ]
+        with transaction.atomic(using=using):
+            Group.objects.using(using).all().delete()
+            ContentType.objects.using(using).all().delete()  # and, by cascade, their permissions
+            for row in rows:
+                row.save(using=using)
+        ContentType.objects.clear_cache()
     for name in ALL_ROLES:
         Group.objects.using(using).get_or_create(name=name)
 

@@ -100,7 +100,7 @@ def test_app_services_have_a_healthcheck(compose, service):
 def test_the_image_runs_as_a_non_root_user_with_a_healthcheck():
     users = re.findall(r"^USER (\S+)", DOCKERFILE, re.M)
     assert users and users[-1] not in ("root", "0")
-    assert re.search(r"^HEALTHCHECK .*\n?.*corpus\.health", DOCKERFILE, re.M)
+    assert re.search(r"^HEALTHCHECK .*\n?.*web\.health", DOCKERFILE, re.M)
 
 
 def test_compose_trusts_its_one_proxy_for_client_addresses(compose):
