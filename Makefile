@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install install-dev lint format worker beat clean-var
+.PHONY: run test test-fast install install-dev lint format worker beat clean-var
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +49,17 @@ beat: install
 worker: install
 	$(VENV)/bin/celery -A mminstruct_site worker --loglevel=INFO
 
-## make test: install the dev dependencies and run the whole suite (PostgreSQL/Redis when their URLs are set).
+## make test: install the dev dependencies and run the whole suite. It runs on the local PostgreSQL and Redis
+## when they answer on their default ports (127.0.0.1:5432 as user postgres, 127.0.0.1:6379), on SQLite
+## without Redis when they do not (tests/settings.py; the run's first lines say which); DATABASE_URL and
+## REDIS_URL, when set, win.
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the inner loop — the suite without the tests that drive Chromium, start Celery
+## processes or fuzz the whole API (markers browser, worker, api_fuzz).
+test-fast: install-dev
+	$(PY) -m pytest -m "not browser and not worker and not api_fuzz" $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

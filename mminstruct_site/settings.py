@@ -1,4 +1,4 @@
-"""Settings, read from the environment. See .env.example and the README's configuration table."""
+"""Settings, read from the environment. See .env.example and docs/configuration.md (the one table)."""
 
 import os
 from datetime import timedelta
@@ -127,7 +127,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     # The claim and export queries rely on index scans; the default 4.0 makes the planner ignore
-    # them (see ../shared/PERFORMANCE-NOTES.md).
+    # them (see docs/performance.md).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c random_page_cost=1.1")
 if not DEBUG and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Production: a database server across the network without a password is a configuration mistake

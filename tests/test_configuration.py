@@ -1,6 +1,8 @@
 """Settings come from the environment: every variable settings.py reads is documented in .env.example
-and the README table (so a variable added later is caught at merge), and the defaults behave."""
+and in the one configuration table (docs/configuration.md) with its real default (so a variable added or
+changed later is caught at merge), and the defaults behave."""
 
+import ast
 import os
 import re
 import subprocess
@@ -43,12 +45,61 @@ def test_every_env_example_variable_has_a_comment_above_it():
             assert i > 0 and lines[i - 1].startswith("#"), f"{line} has no comment"
 
 
-def test_every_settings_variable_is_in_the_readme_configuration_table():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    in_table = set(re.findall(r"^\|\s*`([A-Z][A-Z0-9_]*)`", section, re.M))
-    missing = settings_variables() - in_table
-    assert not missing, f"add these to the README configuration table: {sorted(missing)}"
+def configuration_table() -> dict[str, tuple[str, str]]:
+    """docs/configuration.md's table: variable → (default cell, meaning cell)."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    rows = re.findall(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|([^|]*)\|(.*)\|\s*$", text, re.M)
+    table: dict[str, tuple[str, str]] = {}
+    for name, default, meaning in rows:
+        assert name not in table, f"{name} is in docs/configuration.md twice"
+        table[name] = (default.strip(), meaning.strip())
+    return table
+
+
+def test_every_settings_variable_is_in_the_configuration_table():
+    missing = settings_variables() - set(configuration_table())
+    assert not missing, f"add these to the table in docs/configuration.md: {sorted(missing)}"
+
+
+def test_the_configuration_table_lists_only_what_settings_reads():
+    stale = set(configuration_table()) - settings_variables()
+    assert not stale, (
+        f"settings.py no longer reads these; remove them from docs/configuration.md: {sorted(stale)}"
+    )
+
+
+def _constant(node: ast.expr):
+    """The value of a default written as a literal or literal arithmetic (15 * 60), else None."""
+    try:
+        return eval(compile(ast.Expression(node), "<default>", "eval"), {"__builtins__": {}}, {})  # noqa: S307
+    except NameError:
+        return None  # depends on another setting (USE_HTTPS, VAR_DIR): the table explains it in words
+
+
+def settings_defaults() -> dict[str, str]:
+    """Each variable whose default in settings.py is a constant, as the table writes it."""
+    defaults = {}
+    for node in ast.walk(ast.parse(SETTINGS)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        if node.func.id not in {"env", "env_int", "env_bool", "env_list"} or len(node.args) < 2:
+            continue
+        name, default = node.args[0], _constant(node.args[1])
+        if not isinstance(name, ast.Constant) or default is None:
+            continue
+        defaults[name.value] = str(default).lower() if isinstance(default, bool) else str(default)
+    return defaults
+
+
+def test_the_configuration_table_gives_the_defaults_settings_uses():
+    table = configuration_table()
+    wrong = {}
+    for name, default in settings_defaults().items():
+        cell = table.get(name, ("", ""))[0]
+        expected = "empty" if default == "" else f"`{default}`"
+        if expected not in cell:
+            wrong[name] = f"settings.py: {expected}, table: {cell}"
+    assert not wrong, wrong
 
 
 def _settings_in_a_fresh_process(env: dict, expression: str) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 from a real `celery beat`, and docker-compose.yml's worker check against a real worker."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.workers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -22,25 +23,6 @@ def run(command: list[str], env: dict | None = None, timeout: float = 60) -> sub
     )
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_web_check_passes_against_a_live_server_and_fails_without_one(live_server):
     ok = run([sys.executable, "-m", "web.health", "web", "--url", f"{live_server.url}/healthz/"])
@@ -50,45 +32,30 @@ def test_web_check_passes_against_a_live_server_and_fails_without_one(live_serve
 
 
 @pytest.mark.worker
-def test_beat_heartbeat_is_fresh_while_beat_runs_and_ages_when_it_stops(tmp_path):
-    schedule = tmp_path / "celerybeat-schedule"
-    beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mminstruct_site", "beat", "--loglevel=INFO",
-         f"--schedule={schedule}", f"--pidfile={tmp_path / 'beat.pid'}"],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    check = [sys.executable, "-m", "web.health", "beat", "--schedule", str(schedule)]
-    try:
-        wait_for(lambda: Path(f"{schedule}.heartbeat").exists(), 30, "beat's first tick")
-        assert run(check).returncode == 0
-    finally:
-        stop(beat)
-    time.sleep(1.2)  # the heartbeat's age is the point: let it grow past the limit below
+def test_beat_heartbeat_is_fresh_while_beat_runs_and_ages_when_it_stops(workers):
+    beat = workers.start_beat("beat")
+    heartbeat = Path(f"{workers.schedule(beat)}.heartbeat")
+    check = [sys.executable, "-m", "web.health", "beat", "--schedule", str(workers.schedule(beat))]
+    wait_for(heartbeat.exists, 30, "beat's first tick")
+    assert run(check).returncode == 0
+    workers.stop(beat)
+    # The heartbeat's age is the point: wait until it is older than the limit below.
+    wait_for(lambda: time.time() - heartbeat.stat().st_mtime > 1.1, 10, "the heartbeat to age past 1 s")
     stale = run([*check, "--max-age", "1"])
     assert stale.returncode == 1 and "beat last ticked" in stale.stderr
 
 
 @pytest.mark.worker
-def test_compose_worker_check_pings_the_containers_own_worker(redis_url, tmp_path):
+def test_compose_worker_check_pings_the_containers_own_worker(workers):
     host = f"mmi-health-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, REDIS_URL=redis_url, HOSTNAME=host)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mminstruct_site", "worker", "--pool=solo", "-n", f"celery@{host}",
-         f"--pidfile={tmp_path / 'worker.pid'}", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    workers.env["HOSTNAME"] = host
+    worker = workers.start("worker", node=f"celery@{host}")
     shell = COMPOSE["services"]["worker"]["healthcheck"]["test"][1].replace("$$", "$")
     bin_dir = str(Path(sys.executable).parent)  # `celery` as the container's PATH would find it
-    env_with_path = dict(env, PATH=f"{bin_dir}:{env['PATH']}")
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            result = run(["sh", "-c", shell], env=env_with_path, timeout=60)
-            if result.returncode == 0 or time.monotonic() > deadline or worker.poll() is not None:
-                break
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert f"celery@{host}: OK" in result.stdout
-    finally:
-        stop(worker)
+    env_with_path = dict(workers.env, PATH=f"{bin_dir}:{workers.env['PATH']}")
+    result = run(["sh", "-c", shell], env=env_with_path, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"celery@{host}: OK" in result.stdout
+    workers.stop(worker)
     gone = run(["sh", "-c", shell.replace("--timeout 10", "--timeout 2")], env=env_with_path)
     assert gone.returncode != 0

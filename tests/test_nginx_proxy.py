@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.test import Client
 
 from corpus.models import Domain, Image, Instruction, ItemStatus
@@ -29,6 +27,7 @@ from exports.services.build import build_version
 from exports.services.specs import allocate_version, create_spec
 from tests.conftest import require
 from tests.corpus.factories import png_bytes
+from tests.workers import database_url, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -59,15 +58,15 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
+    def listens() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            return True
         except OSError:
             assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, f"nothing listens on {port}"
-            time.sleep(0.1)
+            return False
+
+    wait_for(listens, 30, f"something to listen on {port}", interval=0.1)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -83,12 +82,11 @@ def stop(proc: subprocess.Popen) -> None:
 def running_app(settings, tmp_path: Path, *, accel: bool, **extra_env: str) -> Iterator[str]:
     """gunicorn serving the app on the test database (as docker-compose runs web); with `accel`, with
     MEDIA_ACCEL_REDIRECT / EXPORTS_ACCEL_REDIRECT set as docker-compose sets them. Yields its URL."""
-    db = connection.settings_dict
     port = free_port()
     env = dict(
         os.environ,
         DEBUG="true",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        DATABASE_URL=database_url(),
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         EXPORTS_ROOT=str(settings.EXPORTS_ROOT),
         IMPORT_STAGING_ROOT=str(settings.IMPORT_STAGING_ROOT),

@@ -344,7 +344,7 @@ def snapshot() -> Iterator[None]:
             with connection.cursor() as cursor:
                 if not outer:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                # Plan for all the rows, not the first ones (PERFORMANCE-NOTES.md: 8.6× otherwise).
+                # Plan for all the rows, not the first ones (docs/performance.md: 8.6× otherwise).
                 cursor.execute("SET LOCAL cursor_tuple_fraction = 1")
                 # No parallel workers: the build's own process needs the other core (measured at 1M:
                 # two workers scanning images saved the server nothing and cost the build ~0.1 s).

@@ -51,7 +51,7 @@ def active_domain_ids() -> list[int]:
     return list(Domain.objects.filter(is_active=True).values_list("id", flat=True))
 
 
-# The claim in one round trip (see ../shared/PERFORMANCE-NOTES.md, "Claiming the next item"):
+# The claim in one round trip (see docs/performance.md, "Claiming the next image"):
 #  - `swept` returns expired leases to the queue. It reads image_lease_expiry_idx (lease_expires_at
 #    WHERE review_status='in_review'), so it costs one empty index probe when nothing expired, and
 #    SKIP LOCKED leaves alone an image whose holder is saving right now (the save locks the row).

@@ -12,6 +12,7 @@ from review.models import HallucinationMark, ReviewEvent
 from review.services.queue import take_image
 from tests.corpus.factories import CaptionFactory, DomainFactory
 from tests.review.conftest import make_pending_image
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -168,20 +169,10 @@ def test_model_output_with_markup_appears_as_text_and_runs_nothing(page, live_se
     expect(page.locator(".guidelines-body strong")).to_have_text("closely")
     page.goto(f"{live_server.url}/review/item/instruction/{item.pk}/history/")
     expect(page.locator(".history")).to_contain_text("<b>bold</b>")
-    page.wait_for_timeout(300)
+    # Every request of the page has ended (an <img onerror> fires when its load fails), so any dialog has too.
+    page.wait_for_load_state("networkidle")
     assert dialogs == []
     assert page.evaluate("window.__pwned") is None
-
-
-def _wait_for(predicate, timeout=10.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_prefetched_image_is_leased_ahead_and_released_when_the_page_is_left(
@@ -195,14 +186,20 @@ def test_the_prefetched_image_is_leased_ahead_and_released_when_the_page_is_left
     take_image(current.pk, annotator)  # opening a page never claims: the annotator took it
     login(page, annotator)
     page.goto(f"{live_server.url}/review/image/{current.pk}/")
-    assert _wait_for(
+    wait_for(
         lambda: Image.objects.filter(
             pk=following.pk, review_status=ReviewStatus.IN_REVIEW, leased_by=annotator
-        ).exists()
-    ), "the next image was not prefetched"
+        ).exists(),
+        10,
+        "the next image to be prefetched",
+    )
     expect(page.locator(f'#review-root[data-prefetched="{following.pk}"]')).to_have_count(1)
     page.goto(f"{live_server.url}/review/")  # leaving the page gives the prefetched image back
-    assert _wait_for(lambda: Image.objects.get(pk=following.pk).review_status == ReviewStatus.PENDING)
+    wait_for(
+        lambda: Image.objects.get(pk=following.pk).review_status == ReviewStatus.PENDING,
+        10,
+        "the prefetched image to be given back",
+    )
     assert Image.objects.get(pk=current.pk).leased_by == annotator  # the one being reviewed stays held
 
 
@@ -215,8 +212,12 @@ def test_an_image_someone_else_holds_is_read_only(page, live_server, login, anno
     page.goto(f"{live_server.url}/review/image/{image.pk}/")
     expect(page.locator(".notice")).to_contain_text("bob-annotator is reviewing this image now")
     expect(page.locator("article.item textarea").first).to_be_disabled()
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
     page.keyboard.press("a")
-    page.wait_for_timeout(300)
+    page.keyboard.press("?")  # keys are handled in order: once the overlay shows, "a" has been handled
+    expect(page.locator("#shortcuts")).to_be_visible()
+    assert posts == []
     assert image.captions.get().status == ItemStatus.DRAFT
 
 
@@ -255,9 +256,11 @@ def test_the_open_page_keeps_renewing_its_lease(page, live_server, login, annota
     expect(page.locator("article.item").first).to_be_visible()
     soon = timezone.now() + timedelta(seconds=5)
     Image.objects.filter(pk=image.pk).update(lease_expires_at=soon)
-    assert _wait_for(
-        lambda: Image.objects.get(pk=image.pk).lease_expires_at > timezone.now() + timedelta(minutes=10)
-    ), "the heartbeat did not renew the lease"
+    wait_for(
+        lambda: Image.objects.get(pk=image.pk).lease_expires_at > timezone.now() + timedelta(minutes=10),
+        10,
+        "the heartbeat to renew the lease",
+    )
 
 
 def test_add_a_missing_instruction_from_the_page(page, live_server, login, annotator):

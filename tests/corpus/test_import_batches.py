@@ -1,25 +1,17 @@
 """Large uploads: staged in the request, imported by a worker (the task function, and a real worker)."""
 
 import io
-import os
-import subprocess
-import sys
-import time
-import uuid
 import zipfile
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from rest_framework.test import APIClient
 
 from corpus.models import Domain, Image, ImportBatch, ImportBatchStatus
 from corpus.services.import_batches import stage_upload, staging_path
 from corpus.tasks import import_batch
 from tests.corpus.factories import png_bytes
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workers import wait_for
 
 
 def zip_upload(name: str = "batch.zip", members: int = 3) -> SimpleUploadedFile:
@@ -106,62 +98,21 @@ def test_annotator_cannot_see_import_batches(client, annotator, admin_user):
     assert client.get(f"/images/import/{batch.pk}/").status_code == 403
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_celery_worker_imports_a_staged_upload(postgres, redis_url, admin_user, settings, tmp_path):
+def test_a_real_celery_worker_imports_a_staged_upload(workers, admin_user):
     domain = Domain.objects.get_or_create(slug="worker-test", defaults={"name": "Worker test"})[0]
-    env = os.environ | {
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": redis_url,
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "IMPORT_STAGING_ROOT": str(settings.IMPORT_STAGING_ROOT),
-    }
-    pidfile = tmp_path / "worker.pid"
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mminstruct_site",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "-n",
-            f"corpus-test-{uuid.uuid4().hex[:8]}@%h",
-            "--pidfile",
-            str(pidfile),
-        ],  # fmt: skip
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "worker.log", "wb"),  # noqa: SIM115
-    )
-    try:
-        batch = stage_upload([zip_upload(members=2)], domain=domain, by=admin_user)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            batch.refresh_from_db()
-            if batch.is_finished:
-                break
-            time.sleep(0.5)
-        log = (tmp_path / "worker.log").read_text(errors="replace")
-        assert batch.status == ImportBatchStatus.DONE, log[-3000:]
-        assert batch.summary["imported"] == 2
-        assert Image.objects.filter(domain=domain).count() == 2
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    workers.start("importer")
+    batch = stage_upload([zip_upload(members=2)], domain=domain, by=admin_user)
+
+    def finished():
+        batch.refresh_from_db()
+        return batch.is_finished
+
+    wait_for(finished, 60, "the worker to finish the batch", interval=0.5)
+    assert batch.status == ImportBatchStatus.DONE, workers.log("importer")[-3000:]
+    assert batch.summary["imported"] == 2
+    assert Image.objects.filter(domain=domain).count() == 2
 
 
 @pytest.mark.django_db

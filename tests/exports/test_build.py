@@ -20,6 +20,7 @@ from exports.models import ExportVersion, ExportVersionEvent, VersionStatus
 from exports.selectors import diff_versions
 from exports.services.build import split_of, start_attempt
 from exports.services.specs import InvalidSpec, allocate_version, request_build
+from tests.conftest import require_module
 from tests.corpus.factories import ImageFactory, InstructionFactory
 
 from .conftest import archive_path, build, member_names, read_member
@@ -79,7 +80,7 @@ def test_each_format_holds_the_same_records(corpus, make_spec):
             assert read_member(version, a["image"]) == row["image"]["bytes"]
 
 
-def test_parquet_loads_with_hugging_face_datasets_where_installed(corpus, make_spec, tmp_path, monkeypatch):
+def test_parquet_loads_with_hugging_face_datasets(corpus, make_spec, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     version = build(make_spec(formats=["parquet"]))
@@ -87,7 +88,7 @@ def test_parquet_loads_with_hugging_face_datasets_where_installed(corpus, make_s
     path.write_bytes(read_member(version, "data/train.parquet"))
     train_records = version.counts["records_by_split"].get("train", 0)
     assert pq.read_table(path).num_rows == train_records
-    datasets = pytest.importorskip("datasets")  # optional: not a dependency of the project
+    datasets = require_module("datasets", "the dev extra (make install-dev) installs it")
     loaded = datasets.load_dataset("parquet", data_files={"train": str(path)})["train"]
     assert len(loaded) == train_records
     assert loaded.features["image"].__class__.__name__ == "Image"

@@ -6,14 +6,10 @@ sent again by the sweep. Also: concurrent version allocation on PostgreSQL."""
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
@@ -24,91 +20,36 @@ from exports.selectors import check_archive
 from exports.services.build import build_version
 from exports.services.specs import allocate_version, request_build
 from exports.tasks import build_export_version
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env(redis_url: str, **extra_env) -> dict:
-    return dict(
-        os.environ,
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-        REDIS_URL=redis_url,
-        MEDIA_ROOT=str(settings.MEDIA_ROOT),
-        EXPORTS_ROOT=str(settings.EXPORTS_ROOT),
-        LOG_LEVEL="WARNING",
-        **extra_env,
-    )
+from tests.workers import wait_for
 
 
-def start_worker(
-    redis_url: str, tmp_path: Path, name: str, *, queues: str = "celery", **extra_env
-) -> subprocess.Popen:
-    """A real `celery worker` subprocess on the test database."""
-    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
-    command = [sys.executable, "-m", "celery", "-A", "mminstruct_site", "worker", "--pool=solo", "-Q", queues]
-    command += ["--loglevel=INFO", f"--pidfile={tmp_path / f'{name}.pid'}", "-n", f"{name}-{os.getpid()}@%h"]
-    env = _env(redis_url, **extra_env)
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def start_beat(redis_url: str, tmp_path: Path, name: str, **extra_env) -> subprocess.Popen:
-    """A real `celery beat` subprocess: it sends the sweeps of CELERY_BEAT_SCHEDULE every SWEEP_INTERVAL."""
-    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
-    command = [sys.executable, "-m", "celery", "-A", "mminstruct_site", "beat", "--loglevel=INFO"]
-    command += [f"--schedule={tmp_path / f'{name}-schedule'}", f"--pidfile={tmp_path / f'{name}.pid'}"]
-    env = _env(redis_url, **extra_env)
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a worker this test started, by its pid."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def clear_queue(redis_url: str) -> None:
-    """No stale task (or unacknowledged one) from an earlier run in this Redis database."""
-    redis.Redis.from_url(redis_url).delete("celery", "unacked", "unacked_index")
-
-
-@pytest.fixture
-def worker(postgres, redis_url, tmp_path):
-    clear_queue(redis_url)
-    proc = start_worker(redis_url, tmp_path, "exports-worker")
-    yield proc
-    stop(proc)
-
-
-def wait_for(version: ExportVersion, statuses: set[str], timeout: float = 90) -> ExportVersion:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for_status(version: ExportVersion, statuses: set[str], timeout: float = 90) -> ExportVersion:
+    def reached():
         version.refresh_from_db()
-        if version.status in statuses:
-            return version
-        time.sleep(0.3)
-    raise AssertionError(f"{version} stayed {version.status}")
+        return version.status in statuses
+
+    wait_for(reached, timeout, f"{version} to become {' or '.join(sorted(statuses))}", interval=0.3)
+    return version
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_builds_the_queued_version_and_ignores_a_redelivery(
-    worker, corpus, make_spec, researcher
+    workers, corpus, make_spec, researcher
 ):
+    workers.start("exports-worker")
     spec = make_spec(formats=["llava", "parquet"])
     version = request_build(spec, by=researcher)  # queued on commit (autocommit here)
-    version = wait_for(version, {VersionStatus.DONE, VersionStatus.FAILED})
+    version = wait_for_status(version, {VersionStatus.DONE, VersionStatus.FAILED})
     assert version.status == VersionStatus.DONE, version.error
     check_archive(version, full=True)
     assert version.attempt == 1
     events = ExportVersionEvent.objects.filter(version=version).count()
 
-    build_export_version.delay(version.pk)  # what a redelivery looks like to the worker
-    time.sleep(3)
+    redelivery = build_export_version.delay(version.pk)  # what a redelivery looks like to the worker
+    workers.wait_for_log(
+        "exports-worker", f"[{redelivery.id}] succeeded", 60, what="the redelivery to be run"
+    )
     version.refresh_from_db()
     assert version.attempt == 1 and ExportVersionEvent.objects.filter(version=version).count() == events
     check_archive(version, full=True)
@@ -135,36 +76,25 @@ def add_instructions(corpus, n: int) -> None:
         )
 
 
-def start_doomed_build(redis_url, tmp_path, spec, name: str, **env) -> tuple[ExportVersion, subprocess.Popen]:
+def start_doomed_build(workers, spec, name: str) -> ExportVersion:
     """The build, sent to a worker of its own (queue `doomed`), while the rescuer and beat consume the
     default queue: the first attempt runs where the test will kill or freeze it, its restart elsewhere."""
-    worker = start_worker(redis_url, tmp_path, name, queues="doomed", **env)
-    wait_ready(tmp_path, name)
+    workers.start(name, queues="doomed")
     version = allocate_version(spec, by=None)
     build_export_version.apply_async([version.pk], queue="doomed")
-    return version, worker
+    return version
 
 
 def wait_until_beating(version: ExportVersion, timeout: float = 60) -> ExportVersion:
     """The build runs in the worker and its heartbeat thread has moved heartbeat_at since the start."""
-    version = wait_for(version, {VersionStatus.BUILDING}, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    version = wait_for_status(version, {VersionStatus.BUILDING}, timeout=timeout)
+
+    def beating():
         version.refresh_from_db()
-        if version.status == VersionStatus.BUILDING and version.heartbeat_at > version.started_at:
-            return version
-        time.sleep(0.1)
-    raise AssertionError(f"{version} is {version.status}; no heartbeat seen")
+        return version.status == VersionStatus.BUILDING and version.heartbeat_at > version.started_at
 
-
-def wait_ready(tmp_path: Path, name: str, timeout: float = 60) -> None:
-    log = tmp_path / f"{name}.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if b" ready." in log.read_bytes():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{name} never became ready: {log.read_text(errors='replace')[-2000:]}")
+    wait_for(beating, timeout, f"a heartbeat of {version}", interval=0.1)
+    return version
 
 
 def recovery_moves(version: ExportVersion) -> list[ExportVersionEvent]:
@@ -179,31 +109,24 @@ def recovery_moves(version: ExportVersion) -> list[ExportVersionEvent]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("max_attempts", [3, 1], ids=["restarted", "failed-after-the-last-attempt"])
 def test_a_build_whose_worker_is_killed_is_restarted_by_the_sweep_or_failed_with_the_reason(
-    postgres, redis_url, tmp_path, corpus, make_spec, researcher, max_attempts
+    workers, corpus, make_spec, researcher, max_attempts
 ):
     add_instructions(corpus, 150_000)
-    clear_queue(redis_url)
-    env = dict(RECOVERY_ENV, EXPORTS_BUILD_MAX_ATTEMPTS=str(max_attempts))
+    workers.env.update(RECOVERY_ENV, EXPORTS_BUILD_MAX_ATTEMPTS=str(max_attempts))
     spec = make_spec(formats=["llava", "sharegpt"], image_mode="reference")
     # The rescuer and two beats (one too many, by mistake) are up before the build starts.
-    helpers = [start_worker(redis_url, tmp_path, "rescuer", **env)]
-    helpers += [start_beat(redis_url, tmp_path, f"beat-{n}", **env) for n in (1, 2)]
-    doomed = None
-    try:
-        wait_ready(tmp_path, "rescuer")
-        version, doomed = start_doomed_build(redis_url, tmp_path, spec, "doomed", **env)
-        version = wait_until_beating(version)
-        doomed.kill()  # SIGKILL mid-build: no clean-up, the task stays unacknowledged in Redis
-        doomed.wait()
-        killed_at = timezone.now()
-        assert ExportVersion.objects.get(pk=version.pk).status == VersionStatus.BUILDING
-        assert list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())  # the dead attempt's folder
-        expected = VersionStatus.DONE if max_attempts > 1 else VersionStatus.FAILED
-        version = wait_for(version, {expected}, timeout=180)
-    finally:
-        for proc in [doomed, *helpers]:
-            if proc is not None:
-                stop(proc)
+    for n in (1, 2):
+        workers.start_beat(f"beat-{n}", wait=False)
+    workers.start("rescuer")
+    version = start_doomed_build(workers, spec, "doomed")
+    version = wait_until_beating(version)
+    workers.kill("doomed")  # SIGKILL mid-build: no clean-up, the task stays unacknowledged in Redis
+    killed_at = timezone.now()
+    assert ExportVersion.objects.get(pk=version.pk).status == VersionStatus.BUILDING
+    assert list((Path(settings.EXPORTS_ROOT) / ".building").iterdir())  # the dead attempt's folder
+    expected = VersionStatus.DONE if max_attempts > 1 else VersionStatus.FAILED
+    version = wait_for_status(version, {expected}, timeout=180)
+    workers.stop_all()
 
     recovered = recovery_moves(version)
     assert len(recovered) == 1, "two beats, one restart"  # and never a second one
@@ -230,34 +153,30 @@ def test_a_build_whose_worker_is_killed_is_restarted_by_the_sweep_or_failed_with
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_frozen_worker_that_wakes_after_the_restart_does_not_publish_over_it(
-    postgres, redis_url, tmp_path, corpus, make_spec, researcher
+    workers, corpus, make_spec, researcher
 ):
     add_instructions(corpus, 150_000)
-    clear_queue(redis_url)
+    workers.env.update(RECOVERY_ENV)
     spec = make_spec(formats=["llava", "sharegpt"], image_mode="reference")
-    helpers = [start_worker(redis_url, tmp_path, "rescuer", **RECOVERY_ENV)]
-    helpers.append(start_beat(redis_url, tmp_path, "beat", **RECOVERY_ENV))
-    sleeper = None
-    try:
-        wait_ready(tmp_path, "rescuer")
-        version, sleeper = start_doomed_build(redis_url, tmp_path, spec, "sleeper", **RECOVERY_ENV)
-        wait_until_beating(version)
-        os.kill(sleeper.pid, signal.SIGSTOP)  # frozen, not dead: a long GC pause, a suspended VM
-        version = wait_for(version, {VersionStatus.DONE, VersionStatus.FAILED}, timeout=180)
-        assert version.status == VersionStatus.DONE and version.attempt == 2, version.error
-        moves_before = list(ExportVersionEvent.objects.filter(version=version).values_list("id", flat=True))
-        os.kill(sleeper.pid, signal.SIGCONT)
-        deadline = time.monotonic() + 60
-        log = tmp_path / "sleeper.log"
-        while b"no longer holds it" not in log.read_bytes() and b"lost the version" not in log.read_bytes():
-            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.3)
-    finally:
-        if sleeper is not None and sleeper.poll() is None:
-            os.kill(sleeper.pid, signal.SIGCONT)
-        for proc in [sleeper, *helpers]:
-            if proc is not None:
-                stop(proc)
+    workers.start_beat("beat", wait=False)
+    workers.start("rescuer")
+    version = start_doomed_build(workers, spec, "sleeper")
+    wait_until_beating(version)
+    sleeper = workers.proc("sleeper")
+    os.kill(sleeper.pid, signal.SIGSTOP)  # frozen, not dead: a long GC pause, a suspended VM
+    version = wait_for_status(version, {VersionStatus.DONE, VersionStatus.FAILED}, timeout=180)
+    assert version.status == VersionStatus.DONE and version.attempt == 2, version.error
+    moves_before = list(ExportVersionEvent.objects.filter(version=version).values_list("id", flat=True))
+    os.kill(sleeper.pid, signal.SIGCONT)
+    wait_for(
+        lambda: (
+            "no longer holds it" in workers.log("sleeper") or "lost the version" in workers.log("sleeper")
+        ),
+        60,
+        "the woken worker to give up its attempt",
+        interval=0.3,
+    )
+    workers.stop_all()
     after = ExportVersion.objects.get(pk=version.pk)
     assert (after.status, after.attempt, after.sha256) == (VersionStatus.DONE, 2, version.sha256)
     assert (
@@ -269,20 +188,14 @@ def test_a_frozen_worker_that_wakes_after_the_restart_does_not_publish_over_it(
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_version_whose_task_was_lost_is_built_once_the_sweep_sends_it_again(
-    postgres, redis_url, tmp_path, corpus, make_spec
-):
-    clear_queue(redis_url)
-    env = {"EXPORTS_QUEUED_TIMEOUT": "4", "SWEEP_INTERVAL": "1"}
+def test_a_version_whose_task_was_lost_is_built_once_the_sweep_sends_it_again(workers, corpus, make_spec):
+    workers.env.update(EXPORTS_QUEUED_TIMEOUT="4", SWEEP_INTERVAL="1")
     # Committed and queued, but its task never reaches the broker: the crash between commit and send.
     version = allocate_version(make_spec(formats=["llava"]), by=None)
-    helpers = [start_worker(redis_url, tmp_path, "worker", **env)]
-    helpers += [start_beat(redis_url, tmp_path, f"beat-{n}", **env) for n in (1, 2)]  # one too many
-    try:
-        version = wait_for(version, {VersionStatus.DONE, VersionStatus.FAILED}, timeout=120)
-    finally:
-        for proc in helpers:
-            stop(proc)
+    workers.start("worker")
+    for n in (1, 2):  # one beat too many
+        workers.start_beat(f"beat-{n}")
+    version = wait_for_status(version, {VersionStatus.DONE, VersionStatus.FAILED}, timeout=120)
     assert version.status == VersionStatus.DONE and version.attempt == 1, version.error
     check_archive(version, full=True)
     events = list(ExportVersionEvent.objects.filter(version=version))

@@ -3,26 +3,14 @@ in-process runs, and real Celery worker processes for the tests whose behaviour 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
-
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
-from django.db import connection
 
 from accounts.roles import ALL_ROLES
 from generation.models import Endpoint, EndpointKind
 from generation.services import ensure_default_endpoints, ensure_default_prompts
-from tests.conftest import on_postgres, redis_available, require
 from tests.fakes.openai_server import FakeOpenAI
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workers import Workers
 
 
 @pytest.fixture(autouse=True)
@@ -87,154 +75,17 @@ def eager():
     app.conf.task_always_eager, app.conf.task_eager_propagates = old
 
 
-class Workers:
-    """Real `celery worker` processes against the test database and this test's Redis db."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]):
-        self.tmp_path = tmp_path
-        self.env = env
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str | None = None, *, wait: bool = True) -> str:
-        name = name or f"gen-{uuid.uuid4().hex[:8]}"
-        pidfile = self.tmp_path / f"{name}.pid"
-        logfile = self.tmp_path / f"{name}.log"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mminstruct_site",
-                "worker",
-                "--pool=solo",
-                "-n",
-                f"{name}@%h",
-                f"--pidfile={pidfile}",
-                "--loglevel=INFO",
-                f"--logfile={logfile}",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.procs[name] = proc
-        if wait:
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                if logfile.exists() and "ready." in logfile.read_text(errors="replace"):
-                    break
-                if proc.poll() is not None:
-                    raise RuntimeError(f"worker {name} exited: {logfile.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.2)
-            else:
-                raise RuntimeError(f"worker {name} did not start")
-        return name
-
-    def start_beat(self, name: str | None = None) -> str:
-        """A real `celery beat` process: it sends generation.sweep every SWEEP_INTERVAL seconds (set it in
-        `env` first); a worker runs the sweeps."""
-        name = name or f"beat-{uuid.uuid4().hex[:8]}"
-        logfile = self.tmp_path / f"{name}.log"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "mminstruct_site",
-                "beat",
-                f"--schedule={self.tmp_path / (name + '-schedule')}",
-                f"--pidfile={self.tmp_path / (name + '.pid')}",
-                "--loglevel=DEBUG",
-                f"--logfile={logfile}",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.procs[name] = proc
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if logfile.exists() and "beat: Starting" in logfile.read_text(errors="replace"):
-                return name
-            if proc.poll() is not None:
-                raise RuntimeError(f"beat {name} exited: {logfile.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
-        raise RuntimeError(f"beat {name} did not start")
-
-    def kill(self, name: str) -> None:
-        """SIGKILL: no warm shutdown, no ack — what a crashed machine does."""
-        proc = self.procs.pop(name)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def log(self, name: str) -> str:
-        path = self.tmp_path / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop_all(self) -> None:
-        for path in sorted(self.tmp_path.glob("*.log")):
-            print(f"--- {path.name} (tail)\n" + path.read_text(errors="replace")[-3000:])  # shown on failure
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        self.procs.clear()
-
-
-def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
-    settings_dict = connection.settings_dict
-    db_url = (
-        f"postgres://{settings_dict['USER']}@{settings_dict['HOST'] or '127.0.0.1'}:"
-        f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
-    )
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_url,
-        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),  # the test's temp media, where the factories wrote
-        "OPENAI_API_KEY": "test-key",
-        "GENERATION_BACKOFF_BASE": "0.05",
-        "GENERATION_BACKOFF_CAP": "0.5",
-        "GENERATION_RETRY_AFTER_CAP": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
-def workers(tmp_path, redis_url):
-    """Start worker processes with workers.start(); all are stopped (by pid) at the end."""
-    require(on_postgres(), "real-worker tests need PostgreSQL: set DATABASE_URL=postgres://…")
-    require(redis_available(), "real-worker tests need Redis: set REDIS_URL=redis://…")
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
-    pool = Workers(tmp_path, worker_env(redis_url))
-    yield pool
-    pool.stop_all()
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def workers(workers):
+    """The real-worker fixture of the whole suite (tests/conftest.py), with the endpoints' key variable
+    set and short retry backoffs."""
+    workers.env.update(
+        OPENAI_API_KEY="test-key",
+        GENERATION_BACKOFF_BASE="0.05",
+        GENERATION_BACKOFF_CAP="0.5",
+        GENERATION_RETRY_AFTER_CAP="1",
+    )
+    return workers
 
 
 def unit_histories(job) -> dict[int, list[tuple[str, str]]]:

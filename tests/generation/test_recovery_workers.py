@@ -13,8 +13,9 @@ from corpus.models import Caption
 from generation import selectors, services
 from generation.models import Endpoint, GenerationJob, GenerationUnit, JobStatus, UnitStatus
 from tests.corpus.factories import DomainFactory, ImageFactory
+from tests.workers import wait_for
 
-from .conftest import point_endpoints, wait_for
+from .conftest import point_endpoints
 from .test_workers import assert_no_duplicates_and_counts_add_up
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]

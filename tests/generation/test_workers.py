@@ -10,8 +10,9 @@ from corpus.models import Caption, Instruction
 from generation import selectors, services
 from generation.models import GenerationJob, GenerationUnit, JobStatus, UnitStatus
 from tests.corpus.factories import DomainFactory, ImageFactory
+from tests.workers import wait_for
 
-from .conftest import assert_one_event_per_move, point_endpoints, wait_for
+from .conftest import assert_one_event_per_move, point_endpoints
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -76,8 +77,10 @@ def test_killed_worker_job_finishes_without_duplicate_drafts(workers, fake, admi
     first = workers.start()
     job = services.launch_job(stage="captions", by=admin_user, domains=["signs"])
     wait_for(lambda: selectors.progress(job).done >= 12, 30, what="some units to finish")
+    wait_for(lambda: selectors.progress(job).running, 10, interval=0.01, what="a unit in flight")
     workers.kill(first)
     in_flight = GenerationUnit.objects.filter(job=job, status=UnitStatus.RUNNING).count()
+    assert in_flight > 0  # the killed worker held units that someone else must take over
     workers.start()
     wait_for(
         lambda: job_status(job) == JobStatus.DONE, 90, interval=0.5, what="the job to finish after the kill"
@@ -85,7 +88,6 @@ def test_killed_worker_job_finishes_without_duplicate_drafts(workers, fake, admi
     progress = assert_no_duplicates_and_counts_add_up(job)
     assert progress.done == 60
     assert Caption.objects.values("image").annotate(n=Count("id")).filter(n__gt=1).count() == 0
-    assert in_flight >= 0  # (informative: units the killed worker held were taken over after their lease)
 
 
 def test_pause_stops_calls_resume_finishes_and_cancel_leaves_the_rest(workers, fake, admin_user):
@@ -99,12 +101,11 @@ def test_pause_stops_calls_resume_finishes_and_cancel_leaves_the_rest(workers, f
     wait_for(lambda: selectors.progress(job).done >= 4, 30, what="a few units")
     job.refresh_from_db()
     assert services.pause_job(job, by=admin_user)
-    time.sleep(1.5)  # units in flight finish; no new ones start
-    seen = len(fake.requests)
-    time.sleep(1.5)
-    assert len(fake.requests) == seen
+    # Units in flight finish, the chunks still queued see the pause and end: then nothing can call.
+    workers.wait_idle(30, what="the worker to stop after the pause")
     paused = selectors.progress(job)
     assert paused.pending > 0 and paused.running == 0
+    assert len(fake.requests) == paused.done  # one call per finished unit: no pending unit was called
     job.refresh_from_db()
     assert services.resume_job(job, by=admin_user)
     wait_for(lambda: job_status(job) == JobStatus.DONE, 60, what="the resumed job to finish")
@@ -115,11 +116,9 @@ def test_pause_stops_calls_resume_finishes_and_cancel_leaves_the_rest(workers, f
     wait_for(lambda: selectors.progress(other).done >= 2, 30, what="the second job to start")
     other.refresh_from_db()
     assert services.cancel_job(other, by=admin_user)
-    time.sleep(1.5)
-    seen = len(fake.requests)
-    time.sleep(1.5)
-    assert len(fake.requests) == seen
+    workers.wait_idle(30, what="the worker to stop after the cancel")
     after = selectors.progress(other)
+    assert len(fake.requests) == 30 + after.done  # no call for a unit the cancel left
     assert job_status(other) == JobStatus.CANCELLED
     assert after.pending > 0 and after.done < 20
     assert Caption.objects.count() == 30 + after.done

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 DURATION = 30.0
 ANNOTATORS = 4
@@ -165,16 +167,16 @@ def test_four_annotators_and_a_draft_writer_on_a_sqlite_file_for_30_seconds_see_
     writer = None
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while time.time() < deadline:
+
+        def answers() -> bool:
             try:
                 urllib.request.urlopen(base + "/accounts/login/", timeout=2).close()
-                break
+                return True
             except OSError:
                 assert server.poll() is None, server_log.read_text()[-3000:]
-                time.sleep(0.3)
-        else:
-            raise AssertionError("the server did not start: " + server_log.read_text()[-3000:])
+                return False
+
+        wait_for(answers, 60, "the server to start", interval=0.3)
 
         writer = subprocess.Popen(
             [sys.executable, "manage.py", "shell", "-c", WRITE_DRAFTS.format(duration=DURATION)],

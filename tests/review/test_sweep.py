@@ -1,14 +1,8 @@
 """The scheduled sweep: Celery beat runs `review.sweep` every SWEEP_INTERVAL seconds; expired review and
 second-pass leases return to their queues without anyone claiming, once, even with two beats."""
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -19,11 +13,10 @@ from corpus.models import Caption, Image, ItemStatus, ReviewStatus
 from review.models import ReviewEvent, SecondPass, SecondPassStatus
 from review.services.queue import claim_next_image
 from review.tasks import sweep
-from tests.conftest import on_postgres, redis_available, require
 from tests.corpus.factories import DomainFactory
 from tests.review.conftest import make_pending_image
+from tests.workers import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
 
 
@@ -138,34 +131,9 @@ def test_two_sweeps_at_once_return_each_lease_exactly_once(postgres, django_user
 # --- the real scheduler ------------------------------------------------------------------------------
 
 
-def _start(args, env, log: Path):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mminstruct_site",
-            *args,
-            f"--logfile={log}",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_two_celery_beats_return_expired_leases_once_with_nobody_claiming(tmp_path, django_user_model):
-    require(on_postgres(), "real-worker tests need PostgreSQL: set DATABASE_URL=postgres://…")
-    require(redis_available(), "real-worker tests need Redis: set REDIS_URL=redis://…")
-    import redis
-
-    redis_url = os.environ["REDIS_URL"]
-    redis.Redis.from_url(redis_url).flushdb()
+def test_two_celery_beats_return_expired_leases_once_with_nobody_claiming(workers, django_user_model):
     holder = django_user_model.objects.create_user("holder", password="x")
     domain = DomainFactory()
     images = [make_pending_image(domain) for _ in range(3)]
@@ -173,67 +141,23 @@ def test_two_celery_beats_return_expired_leases_once_with_nobody_claiming(tmp_pa
         claim_next_image(holder, domain_ids=[domain.pk])
     Image.objects.filter(pk__in=[i.pk for i in images]).update(lease_expires_at=past())
 
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": redis_url,
-        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-        "SWEEP_INTERVAL": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    procs = [
-        _start(
-            [
-                "worker",
-                "--pool=solo",
-                "-n",
-                "sweeper@%h",
-                f"--pidfile={tmp_path / 'w.pid'}",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            env,
-            tmp_path / "worker.log",
-        ),
-        *(
-            _start(
-                ["beat", f"--schedule={tmp_path / f'beat{n}'}", f"--pidfile={tmp_path / f'beat{n}.pid'}"],
-                env,
-                tmp_path / f"beat{n}.log",
-            )
-            for n in range(2)
-        ),
-    ]
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).exists():
-            time.sleep(0.5)
-        assert not Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).exists(), (
-            tmp_path / "worker.log"
-        ).read_text(errors="replace")[-3000:]
-        # Both beats keep sending sweeps; a few more rounds must not move anything twice.
-        sent = lambda: sum(  # noqa: E731
-            (tmp_path / f"beat{n}.log").read_text(errors="replace").count("review.sweep") for n in range(2)
+    workers.env["SWEEP_INTERVAL"] = "1"
+    workers.start("sweeper")
+    for n in range(2):
+        workers.start_beat(f"beat{n}", wait=False)
+    wait_for(
+        lambda: not Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).exists(),
+        60,
+        "the sweeps to return the expired leases",
+        interval=0.5,
+    )
+    # Both beats keep sending sweeps; a few more rounds must not move anything twice.
+    sent = lambda: sum(workers.log(f"beat{n}").count("review.sweep") for n in range(2))  # noqa: E731
+    floor = sent()
+    wait_for(lambda: sent() >= floor + 4, 30, "the beats to send four more sweeps", interval=0.5)
+    for image in images:
+        events = list(
+            ReviewEvent.objects.filter(image=image).order_by("at", "id").values_list("note", "actor")
         )
-        floor = sent()
-        while time.time() < deadline and sent() < floor + 4:
-            time.sleep(0.5)
-        assert sent() >= floor + 4, "the beats stopped sending sweeps"
-        for image in images:
-            events = list(
-                ReviewEvent.objects.filter(image=image).order_by("at", "id").values_list("note", "actor")
-            )
-            assert events == [("claimed", holder.pk), ("lease expired", None)]
-        assert Image.objects.filter(review_status=ReviewStatus.PENDING).count() == 3
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        assert events == [("claimed", holder.pk), ("lease expired", None)]
+    assert Image.objects.filter(review_status=ReviewStatus.PENDING).count() == 3

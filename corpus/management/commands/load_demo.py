@@ -393,7 +393,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo: {new_images} new images, {new_items} new sample drafts ({len(DEMO)} images)."
         )
-        self.stdout.write("Deliberate hallucinations to correct are listed in the README (Demo).")
+        self.stdout.write("Deliberate hallucinations to correct: docs/review.md (Try it on the demo).")
         self.stdout.write("Demo users (local demo only):")
         for username, password, role in DEMO_USERS:
             self.stdout.write(f"  {username:<11} password {password:<20} role {role}")
