@@ -146,6 +146,9 @@ def test_four_annotators_and_a_draft_writer_on_a_sqlite_file_for_30_seconds_see_
         STATIC_ROOT=str(tmp_path / "static"),
         DEBUG="true",
         PYTHONUNBUFFERED="1",
+        # Each annotator here makes ~1,100 calls a minute, above the default per-user throttle of
+        # 600/minute; this test measures SQLite under write load, the throttle is tested elsewhere.
+        API_THROTTLE_USER="100000/minute",
     )
     port = _free_port()
     for args in (["migrate", "--noinput"], ["load_demo", "--port", str(port)]):
