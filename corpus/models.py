@@ -9,6 +9,7 @@ from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.functions import MD5, Cast, Coalesce, Concat
 from django.utils import timezone
 
+from .languages import Language
 from .rules import InstructionType
 from .transitions import StatusEvent
 
@@ -174,6 +175,9 @@ class ReviewedItem(models.Model):
     model_name = models.CharField(max_length=200, blank=True)
     prompt_version = models.PositiveIntegerField(null=True, blank=True)
     generation_unit_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The language the item was written in: a model draft's comes from its prompt version; "" = unknown
+    # (a person's, an import's). The language check reads it; an export spec may select by it.
+    language = models.CharField(max_length=8, blank=True, choices=Language.choices)
     # Optimistic concurrency: every change bumps it; a save carries the version it loaded.
     version = models.PositiveIntegerField(default=1)
     reason = models.TextField(blank=True, help_text="Why it was rejected, or which rule it broke.")

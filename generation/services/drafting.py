@@ -222,6 +222,7 @@ def write_result(
         provenance = {
             "model_name": f"{unit.endpoint.name}/{model_name}"[:200],
             "prompt_version": unit.prompt.version,
+            "language": unit.prompt.language,
             "generation_unit_id": unit.pk,
         }
         if unit.stage == Stage.CAPTIONS:

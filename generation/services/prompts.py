@@ -9,6 +9,7 @@ import re
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
+from corpus.languages import DEFAULT_LANGUAGE, Language
 from corpus.models import Domain, Image, SeedQuestion
 from corpus.rules import ANSWER_RULE, OPTION_LABELS, InstructionType
 
@@ -16,7 +17,7 @@ from .. import prompt_defaults
 from ..models import PromptKind, PromptTemplate
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_COMMON = {"domain", "domain_description", "prior_knowledge", "ocr_text"}
+_COMMON = {"domain", "domain_description", "prior_knowledge", "ocr_text", "language"}
 ALLOWED = {
     PromptKind.CAPTION: _COMMON,
     PromptKind.INSTRUCTION: _COMMON | {"caption", "seed_questions", "n", "type", "type_name", "answer_rule"},
@@ -61,9 +62,18 @@ def check_template(kind: str, text: str) -> list[str]:
 
 
 def save_template(
-    *, kind: str, text: str, by=None, domain: Domain | None = None, instruction_type: str = "", note: str = ""
+    *,
+    kind: str,
+    text: str,
+    by=None,
+    domain: Domain | None = None,
+    instruction_type: str = "",
+    note: str = "",
+    language: str | None = None,
 ) -> PromptTemplate:
     """Save `text` as the next version of the template (kind, domain, type) and make it current.
+    `language` is what the prompt asks the model to write in (None: the previous version's, else
+    English); the drafts of this version record it.
 
     Not idempotent: every call makes a version. Raises TemplateError for bad placeholders."""
     kind = PromptKind(kind)
@@ -73,6 +83,8 @@ def save_template(
         )
     if kind == PromptKind.CAPTION:
         instruction_type = ""
+    if language is not None and language not in Language.values:
+        raise TemplateError(f"language must be one of {', '.join(Language.values)}", field="language")
     problems = check_template(kind, text)
     if problems:
         raise TemplateError("; ".join(problems))
@@ -83,6 +95,9 @@ def save_template(
         try:
             with transaction.atomic():
                 latest = PromptTemplate.objects.filter(key).aggregate(v=Max("version"))["v"] or 0
+                if language is None:
+                    previous = PromptTemplate.objects.filter(key, version=latest).first()
+                    language = previous.language if previous else DEFAULT_LANGUAGE
                 PromptTemplate.objects.filter(key, is_current=True).update(is_current=False)
                 return PromptTemplate.objects.create(
                     kind=kind,
@@ -91,6 +106,7 @@ def save_template(
                     version=latest + 1,
                     text=text,
                     note=note,
+                    language=language,
                     is_current=True,
                     created_by=by,
                 )
@@ -162,6 +178,7 @@ def caption_prompt(template: PromptTemplate, image: Image) -> str:
             "domain_description": domain.description,
             "prior_knowledge": image.prior_knowledge,
             "ocr_text": image.ocr_text,
+            "language": Language(template.language).label,
         },
     )
 
@@ -183,6 +200,7 @@ def instruction_prompt(
             "domain_description": domain.description,
             "prior_knowledge": image.prior_knowledge,
             "ocr_text": image.ocr_text,
+            "language": Language(template.language).label,
             "caption": caption_text,
             "n": n,
             "type": type_,
