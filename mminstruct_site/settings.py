@@ -462,6 +462,19 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["SaveStatusEnum"] = "review.api.SAVE
 
 # (review settings above this line)
 
+# --- quality (docs/quality.md) ----------------------------------------------------------------
+# Two questions (or two MCQ options) at or above this rapidfuzz similarity (0-100) say the same thing.
+QUALITY_SIMILARITY_THRESHOLD = float(env("QUALITY_SIMILARITY_THRESHOLD", "90"))
+# An answer shorter than its domain's median for the type / this ratio (or longer than × it) is flagged.
+QUALITY_LENGTH_OUTLIER_RATIO = float(env("QUALITY_LENGTH_OUTLIER_RATIO", "3"))
+# The length check needs at least this many peers of the type in the domain (newest QUALITY_LENGTH_PEERS).
+QUALITY_LENGTH_MIN_PEERS = env_int("QUALITY_LENGTH_MIN_PEERS", 30)
+QUALITY_LENGTH_PEERS = env_int("QUALITY_LENGTH_PEERS", 500)
+# Instructions with the same question key read per duplicate-in-domain lookup (bounds its cost).
+QUALITY_DUPLICATE_CANDIDATES = env_int("QUALITY_DUPLICATE_CANDIDATES", 20)
+
+# (quality settings above this line)
+
 # --- exports ----------------------------------------------------------------------------------
 EXPORTS_ROOT = Path(env("EXPORTS_ROOT", str(VAR_DIR / "exports")))
 # Annotators may see and download built exports when an admin turns this on (they never build).

@@ -109,6 +109,7 @@ def walk(w) -> list[str]:
         "/generation/costs/",
         "/review/",
         "/review/next/",
+        "/review/next/flagged/",
         f"/review/image/{held.pk}/",
         f"/review/image/{w['pending'].pk}/",
         f"/review/image/{img.pk}/",

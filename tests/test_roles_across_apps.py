@@ -98,3 +98,12 @@ def test_admin_role_manages_users_in_the_django_admin(client, admin_user, annota
     client.force_login(admin_user)
     assert client.get("/django-admin/auth/user/").status_code == 200
     assert client.get(f"/django-admin/auth/user/{annotator.pk}/change/").status_code == 200
+
+
+def test_only_annotators_take_the_most_flagged_image(client, researcher, outsider):
+    for person in (researcher, outsider):
+        client.force_login(person)
+        assert client.post("/review/next/flagged/").status_code == 403
+    client.logout()
+    response = client.post("/review/next/flagged/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")

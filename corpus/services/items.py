@@ -21,6 +21,7 @@ from ..rules import (
     normalize_answer,
     strip_option_label,
 )
+from . import quality
 
 
 class StaleVersion(Exception):
@@ -184,6 +185,7 @@ def create_instruction(
         )
         if not violations:
             record_rules_check([instruction.pk])
+            quality.check_image(image.pk, changed=[instruction.pk])
         Revision.objects.create(
             instruction=instruction,
             version=1,
@@ -280,6 +282,9 @@ def update_item(
             raise StaleVersion(model.objects.get(pk=item.pk))
         if violations == [] and not _check_remembered(current, before):
             record_rules_check([current.pk])
+        # The automatic checks see the item as saved (a caption's text is what instructions are checked
+        # against); a status move matters too (rejected items lose their flags).
+        quality.check_image(current.image_id, changed=[current.pk] if model is Instruction else ())
         current.refresh_from_db()
         after = current.snapshot()
         if new_status != before["status"]:

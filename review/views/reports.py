@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER, role_required
 from corpus.models import ItemStatus
 
-from ..services import corrections, second_pass, stats
+from ..services import corrections, quality_stats, second_pass, stats
 from .work import item_or_404
 
 # --- history (annotators and researchers read it) ------------------------------------------------------
@@ -102,5 +102,6 @@ def stats_page(request):
             "hallucinations": stats.hallucination_counts(),
             "throughput": stats.throughput(),
             "agreement": second_pass.agreement(),
+            "quality": quality_stats.statistics(),
         },
     )
