@@ -84,7 +84,9 @@ class PromptForm(forms.Form):
     language = forms.ChoiceField(
         choices=Language.choices,
         initial=DEFAULT_LANGUAGE,
-        help_text="The language the model is asked to write in; drafts record it.",
+        required=False,
+        help_text="The language the model is asked to write in; drafts record it (not given: the "
+        "previous version's).",
     )
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 22}), validators=[refuse_control_characters])
     note = forms.CharField(

@@ -102,6 +102,7 @@ class Endpoint(models.Model):
 class PromptKind(models.TextChoices):
     CAPTION = "caption", "Caption"
     INSTRUCTION = "instruction", "Instruction"
+    VERIFY = "verify", "Verification"
 
 
 class PromptTemplate(models.Model):
@@ -159,6 +160,7 @@ class PromptTemplate(models.Model):
 class Stage(models.TextChoices):
     CAPTIONS = "captions", "Captions"
     INSTRUCTIONS = "instructions", "Instructions"
+    VERIFY = "verify", "Verify"  # generation/services/verify.py
 
 
 class JobStatus(models.TextChoices):

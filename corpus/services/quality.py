@@ -17,7 +17,7 @@ from django.db.models import Count, F
 
 from .. import checks
 from ..checks import CHECKS_VERSION, Check, Finding, Item
-from ..models import Image, Instruction, ItemStatus, QualityFlag
+from ..models import Image, Instruction, ItemStatus, QualityFlag, Verdict
 
 # Items the checks look at; a rejected or invalid one loses its flags (nobody will review it again).
 LIVE = (ItemStatus.DRAFT, ItemStatus.ACCEPTED)
@@ -214,3 +214,27 @@ def flag_counts() -> dict:
             for key, cells in sorted(groups.items())
         ]
     return out
+
+
+def record_verdicts(verdicts: list[dict], **provenance) -> int:
+    """Store the verifier's verdicts ({"id", "item_version", "verdict", "reason", "category", "tokens_in",
+    "tokens_out", "cost"} each) with the call's provenance (endpoint_name, model_name, prompt_version,
+    generation_unit_id). Idempotent: one verdict per instruction and unit; an instruction deleted since
+    the call is skipped. Returns how many were stored."""
+    ids = set(Instruction.objects.filter(pk__in=[v["id"] for v in verdicts]).values_list("pk", flat=True))
+    rows = [
+        Verdict(
+            instruction_id=v["id"],
+            item_version=v["item_version"],
+            verdict=v["verdict"],
+            reason=v["reason"],
+            category=v["category"],
+            tokens_in=v["tokens_in"],
+            tokens_out=v["tokens_out"],
+            cost=v["cost"],
+            **provenance,
+        )
+        for v in verdicts
+        if v["id"] in ids
+    ]
+    return len(Verdict.objects.bulk_create(rows, ignore_conflicts=True))

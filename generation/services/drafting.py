@@ -81,6 +81,10 @@ def caption_for_instructions(image: Image, *, include_drafts: bool) -> Caption |
 def prepare(unit: GenerationUnit, params: dict) -> Request:
     """Everything the call needs, read from the database (no network)."""
     image = unit.image  # loaded with its domain by the claim
+    if unit.stage == Stage.VERIFY:
+        from . import verify
+
+        return verify.prepare(unit, params)
     if unit.stage == Stage.CAPTIONS:
         text = prompt_service.caption_prompt(unit.prompt, image)
         return Request(
@@ -198,6 +202,10 @@ def write_result(
     comes first in the transaction: its compare-and-swap on the claim token takes the unit's row lock, so
     a worker whose claim was lost writes nothing, and a redelivered or duplicated task can never make a
     second draft."""
+    if unit.stage == Stage.VERIFY:
+        from . import verify
+
+        return verify.write_result(unit, token, request, verdicts=items, model_name=model_name, usage=usage)
     if unit.stage == Stage.INSTRUCTIONS:
         items = [
             item if isinstance(item, dict) else {"question": str(item)[:2000], "answer": ""}

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
-from corpus.models import Caption, Image, ItemStatus, ReviewStatus
+from corpus.models import Caption, Image, Instruction, ItemStatus, ReviewStatus
 from corpus.rules import InstructionType
 from corpus.transitions import record_event, transition
 
@@ -25,7 +25,11 @@ from ..models import EndpointKind, GenerationJob, GenerationUnit, JobStatus, Pro
 from . import endpoints as endpoint_service
 from . import prompts as prompt_service
 
-STAGE_KIND = {Stage.CAPTIONS: EndpointKind.VISION, Stage.INSTRUCTIONS: EndpointKind.TEXT}
+STAGE_KIND = {
+    Stage.CAPTIONS: EndpointKind.VISION,
+    Stage.INSTRUCTIONS: EndpointKind.TEXT,
+    Stage.VERIFY: EndpointKind.VISION,
+}
 PLAN_BATCH = 1000
 # The largest image limit a launch accepts: the range of a database integer (a limit beyond 64 bits was
 # once accepted and broke planning, leaving the job running with no units).
@@ -141,6 +145,8 @@ def launch_job(
     for domain in found.values():
         if stage == Stage.CAPTIONS:
             prompts[f"{domain.pk}:"] = prompt_service.current_template(PromptKind.CAPTION, domain=domain).pk
+        if stage == Stage.VERIFY:
+            prompts[f"{domain.pk}:"] = prompt_service.current_template(PromptKind.VERIFY, domain=domain).pk
         for type_ in types:
             prompts[f"{domain.pk}:{type_}"] = prompt_service.current_template(
                 PromptKind.INSTRUCTION, domain=domain, instruction_type=type_
@@ -186,6 +192,8 @@ def selected_images(job: GenerationJob):
                 else [ItemStatus.ACCEPTED]
             )
             qs = qs.filter(pk__in=Caption.objects.filter(status__in=wanted).values("image_id"))
+        if job.stage == Stage.VERIFY:  # the images with draft instructions to judge
+            qs = qs.filter(pk__in=Instruction.objects.filter(status=ItemStatus.DRAFT).values("image_id"))
     qs = qs.order_by("pk")
     if sel.get("limit"):
         qs = qs[: sel["limit"]]
@@ -194,7 +202,7 @@ def selected_images(job: GenerationJob):
 
 def _keys_for(job: GenerationJob, image_id: int, domain_id: int) -> list[tuple[str, int]]:
     """(instruction_type, prompt id) of each unit one image gets in this job."""
-    if job.stage == Stage.CAPTIONS:
+    if job.stage in (Stage.CAPTIONS, Stage.VERIFY):
         return [("", job.prompts[f"{domain_id}:"])]
     return [(t, job.prompts[f"{domain_id}:{t}"]) for t in job.params.get("types", [])]
 

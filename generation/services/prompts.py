@@ -21,8 +21,13 @@ _COMMON = {"domain", "domain_description", "prior_knowledge", "ocr_text", "langu
 ALLOWED = {
     PromptKind.CAPTION: _COMMON,
     PromptKind.INSTRUCTION: _COMMON | {"caption", "seed_questions", "n", "type", "type_name", "answer_rule"},
+    PromptKind.VERIFY: _COMMON | {"caption", "instructions"},
 }
-REQUIRED = {PromptKind.CAPTION: set(), PromptKind.INSTRUCTION: {"caption", "n"}}
+REQUIRED = {
+    PromptKind.CAPTION: set(),
+    PromptKind.INSTRUCTION: {"caption", "n"},
+    PromptKind.VERIFY: {"instructions"},
+}
 
 
 class TemplateError(ValueError):
@@ -81,7 +86,7 @@ def save_template(
         raise TemplateError(
             f"instruction_type must be one of {', '.join(InstructionType.values)}", field="instruction_type"
         )
-    if kind == PromptKind.CAPTION:
+    if kind in (PromptKind.CAPTION, PromptKind.VERIFY):
         instruction_type = ""
     if language is not None and language not in Language.values:
         raise TemplateError(f"language must be one of {', '.join(Language.values)}", field="language")
@@ -121,6 +126,8 @@ def ensure_default_prompts() -> None:
     existing = set(PromptTemplate.objects.filter(domain__isnull=True).values_list("kind", "instruction_type"))
     if (PromptKind.CAPTION, "") not in existing:
         save_template(kind=PromptKind.CAPTION, text=prompt_defaults.CAPTION, note="shipped default")
+    if (PromptKind.VERIFY, "") not in existing:
+        save_template(kind=PromptKind.VERIFY, text=prompt_defaults.VERIFY, note="shipped default")
     for type_, text in prompt_defaults.INSTRUCTION.items():
         if (PromptKind.INSTRUCTION, type_) not in existing:
             save_template(

@@ -30,7 +30,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from .. import llm, ratelimit
 from ..models import GenerationJob, JobStatus, Stage
-from . import drafting
+from . import drafting, verify
 from . import endpoints as endpoint_service
 from . import jobs as job_service
 from . import units as unit_service
@@ -234,6 +234,15 @@ async def _process(
                 answer = await llm.describe_image(
                     client, model=endpoint.model, prompt=request.prompt, image_data_url=request.image_data_url
                 )
+            elif request.stage == Stage.VERIFY:
+                answer = await llm.judge_image(
+                    client,
+                    model=endpoint.model,
+                    prompt=request.prompt,
+                    image_data_url=request.image_data_url,
+                    schema=request.schema,
+                    schema_name=request.schema_name,
+                )
             else:
                 answer = await llm.write_json(
                     client,
@@ -275,6 +284,8 @@ async def _process(
             try:
                 if request.stage == Stage.CAPTIONS:
                     text, items = drafting.check_caption(answer.text), None
+                elif request.stage == Stage.VERIFY:
+                    text, items = answer.text, verify.parse_verdicts(answer.text, request)
                 else:
                     items = drafting.parse_instructions(answer.text)
                     text, items = answer.text, drafting.exactly_n(items, request)

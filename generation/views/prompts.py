@@ -42,7 +42,7 @@ def prompt_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 domain=data["domain"],
                 instruction_type=data["instruction_type"],
                 note=data["note"],
-                language=data["language"],
+                language=data["language"] or None,
             )
         except prompt_service.TemplateError as e:
             form.add_error(e.field if e.field in form.fields else None, str(e))

@@ -1,4 +1,4 @@
-"""python manage.py generate captions|instructions --domain SLUG [--domain …] [--model NAME] [--limit N]
+"""python manage.py generate captions|instructions|verify --domain SLUG [--domain …] [--model NAME] [--limit N]
 [--force] [--wait]
 
 --wait only watches: recovery of dead workers' work is Celery beat's sweep, not this command's."""
@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from corpus.rules import InstructionType
 from generation import selectors
-from generation.models import GenerationJob, JobStatus
+from generation.models import GenerationJob, JobStatus, Stage
 from generation.services import jobs as job_service
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
     help = "Launch a caption or instruction generation job (run by the Celery workers)."
 
     def add_arguments(self, parser):
-        parser.add_argument("stage", choices=["captions", "instructions"])
+        parser.add_argument("stage", choices=Stage.values)
         parser.add_argument(
             "--domain", action="append", required=True, dest="domains", help="Domain slug (repeat)."
         )
