@@ -414,6 +414,9 @@ class Revision(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField()
     note = models.TextField(blank=True)
+    # Who decided, as a kind: "" a person (or the model's own creation), "auto" review by exception
+    # (review/services/auto_accept.py, by its system user). The cost ledger and the verifier report read it.
+    origin = models.CharField(max_length=10, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["at", "id"]

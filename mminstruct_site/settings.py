@@ -472,6 +472,20 @@ QUALITY_LENGTH_MIN_PEERS = env_int("QUALITY_LENGTH_MIN_PEERS", 30)
 QUALITY_LENGTH_PEERS = env_int("QUALITY_LENGTH_PEERS", 500)
 # Instructions with the same question key read per duplicate-in-domain lookup (bounds its cost).
 QUALITY_DUPLICATE_CANDIDATES = env_int("QUALITY_DUPLICATE_CANDIDATES", 20)
+# Review by exception: the share (0-1) of auto-acceptable items still sent to people (a stable hash).
+QUALITY_AUDIT_SHARE = float(env("QUALITY_AUDIT_SHARE", "0.1"))
+# The verifier's precision and recall (of "unsupported" against people's rejects and edits) a domain's
+# decided items must show, over at least QUALITY_MIN_DECIDED items, before auto-accept may be switched on;
+# an audit below them switches it off again.
+QUALITY_MIN_PRECISION = float(env("QUALITY_MIN_PRECISION", "0.8"))
+QUALITY_MIN_RECALL = float(env("QUALITY_MIN_RECALL", "0.8"))
+QUALITY_MIN_DECIDED = env_int("QUALITY_MIN_DECIDED", 50)
+API_ERROR_STATUS["review.services.auto_accept.AutoAcceptRefused"] = 409
+CELERY_BEAT_SCHEDULE["review-auto-accept"] = {
+    "task": "review.auto_accept",
+    "schedule": SWEEP_INTERVAL,
+    "options": {"expires": SWEEP_INTERVAL},
+}
 
 # (quality settings above this line)
 

@@ -25,4 +25,5 @@ urlpatterns = [
     path("second/<int:pass_id>/", views.second_pass_image, name="second_pass_image"),
     path("second/disagreements/", views.disagreements, name="disagreements"),
     path("stats/", views.stats_page, name="stats"),
+    path("auto-accept/<slug:slug>/", quality_views.auto_accept_switch, name="auto_accept"),
 ]

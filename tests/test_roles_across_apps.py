@@ -107,3 +107,16 @@ def test_only_annotators_take_the_most_flagged_image(client, researcher, outside
     client.logout()
     response = client.post("/review/next/flagged/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_only_admins_switch_auto_accept_or_read_the_quality_report(client, annotator, researcher):
+    from corpus.models import Domain
+
+    Domain.objects.create(name="Roles", slug="roles")
+    for person in (annotator, researcher):
+        client.force_login(person)
+        assert client.post("/review/auto-accept/roles/", {"on": "1"}).status_code == 403
+        assert client.get("/api/v1/review/quality/").status_code == 403
+        assert status_of(client, "post", "/api/v1/review/quality/roles/auto-accept/") == 403
+    client.logout()
+    assert client.get("/api/v1/review/quality/").status_code == 401

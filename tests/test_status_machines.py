@@ -53,12 +53,19 @@ def make_generation_unit():
     )
 
 
+def make_auto_accept_policy():
+    from review.models import AutoAcceptPolicy
+
+    return AutoAcceptPolicy.objects.create(domain=DomainFactory())
+
+
 # One row maker per model with a table of moves (the row may be in any status: the test sets it).
 ROW_MAKERS = {
     ImportBatch: ("status", make_import_batch),
     ExportVersion: ("status", make_export_version),
     GenerationJob: ("status", make_generation_job),
     GenerationUnit: ("status", make_generation_unit),
+    apps.get_model("review", "AutoAcceptPolicy"): ("status", make_auto_accept_policy),
 }
 
 

@@ -1,0 +1,56 @@
+"""The quality loop's API: the verifier report with the cost of an accepted instruction (GET), and review
+by exception switched on or off per domain (POST; refused with 409 while the floors are not met)."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.roles import ADMIN
+from corpus.models import Domain
+
+from .services import auto_accept, quality_stats
+
+
+class SwitchSerializer(serializers.Serializer):
+    on = serializers.BooleanField()
+
+
+class QualityViewSet(viewsets.GenericViewSet):
+    """GET /api/v1/review/quality/: the verifier against people, auto-accept per domain, flags and the
+    cost ledger. POST /api/v1/review/quality/{slug}/auto-accept/ {"on": true|false}."""
+
+    allowed_roles = (ADMIN,)
+    lookup_field = "slug"
+    lookup_value_regex = "[-a-zA-Z0-9_]{1,100}"
+    serializer_class = SwitchSerializer
+    queryset = Domain.objects.none()  # the schema's path parameter type; the actions read by slug
+
+    @extend_schema(responses=inline_serializer("QualityReport", {"report": serializers.DictField()}))
+    def list(self, request):
+        return Response(quality_stats.statistics(for_api=True))
+
+    @extend_schema(
+        request=SwitchSerializer,
+        responses={
+            202: inline_serializer(
+                "AutoAcceptState", {"domain": serializers.CharField(), "status": serializers.CharField()}
+            )
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="auto-accept")
+    def auto_accept(self, request, slug=None):
+        domain = get_object_or_404(Domain, slug=slug)
+        data = SwitchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if data.validated_data["on"]:
+            auto_accept.switch_on(domain, by=request.user)  # AutoAcceptRefused → 409 (API_ERROR_STATUS)
+        else:
+            auto_accept.switch_off(domain, by=request.user)
+        policy = auto_accept.policy_of(domain)
+        return Response({"domain": domain.slug, "status": policy.status}, status=status.HTTP_202_ACCEPTED)
+
+
+def register(router) -> None:
+    router.register("review/quality", QualityViewSet, basename="review-quality")
