@@ -123,7 +123,11 @@ def similar_questions(a: str, b: str, threshold: float) -> float | None:
     """The similarity (0–100) of two questions when they ask the same thing, else None: rapidfuzz's
     token-sort ratio of their content words at or above `threshold`, and the same numbers in both
     ("Is there cat number 1?" and "… number 2?" differ in what matters)."""
-    na, nb = content_words(a), content_words(b)
+    return similar_content(content_words(a), content_words(b), threshold)
+
+
+def similar_content(na: str, nb: str, threshold: float) -> float | None:
+    """similar_questions on content words computed already (a set of questions compares each once)."""
     if not na or not nb or _numbers(na) != _numbers(nb):
         return None
     score = 100.0 if na == nb else fuzz.token_sort_ratio(na, nb)
@@ -313,9 +317,10 @@ def duplicates_in_image(items: list[Item], threshold: float) -> dict[int, Findin
     of each pair is flagged, naming the earlier."""
     out: dict[int, Finding] = {}
     ordered = sorted(items, key=lambda i: i.id)
+    content = {i.id: content_words(i.question) for i in ordered}
     for j, later in enumerate(ordered):
         for earlier in ordered[:j]:
-            score = similar_questions(earlier.question, later.question, threshold)
+            score = similar_content(content[earlier.id], content[later.id], threshold)
             if score is not None:
                 what = (
                     "the same question as" if score == 100 else f"nearly the same question ({score:.0f}%) as"

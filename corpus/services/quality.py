@@ -9,15 +9,17 @@ not a scan), and writes only the difference: usually nothing, or one INSERT.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, F
 
 from .. import checks
 from ..checks import CHECKS_VERSION, Check, Finding, Item
-from ..models import Image, Instruction, ItemStatus, QualityFlag, Verdict
+from ..models import Caption, Image, Instruction, ItemStatus, QualityFlag, Verdict
 
 # Items the checks look at; a rejected or invalid one loses its flags (nobody will review it again).
 LIVE = (ItemStatus.DRAFT, ItemStatus.ACCEPTED)
@@ -49,27 +51,79 @@ def domain_median_words(domain_id: int, type_: str) -> float | None:
     return value
 
 
-def duplicate_in_domain(item: Item, *, key: str, image_id: int, domain_id: int) -> Finding | None:
-    """Another image of the domain asks the same question: instructions with the same question key,
-    found by instruction_question_key_idx, at most QUALITY_DUPLICATE_CANDIDATES of them, each confirmed
-    by rapidfuzz. Flat in the size of the domain: the cost is the candidates read, not the rows."""
-    if not key:
-        return None
-    candidates = (
-        Instruction.objects.filter(question_key=key, image__domain_id=domain_id, status__in=LIVE)
-        .exclude(image_id=image_id)
-        .order_by()
-        .values_list("id", "question")[: settings.QUALITY_DUPLICATE_CANDIDATES]
-    )
-    for other_id, other_question in candidates:
-        score = checks.similar_questions(item.question, other_question, settings.QUALITY_SIMILARITY_THRESHOLD)
-        if score is not None:
-            return Finding(
-                Check.DUPLICATE_IN_DOMAIN,
-                f"{'the same question' if score == 100 else f'nearly the same question ({score:.0f}%)'} "
-                f"is asked of another image of this domain (instruction {other_id})",
+def duplicates_in_domain(
+    items: dict[int, tuple[Item, str]], *, image_id: int, domain_id: int
+) -> dict[int, Finding]:
+    """Another image of the domain asks the same question: for each item (id → (item, question key)),
+    instructions with the same key, found by instruction_question_key_idx in ONE query for all of them
+    (at most QUALITY_DUPLICATE_CANDIDATES per item), each confirmed by rapidfuzz. Flat in the size of the
+    domain: the cost is the candidates read, not the rows."""
+    keys = {key for _item, key in items.values() if key}
+    if not keys:
+        return {}
+    candidates: dict[str, list[tuple[int, str]]] = {}
+    keys = sorted(keys)
+    # Raw SQL: this runs inside every instruction write, and the ORM's compilation of it costs more than
+    # the index probe (docs/quality.md, "What the checks cost").
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.question_key, i.id, i.question FROM {_INSTRUCTION} i JOIN {_IMAGE} im ON im.id = i.image_id "
+            f"WHERE i.question_key IN ({', '.join(['%s'] * len(keys))}) AND im.domain_id = %s "
+            "AND i.status IN (%s, %s) AND i.image_id <> %s LIMIT %s",
+            [*keys, domain_id, *LIVE, image_id, settings.QUALITY_DUPLICATE_CANDIDATES * len(keys)],
+        )
+        rows = cursor.fetchall()
+    for key, other_id, other_question in rows:
+        candidates.setdefault(key, []).append((other_id, other_question))
+    found: dict[int, Finding] = {}
+    for pk, (item, key) in items.items():
+        for other_id, other_question in candidates.get(key, ()):
+            score = checks.similar_questions(
+                item.question, other_question, settings.QUALITY_SIMILARITY_THRESHOLD
             )
-    return None
+            if score is not None:
+                found[pk] = Finding(
+                    Check.DUPLICATE_IN_DOMAIN,
+                    f"{'the same question' if score == 100 else f'nearly the same question ({score:.0f}%)'} "
+                    f"is asked of another image of this domain (instruction {other_id})",
+                )
+                break
+    return found
+
+
+def _store_keys(keys: dict[int, str], checked: set[int]) -> None:
+    """question_key := keys[id] for each id, and checked_quality := CHECKS_VERSION for the ids in
+    `checked` — in one statement on PostgreSQL (unnest of three arrays)."""
+    ids = sorted(set(keys) | checked)
+    if not ids:
+        return
+    if connection.vendor != "postgresql":
+        for pk in ids:
+            fields = {"question_key": keys[pk]} if pk in keys else {}
+            if pk in checked:
+                fields["checked_quality"] = CHECKS_VERSION
+            Instruction.objects.filter(pk=pk).update(**fields)
+        return
+    table = Instruction._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS i SET "
+            "question_key = COALESCE(v.key, i.question_key), "
+            "checked_quality = CASE WHEN v.checked THEN %s ELSE i.checked_quality END "
+            "FROM unnest(%s::bigint[], %s::text[], %s::bool[]) AS v(id, key, checked) WHERE i.id = v.id",
+            [CHECKS_VERSION, ids, [keys.get(pk) for pk in ids], [pk in checked for pk in ids]],
+        )
+
+
+_INSTRUCTION = Instruction._meta.db_table
+_IMAGE = Image._meta.db_table
+_FLAG = QualityFlag._meta.db_table
+_SIBLINGS_SQL = (
+    "SELECT i.id, i.type, i.question, i.options, i.answer, i.status, i.language, i.question_key, "
+    "i.checked_quality, c.text, im.domain_id, im.n_flags "
+    f"FROM {_INSTRUCTION} i JOIN {_IMAGE} im ON im.id = i.image_id "
+    f"LEFT JOIN {Caption._meta.db_table} c ON c.id = i.caption_id WHERE i.image_id = %s"
+)
 
 
 def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
@@ -77,12 +131,9 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
     domain duplicates are looked up again; the others keep theirs) and store the difference. Idempotent.
     Returns the number of flags on the image's draft instructions (kept in Image.n_flags)."""
     changed = set(changed)
-    rows = list(
-        Instruction.objects.filter(image_id=image_id).values_list(
-            "id", "type", "question", "options", "answer", "status", "language", "question_key",
-            "checked_quality", "caption__text", "image__domain_id", "image__n_flags",
-        )
-    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_SIBLINGS_SQL, [image_id])
+        rows = cursor.fetchall()
     if not rows:
         return 0
     domain_id, n_flags_before = rows[0][10], rows[0][11]
@@ -101,21 +152,25 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
         if version != CHECKS_VERSION:
             stale.append(pk)
             changed.add(pk)
+        if isinstance(options, str):  # PostgreSQL's jsonb comes back parsed, SQLite's JSON as text
+            options = json.loads(options)
         opts = tuple(o for o in (options or []) if isinstance(o, str))
         items[pk] = Item(pk, type_, question, opts, answer, language or "", caption or "")
 
-    existing = {
-        (iid, code): (pk, message)
-        for pk, iid, code, message in QualityFlag.objects.filter(instruction_id__in=list(status)).values_list(
-            "pk", "instruction_id", "code", "message"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, instruction_id, code, message FROM {_FLAG} "
+            f"WHERE instruction_id IN ({', '.join(['%s'] * len(status))})",
+            list(status),
         )
-    }
+        existing = {(iid, code): (pk, message) for pk, iid, code, message in cursor.fetchall()}
     desired: dict[tuple[int, str], str] = {}
     listed = list(items.values())
     for pk, finding in checks.judgement_unbalanced(listed).items():
         desired[(pk, finding.code)] = finding.message
     for pk, finding in checks.duplicates_in_image(listed, settings.QUALITY_SIMILARITY_THRESHOLD).items():
         desired[(pk, finding.code)] = finding.message
+    lookups: dict[int, tuple[Item, str]] = {}
     for pk, item in items.items():
         median = (
             domain_median_words(domain_id, item.type) if item.type in checks.LENGTH_CHECKED_TYPES else None
@@ -123,12 +178,11 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
         for finding in checks.item_findings(item, median_words=median, settings=settings):
             desired[(pk, finding.code)] = finding.message
         if pk in changed:
-            key = new_keys.get(pk, checks.question_key(item.question))
-            found = duplicate_in_domain(item, key=key, image_id=image_id, domain_id=domain_id)
-            if found is not None:
-                desired[(pk, found.code)] = found.message
+            lookups[pk] = (item, new_keys.get(pk, checks.question_key(item.question)))
         elif (pk, Check.DUPLICATE_IN_DOMAIN) in existing:
             desired[(pk, Check.DUPLICATE_IN_DOMAIN)] = existing[(pk, Check.DUPLICATE_IN_DOMAIN)][1]
+    for pk, finding in duplicates_in_domain(lookups, image_id=image_id, domain_id=domain_id).items():
+        desired[(pk, finding.code)] = finding.message
 
     gone = [flag for key, (flag, message) in existing.items() if desired.get(key) != message]
     if gone:
@@ -141,10 +195,7 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
     if new:
         # A concurrent write of the same image may have stored the same finding first: keep one.
         QualityFlag.objects.bulk_create(new, ignore_conflicts=True)
-    for pk, key in new_keys.items():
-        Instruction.objects.filter(pk=pk).update(question_key=key)
-    if stale:
-        Instruction.objects.filter(pk__in=stale).update(checked_quality=CHECKS_VERSION)
+    _store_keys(new_keys, set(stale))
     n_flags = sum(1 for (pk, _code) in desired if status.get(pk) == ItemStatus.DRAFT)
     if n_flags != n_flags_before:
         Image.objects.filter(pk=image_id).update(n_flags=n_flags)
