@@ -135,6 +135,12 @@ def main() -> None:
         )
         env = {
             **os.environ,
+            # Workers re-sync the default endpoints from OPENAI_* when they start: say the same there.
+            "OPENAI_BASE_URL": fake.base_url,
+            "OPENAI_RPM_LIMIT": str(args.rpm),
+            "OPENAI_TPM_LIMIT": "0",
+            "OPENAI_MAX_CONCURRENCY": str(args.concurrency),
+            "OPENAI_TIMEOUT": "30",
             "OPENAI_API_KEY": "bench",
             "GENERATION_CHUNK_SIZE": str(max(50, args.concurrency * 8)),
         }

@@ -480,6 +480,15 @@ QUALITY_AUDIT_SHARE = float(env("QUALITY_AUDIT_SHARE", "0.1"))
 QUALITY_MIN_PRECISION = float(env("QUALITY_MIN_PRECISION", "0.8"))
 QUALITY_MIN_RECALL = float(env("QUALITY_MIN_RECALL", "0.8"))
 QUALITY_MIN_DECIDED = env_int("QUALITY_MIN_DECIDED", 50)
+# The cost of an accepted instruction (review/services/ledger.py): people's active time at an hourly rate
+# per role, in COST_CURRENCY; the manual baseline is measured (the time before each instruction written
+# by hand, up to COST_MANUAL_MAX_SECONDS) unless COST_MANUAL_SECONDS gives it (0 = measure).
+COST_CURRENCY = env("COST_CURRENCY", "USD")
+COST_HOURLY_RATE_ANNOTATOR = float(env("COST_HOURLY_RATE_ANNOTATOR", "20"))
+COST_HOURLY_RATE_ADMIN = float(env("COST_HOURLY_RATE_ADMIN", "40"))
+COST_HOURLY_RATE_RESEARCHER = float(env("COST_HOURLY_RATE_RESEARCHER", "40"))
+COST_MANUAL_SECONDS = float(env("COST_MANUAL_SECONDS", "0"))
+COST_MANUAL_MAX_SECONDS = env_int("COST_MANUAL_MAX_SECONDS", 1800)
 API_ERROR_STATUS["review.services.auto_accept.AutoAcceptRefused"] = 409
 CELERY_BEAT_SCHEDULE["review-auto-accept"] = {
     "task": "review.auto_accept",

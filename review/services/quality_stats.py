@@ -5,7 +5,7 @@ from corpus.models import Domain
 from corpus.services import quality
 
 from ..models import AutoAcceptStatus
-from . import verifier_report
+from . import ledger, verifier_report
 
 
 def policies() -> list[dict]:
@@ -24,6 +24,7 @@ def statistics(*, for_api: bool = False) -> dict:
         "flags": quality.flag_counts(),
         "verifier": verifier_report.report(),
         "auto_accept": policies(),
+        "cost": ledger.ledger(),
     }
     if for_api:
         out["flags"]["checks"] = [{"code": c, "label": label} for c, label in out["flags"]["checks"]]
