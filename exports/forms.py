@@ -43,6 +43,10 @@ class ExportSpecForm(forms.Form):
     conversation_mode = forms.ChoiceField(
         choices=ConversationMode.choices, initial=ConversationMode.MULTI_TURN
     )
+    include_captions = forms.BooleanField(
+        required=False,
+        help_text="Also export each image's accepted caption as a detailed-description record.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,4 +71,5 @@ class ExportSpecForm(forms.Form):
             "seed": data["seed"],
             "image_mode": data["image_mode"],
             "conversation_mode": data["conversation_mode"],
+            "include_captions": bool(data.get("include_captions")),
         }

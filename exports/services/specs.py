@@ -159,6 +159,7 @@ def create_spec(
     image_mode: str = ImageMode.COPY,
     conversation_mode: str = ConversationMode.MULTI_TURN,
     description: str = "",
+    include_captions: bool = False,
 ) -> ExportSpec:
     """Create a named export spec after checking every field. Not idempotent: a taken name → InvalidSpec."""
     errors: dict[str, list[str]] = {}
@@ -187,6 +188,8 @@ def create_spec(
         errors["image_mode"] = [f"use one of {', '.join(ImageMode.values)}"]
     if conversation_mode not in ConversationMode.values:
         errors["conversation_mode"] = [f"use one of {', '.join(ConversationMode.values)}"]
+    if not isinstance(include_captions, bool):
+        errors["include_captions"] = ["must be true or false"]
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         errors["seed"] = [f"must be a whole number from 0 to {SEED_MAX}"]
     try:
@@ -207,6 +210,7 @@ def create_spec(
                 seed=seed,
                 image_mode=image_mode,
                 conversation_mode=conversation_mode,
+                include_captions=include_captions,
                 created_by=by,
             )
     except IntegrityError as exc:

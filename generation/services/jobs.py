@@ -323,6 +323,8 @@ def explain_plan(job: GenerationJob, *, own: int, skipped: int) -> str:
             )
         elif uncaptioned:
             notes.append(f"{_plural(uncaptioned, 'image')} without a caption were left out")
+    if job.stage == Stage.VERIFY and not own and not skipped:
+        notes.append(f"no image in {where} has draft instructions to verify")
     if not own and not skipped and not notes:
         notes.append(f"no image in {where}")
     if skipped and not own:

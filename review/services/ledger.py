@@ -17,13 +17,13 @@ rate; the ratio of the two is the headline (MMInstruct's claim: 1/6).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count
+from django.db.models.functions import TruncWeek
 
 from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision, RevisionAction
@@ -147,11 +147,11 @@ def ledger() -> dict:
         accepted[("domain", domain_name)] += n
         accepted[("type", type_)] += n
         accepted[("model", (model_name or "").split("/")[0] or "(people)")] += n
-    weeks = acc.values_list("reviewed_at", flat=True)
-    for at in weeks.iterator(chunk_size=10000):
-        if at is not None:
-            monday = (at.date() - timedelta(days=at.weekday())).isoformat()
-            accepted[("week", monday)] += 1
+    for week, n in (
+        acc.annotate(week=TruncWeek("reviewed_at")).values_list("week").annotate(n=Count("id")).order_by()
+    ):
+        if week is not None:
+            accepted[("week", week.date().isoformat() if hasattr(week, "date") else str(week))] += n
     n_accepted = acc.count()
 
     def line(table: str, key: str) -> dict:

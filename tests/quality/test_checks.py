@@ -234,3 +234,17 @@ def test_a_write_runs_a_bounded_number_of_queries_for_the_checks(image):
     with CaptureQueriesContext(connection) as ctx:
         quality.check_image(image.pk, changed=[image.instructions.last().pk])
     assert len(ctx.captured_queries) <= 4  # siblings, flags, domain candidates (+ one write when needed)
+
+
+def test_recheck_quality_checks_rows_written_without_the_service_once(image):
+    from django.core.management import call_command
+
+    from tests.corpus.factories import InstructionFactory
+
+    caption = image.captions.first()
+    loaded = InstructionFactory(image=image, caption=caption, question="How many buses?", answer="7 buses")
+    assert flags(loaded) == {}  # written straight to the table: nobody checked it
+    call_command("recheck_quality")
+    assert set(flags(loaded)) == {Check.NOT_IN_CAPTION}
+    assert Image.objects.get(pk=image.pk).n_flags == 1
+    assert quality.recheck_quality() == 0  # nothing left to check

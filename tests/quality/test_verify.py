@@ -187,3 +187,14 @@ def test_verdicts_and_reasons_show_beside_their_item_on_the_review_page(
     assert "verdict-unsupported" in block and "the image shows no such thing (fake)" in block
     assert "(Object)" in block
     assert Instruction.objects.get(pk=item.pk).status == "draft"  # a verdict decides nothing by itself
+
+
+def test_a_verify_job_with_no_drafts_to_judge_says_so(eager, endpoints, fake, admin_user):
+    ImageFactory(domain=DomainFactory(slug="nothing-drafted"))
+    job = services.launch_job(stage="verify", by=admin_user, domains=["nothing-drafted"])
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and not fake.requests
+    assert (
+        job.plan_note
+        == "0 units planned: no image in domain(s) nothing-drafted has draft instructions to verify"
+    )
