@@ -118,9 +118,17 @@ def _store_keys(keys: dict[int, str], checked: set[int]) -> None:
 _INSTRUCTION = Instruction._meta.db_table
 _IMAGE = Image._meta.db_table
 _FLAG = QualityFlag._meta.db_table
+# The image's instructions with what the checks read, and each one's stored flags as a JSON list of
+# [id, code, message] (one round trip instead of two: this runs inside every instruction write).
+_FLAGS_OF = {
+    "postgresql": f"(SELECT json_agg(json_build_array(f.id, f.code, f.message)) FROM {_FLAG} f "
+    "WHERE f.instruction_id = i.id)",
+    "sqlite": f"(SELECT json_group_array(json_array(f.id, f.code, f.message)) FROM {_FLAG} f "
+    "WHERE f.instruction_id = i.id)",
+}
 _SIBLINGS_SQL = (
     "SELECT i.id, i.type, i.question, i.options, i.answer, i.status, i.language, i.question_key, "
-    "i.checked_quality, c.text, im.domain_id, im.n_flags "
+    "i.checked_quality, c.text, im.domain_id, im.n_flags, {flags} "
     f"FROM {_INSTRUCTION} i JOIN {_IMAGE} im ON im.id = i.image_id "
     f"LEFT JOIN {Caption._meta.db_table} c ON c.id = i.caption_id WHERE i.image_id = %s"
 )
@@ -132,7 +140,8 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
     Returns the number of flags on the image's draft instructions (kept in Image.n_flags)."""
     changed = set(changed)
     with connection.cursor() as cursor:
-        cursor.execute(_SIBLINGS_SQL, [image_id])
+        vendor = "postgresql" if connection.vendor == "postgresql" else "sqlite"
+        cursor.execute(_SIBLINGS_SQL.format(flags=_FLAGS_OF[vendor]), [image_id])
         rows = cursor.fetchall()
     if not rows:
         return 0
@@ -141,8 +150,14 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
     status: dict[int, str] = {}
     new_keys: dict[int, str] = {}
     stale: list[int] = []
-    for pk, type_, question, options, answer, st, language, key, version, caption, _, _ in rows:
+    existing: dict[tuple[int, str], tuple[int, str]] = {}
+    for pk, type_, question, options, answer, st, language, key, version, caption, _, _, flags in rows:
         status[pk] = st
+        if isinstance(flags, str):  # SQLite's JSON comes back as text (and "[]" without flags)
+            flags = json.loads(flags)
+        for flag_id, code, message in flags or ():
+            if flag_id is not None:
+                existing[(pk, code)] = (flag_id, message)
         live = st in LIVE
         wanted_key = checks.question_key(question) if live else ""
         if wanted_key != key:
@@ -157,13 +172,6 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
         opts = tuple(o for o in (options or []) if isinstance(o, str))
         items[pk] = Item(pk, type_, question, opts, answer, language or "", caption or "")
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, instruction_id, code, message FROM {_FLAG} "
-            f"WHERE instruction_id IN ({', '.join(['%s'] * len(status))})",
-            list(status),
-        )
-        existing = {(iid, code): (pk, message) for pk, iid, code, message in cursor.fetchall()}
     desired: dict[tuple[int, str], str] = {}
     listed = list(items.values())
     for pk, finding in checks.judgement_unbalanced(listed).items():
@@ -184,7 +192,7 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
     for pk, finding in duplicates_in_domain(lookups, image_id=image_id, domain_id=domain_id).items():
         desired[(pk, finding.code)] = finding.message
 
-    gone = [flag for key, (flag, message) in existing.items() if desired.get(key) != message]
+    gone = [flag for key, (flag, _message) in existing.items() if key not in desired]
     if gone:
         QualityFlag.objects.filter(pk__in=gone).delete()
     new = [
@@ -193,8 +201,14 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
         if existing.get((pk, code), (None, None))[1] != message
     ]
     if new:
-        # A concurrent write of the same image may have stored the same finding first: keep one.
-        QualityFlag.objects.bulk_create(new, ignore_conflicts=True)
+        # New findings and changed messages in one statement; a concurrent write of the same image that
+        # stored the same finding first is overwritten with the same content, never duplicated.
+        QualityFlag.objects.bulk_create(
+            new,
+            update_conflicts=True,
+            unique_fields=["instruction", "code"],
+            update_fields=["message", "checks_version", "created_at"],
+        )
     _store_keys(new_keys, set(stale))
     n_flags = sum(1 for (pk, _code) in desired if status.get(pk) == ItemStatus.DRAFT)
     if n_flags != n_flags_before:
