@@ -233,7 +233,9 @@ def test_a_write_runs_a_bounded_number_of_queries_for_the_checks(image):
         add(image, question=f"What is thing number {i} near the stop?", answer="a bus")
     with CaptureQueriesContext(connection) as ctx:
         quality.check_image(image.pk, changed=[image.instructions.last().pk])
-    assert len(ctx.captured_queries) <= 3  # siblings with their flags, domain candidates (+ a write if needed)
+    assert (
+        len(ctx.captured_queries) <= 3
+    )  # siblings with their flags, domain candidates (+ a write if needed)
 
 
 def test_recheck_quality_checks_rows_written_without_the_service_once(image):
