@@ -152,7 +152,7 @@ def ledger() -> dict:
     ):
         if week is not None:
             accepted[("week", week.date().isoformat() if hasattr(week, "date") else str(week))] += n
-    n_accepted = acc.count()
+    n_accepted = sum(n for (table, _key), n in accepted.items() if table == "domain")
 
     def line(table: str, key: str) -> dict:
         m, p, n = model[(table, key)], people[(table, key)], accepted[(table, key)]

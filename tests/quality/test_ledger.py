@@ -107,3 +107,18 @@ def test_the_statistics_page_and_the_api_show_the_headline_with_its_inputs(known
         0.534
     )
     assert Instruction.objects.count() == 5
+
+
+def test_the_quality_figures_take_a_fixed_number_of_queries_however_many_rows(
+    known, annotator, django_assert_num_queries
+):
+    from review.services import quality_stats
+
+    with django_assert_num_queries(10):
+        quality_stats.statistics()
+    for n in range(5):
+        item = InstructionFactory(status=ItemStatus.ACCEPTED, reviewed_at=T0)
+        Revision.objects.create(instruction=item, version=5, action=RevisionAction.ACCEPTED, by=annotator,
+                                at=T0 + timedelta(seconds=2000 + n), after={})  # fmt: skip
+    with django_assert_num_queries(10):
+        quality_stats.statistics()
