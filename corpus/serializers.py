@@ -5,7 +5,7 @@ text fields (a string, without control characters), the error bodies for the sch
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Caption, Domain, Image, ImportBatch, Instruction, SeedQuestion
+from .models import Caption, Domain, Image, ImportBatch, Instruction, QualityFlag, SeedQuestion, Verdict
 from .rules import find_control_character, refuse_control_characters
 
 # Bounds of the integers the API accepts: ids are bigint, versions and text offsets int (PostgreSQL's
@@ -196,8 +196,27 @@ class CaptionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class QualityFlagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = QualityFlag
+        fields = ["code", "message", "checks_version"]
+        read_only_fields = fields
+
+
+class VerdictSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Verdict
+        fields = [
+            "verdict", "reason", "category", "item_version", "endpoint_name", "model_name", "prompt_version",
+            "tokens_in", "tokens_out", "cost", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
 class InstructionSerializer(serializers.ModelSerializer):
     domain = serializers.CharField(source="image.domain.slug", read_only=True)
+    flags = QualityFlagSerializer(many=True, read_only=True)
+    verdicts = VerdictSerializer(many=True, read_only=True)
 
     class Meta:
         model = Instruction
@@ -221,5 +240,7 @@ class InstructionSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "reviewed_at",
+            "flags",
+            "verdicts",
         ]
         read_only_fields = fields

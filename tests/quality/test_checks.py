@@ -250,3 +250,21 @@ def test_recheck_quality_checks_rows_written_without_the_service_once(image):
     assert set(flags(loaded)) == {Check.NOT_IN_CAPTION}
     assert Image.objects.get(pk=image.pk).n_flags == 1
     assert quality.recheck_quality() == 0  # nothing left to check
+
+
+def test_the_instruction_api_shows_flags_and_verdicts_in_a_fixed_number_of_queries(
+    image, client, researcher, django_assert_max_num_queries
+):
+    from corpus.models import Verdict
+
+    for n in range(6):
+        made = add(image, question=f"How many buses stand at stop {n}?", answer="7 buses")
+        Verdict.objects.create(
+            instruction=made, item_version=1, verdict="unsupported", category="count", reason="no"
+        )
+    client.force_login(researcher)
+    with django_assert_max_num_queries(8):
+        data = client.get("/api/v1/instructions/").json()
+    first = data["results"][0]
+    assert first["flags"][0]["code"] == Check.NOT_IN_CAPTION
+    assert first["verdicts"][0]["verdict"] == "unsupported" and first["verdicts"][0]["category"] == "count"
