@@ -1,4 +1,4 @@
-"""The quality loop's API: the verifier report with the cost of an accepted instruction (GET), and review
+"""The quality loop's API: the verifier report with the cost of an accepted instruction (GET …/report/), and review
 by exception switched on or off per domain (POST; refused with 409 while the floors are not met)."""
 
 from django.shortcuts import get_object_or_404
@@ -17,8 +17,17 @@ class SwitchSerializer(serializers.Serializer):
     on = serializers.BooleanField()
 
 
+class QualityReportSerializer(serializers.Serializer):
+    """What GET answers (described in docs/quality.md; the parts are plain JSON objects)."""
+
+    flags = serializers.DictField(help_text="Flags by check, and by check × domain, type and model.")
+    verifier = serializers.DictField(help_text="Precision and recall of `unsupported` against people.")
+    auto_accept = serializers.ListField(child=serializers.DictField(), help_text="Each domain's policy.")
+    cost = serializers.DictField(help_text="The cost of an accepted instruction, its inputs and the ratio.")
+
+
 class QualityViewSet(viewsets.GenericViewSet):
-    """GET /api/v1/review/quality/: the verifier against people, auto-accept per domain, flags and the
+    """GET /api/v1/review/quality/report/: the verifier against people, auto-accept per domain, flags and the
     cost ledger. POST /api/v1/review/quality/{slug}/auto-accept/ {"on": true|false}."""
 
     allowed_roles = (ADMIN,)
@@ -27,8 +36,9 @@ class QualityViewSet(viewsets.GenericViewSet):
     serializer_class = SwitchSerializer
     queryset = Domain.objects.none()  # the schema's path parameter type; the actions read by slug
 
-    @extend_schema(responses=inline_serializer("QualityReport", {"report": serializers.DictField()}))
-    def list(self, request):
+    @extend_schema(responses=QualityReportSerializer)
+    @action(detail=False, methods=["get"])
+    def report(self, request):
         return Response(quality_stats.statistics(for_api=True))
 
     @extend_schema(

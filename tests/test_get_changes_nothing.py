@@ -173,7 +173,7 @@ def walk(w) -> list[str]:
         f"/api/v1/review/instructions/{ins.pk}/history/",
         f"/api/v1/review/instructions/{ins.pk}/regenerate/",
         f"/api/v1/review/instructions/{ins.pk}/save/",
-        "/api/v1/review/quality/",
+        "/api/v1/review/quality/report/",
         f"/api/v1/review/quality/{w['domain'].slug}/auto-accept/",
         "/api/v1/exports/",
         f"/api/v1/exports/{w['spec'].pk}/",

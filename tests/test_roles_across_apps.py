@@ -116,7 +116,7 @@ def test_only_admins_switch_auto_accept_or_read_the_quality_report(client, annot
     for person in (annotator, researcher):
         client.force_login(person)
         assert client.post("/review/auto-accept/roles/", {"on": "1"}).status_code == 403
-        assert client.get("/api/v1/review/quality/").status_code == 403
+        assert client.get("/api/v1/review/quality/report/").status_code == 403
         assert status_of(client, "post", "/api/v1/review/quality/roles/auto-accept/") == 403
     client.logout()
-    assert client.get("/api/v1/review/quality/").status_code == 401
+    assert client.get("/api/v1/review/quality/report/").status_code == 401

@@ -199,6 +199,6 @@ def test_the_switch_on_page_and_api_refuse_with_the_figures_and_the_report_is_se
         api.post("/api/v1/review/quality/nowhere/auto-accept/", {"on": False}, format="json").status_code
         == 404
     )
-    report = api.get("/api/v1/review/quality/").json()
+    report = api.get("/api/v1/review/quality/report/").json()
     assert {"flags", "verifier", "auto_accept"} <= set(report)
     assert report["auto_accept"][0]["status"] == "off"

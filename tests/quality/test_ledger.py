@@ -102,7 +102,7 @@ def test_the_statistics_page_and_the_api_show_the_headline_with_its_inputs(known
     page = client.get(reverse("review:stats")).content.decode()
     assert 'id="cost-per-accepted">0.5340 USD' in page and 'id="cost-ratio">0.534' in page
     assert "model calls 0.4700 + people's active time 220 s = 2.2000" in page
-    data = client.get("/api/v1/review/quality/").json()
+    data = client.get("/api/v1/review/quality/report/").json()
     assert float(data["cost"]["overall"]["per_accepted"]) == 0.534 and data["cost"]["ratio"] == pytest.approx(
         0.534
     )
