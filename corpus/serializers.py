@@ -169,6 +169,8 @@ class ImportBatchSerializer(serializers.ModelSerializer):
 
 class CaptionSerializer(serializers.ModelSerializer):
     domain = serializers.CharField(source="image.domain.slug", read_only=True)
+    # "" (unknown: a person's or an imported item) is no choice: a plain string, documented as such.
+    language = serializers.CharField(read_only=True, help_text='"en", "zh", or "" when unknown.')
 
     class Meta:
         model = Caption
@@ -204,6 +206,8 @@ class QualityFlagSerializer(serializers.ModelSerializer):
 
 
 class VerdictSerializer(serializers.ModelSerializer):
+    category = serializers.CharField(read_only=True, help_text='A hallucination category, or "".')
+
     class Meta:
         model = Verdict
         fields = [
@@ -215,6 +219,8 @@ class VerdictSerializer(serializers.ModelSerializer):
 
 class InstructionSerializer(serializers.ModelSerializer):
     domain = serializers.CharField(source="image.domain.slug", read_only=True)
+    # "" (unknown: a person's or an imported item) is no choice: a plain string, documented as such.
+    language = serializers.CharField(read_only=True, help_text='"en", "zh", or "" when unknown.')
     flags = QualityFlagSerializer(many=True, read_only=True)
     verdicts = VerdictSerializer(many=True, read_only=True)
 
