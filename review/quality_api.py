@@ -7,10 +7,10 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.roles import ADMIN
+from accounts.roles import ADMIN, ANNOTATOR
 from corpus.models import Domain
 
-from .services import auto_accept, quality_stats
+from .services import auto_accept, flag_order, quality_stats
 
 
 class SwitchSerializer(serializers.Serializer):
@@ -26,15 +26,41 @@ class QualityReportSerializer(serializers.Serializer):
     cost = serializers.DictField(help_text="The cost of an accepted instruction, its inputs and the ratio.")
 
 
+class FlaggedInput(serializers.Serializer):
+    domains = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        default=list,
+        max_length=1000,
+    )
+
+
+class FlaggedClaimSerializer(serializers.Serializer):
+    image = serializers.IntegerField()
+
+
 class QualityViewSet(viewsets.GenericViewSet):
     """GET /api/v1/review/quality/report/: the verifier against people, auto-accept per domain, flags and the
     cost ledger. POST /api/v1/review/quality/{slug}/auto-accept/ {"on": true|false}."""
 
     allowed_roles = (ADMIN,)
+    action_roles = {"next_flagged": (ANNOTATOR,)}
     lookup_field = "slug"
     lookup_value_regex = "[-a-zA-Z0-9_]{1,100}"
     serializer_class = SwitchSerializer
     queryset = Domain.objects.none()  # the schema's path parameter type; the actions read by slug
+
+    @extend_schema(request=FlaggedInput, responses={200: FlaggedClaimSerializer, 204: None})
+    @action(detail=False, methods=["post"], url_path="next-flagged")
+    def next_flagged(self, request):
+        """The queue in "most flags first" order: lease the pending image of the domains (all active
+        ones if none) whose drafts carry the most automatic-check flags; 204 when none waits."""
+        data = FlaggedInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        image_id = flag_order.claim_most_flagged(request.user, domain_ids=data.validated_data["domains"])
+        if image_id is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response({"image": image_id})
 
     @extend_schema(responses=QualityReportSerializer)
     @action(detail=False, methods=["get"])

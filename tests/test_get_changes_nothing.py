@@ -174,6 +174,7 @@ def walk(w) -> list[str]:
         f"/api/v1/review/instructions/{ins.pk}/regenerate/",
         f"/api/v1/review/instructions/{ins.pk}/save/",
         "/api/v1/review/quality/report/",
+        "/api/v1/review/quality/next-flagged/",
         f"/api/v1/review/quality/{w['domain'].slug}/auto-accept/",
         "/api/v1/exports/",
         f"/api/v1/exports/{w['spec'].pk}/",

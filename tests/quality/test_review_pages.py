@@ -113,3 +113,21 @@ def test_the_statistics_page_counts_flags_by_check_domain_type_and_model(client,
     table = page[start : page.index("</table>", start)]
     assert "domain: " + domain.name in table and "type: short_vqa" in table and "model: m1" in table
     assert "Not in the caption" in table
+
+
+def test_the_api_takes_the_most_flagged_image_for_annotators_only(domain, annotator, researcher):
+    from rest_framework.test import APIClient
+
+    image_with(domain, [{"type": T.SHORT_VQA, "question": "What stands at the stop?", "answer": "a bus"}])
+    noisy, _ = image_with(domain, [{"type": T.SHORT_VQA, "question": "How many wait?", "answer": "5 people"}])
+    api = APIClient()
+    api.force_authenticate(researcher)
+    assert api.post("/api/v1/review/quality/next-flagged/", {}, format="json").status_code == 403
+    api.force_authenticate(annotator)
+    assert (
+        api.post("/api/v1/review/quality/next-flagged/", {"domains": ["x"]}, format="json").status_code == 400
+    )
+    response = api.post("/api/v1/review/quality/next-flagged/", {"domains": [domain.pk]}, format="json")
+    assert response.status_code == 200 and response.json() == {"image": noisy.pk}
+    api.post("/api/v1/review/quality/next-flagged/", {}, format="json")
+    assert api.post("/api/v1/review/quality/next-flagged/", {}, format="json").status_code == 204
