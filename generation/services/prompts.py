@@ -124,15 +124,23 @@ def ensure_default_prompts() -> None:
     """Create version 1 of each default template if there is no default yet. Idempotent (one query when
     they exist)."""
     existing = set(PromptTemplate.objects.filter(domain__isnull=True).values_list("kind", "instruction_type"))
-    if (PromptKind.CAPTION, "") not in existing:
-        save_template(kind=PromptKind.CAPTION, text=prompt_defaults.CAPTION, note="shipped default")
-    if (PromptKind.VERIFY, "") not in existing:
-        save_template(kind=PromptKind.VERIFY, text=prompt_defaults.VERIFY, note="shipped default")
-    for type_, text in prompt_defaults.INSTRUCTION.items():
-        if (PromptKind.INSTRUCTION, type_) not in existing:
-            save_template(
-                kind=PromptKind.INSTRUCTION, instruction_type=type_, text=text, note="shipped default"
-            )
+    shipped = [
+        (PromptKind.CAPTION, "", prompt_defaults.CAPTION),
+        (PromptKind.VERIFY, "", prompt_defaults.VERIFY),
+    ]
+    shipped += [(PromptKind.INSTRUCTION, t, text) for t, text in prompt_defaults.INSTRUCTION.items()]
+    for kind, type_, text in shipped:
+        if (kind, type_) in existing:
+            continue
+        # Version 1 or nothing: several first launches at once (a flushed database, many regenerations)
+        # each try; the unique (kind, type, version) lets one win and the others find it made.
+        try:
+            with transaction.atomic():
+                PromptTemplate.objects.create(
+                    kind=kind, instruction_type=type_, version=1, text=text, note="shipped default"
+                )
+        except IntegrityError:
+            continue
 
 
 def current_template(kind: str, *, domain: Domain | None, instruction_type: str = "") -> PromptTemplate:
