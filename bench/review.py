@@ -86,7 +86,7 @@ def seed(instructions: int) -> dict:
     started = time.perf_counter()
     with connection.cursor() as c:
         c.execute(
-            "TRUNCATE corpus_image, corpus_caption, corpus_instruction, corpus_revision, review_reviewevent, "
+            "TRUNCATE corpus_image, corpus_caption, corpus_instruction, corpus_revision, corpus_imageevent, "
             "review_hallucinationmark, review_secondpass, review_secondverdict RESTART IDENTITY CASCADE"
         )
         c.execute("DELETE FROM corpus_domain WHERE slug LIKE 'bench-%%'")
@@ -230,7 +230,7 @@ def count_double_claims(users: list[User], claims: int) -> dict:
     per_user = claims // len(users)
     barrier = threading.Barrier(len(users))
     with connection.cursor() as c:
-        c.execute("SELECT coalesce(max(id), 0) FROM review_reviewevent")
+        c.execute("SELECT coalesce(max(id), 0) FROM corpus_imageevent")
         first_event = c.fetchone()[0]
 
     def work(user):
@@ -253,7 +253,7 @@ def count_double_claims(users: list[User], claims: int) -> dict:
     elapsed = time.perf_counter() - started
     with connection.cursor() as c:
         c.execute(
-            "SELECT count(*) FROM (SELECT image_id FROM review_reviewevent WHERE id > %s AND "
+            "SELECT count(*) FROM (SELECT image_id FROM corpus_imageevent WHERE id > %s AND "
             "to_status = 'in_review' GROUP BY image_id HAVING count(*) > 1) d",
             [first_event],
         )

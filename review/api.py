@@ -20,6 +20,7 @@ from corpus.rules import InstructionRuleError
 from corpus.serializers import ID_MAX, INT_MAX, TextField
 from corpus.services.items import InvalidTransition, StaleVersion
 
+from . import selectors
 from .models import HallucinationCategory
 from .services import corrections, queue
 from .services.corrections import MarkError, MarkInput, RegenerationRefused
@@ -411,7 +412,7 @@ class _ItemViewSet(_ReviewViewSet):
     throttle_scope = {"regenerate": "regeneration"}  # accounts.throttles.ActionThrottle
 
     def get_queryset(self):
-        return corrections.ITEM_MODELS[self.kind].objects.select_related("image")
+        return selectors.ITEM_MODELS[self.kind].objects.select_related("image")
 
     @action(detail=True, methods=["post"])
     def save(self, request, pk=None):

@@ -4,13 +4,11 @@ Every change goes through `update_item` (or the create functions) so that each o
 the type rules, compare-and-swaps on the version the editor loaded, and leaves a Revision.
 """
 
-from collections.abc import Iterable
-
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..models import Caption, Image, Instruction, ItemStatus, Origin, ReviewStatus, Revision, RevisionAction
+from ..models import Caption, Image, Instruction, ItemStatus, Origin, Revision, RevisionAction
 from ..rules import (
     RULES_VERSION,
     InstructionRuleError,
@@ -21,6 +19,8 @@ from ..rules import (
     normalize_answer,
     strip_option_label,
 )
+from ..transitions import InvalidTransition, check_move  # noqa: F401  (an item's refused move, raised here)
+from .review_state import mark_pending
 
 
 class StaleVersion(Exception):
@@ -30,18 +30,6 @@ class StaleVersion(Exception):
         self.current = current
         super().__init__(f"{type(current).__name__} {current.pk} is at version {current.version}")
 
-
-class InvalidTransition(Exception):
-    """A status move that the table of allowed moves does not hold."""
-
-
-# The one table of allowed status moves for captions and instructions.
-ALLOWED_MOVES: dict[str, set[str]] = {
-    ItemStatus.DRAFT: {ItemStatus.ACCEPTED, ItemStatus.REJECTED},
-    ItemStatus.ACCEPTED: {ItemStatus.REJECTED, ItemStatus.DRAFT},
-    ItemStatus.REJECTED: {ItemStatus.ACCEPTED, ItemStatus.DRAFT},
-    ItemStatus.INVALID: {ItemStatus.DRAFT, ItemStatus.REJECTED},
-}
 
 _ACTION_FOR_STATUS = {
     ItemStatus.ACCEPTED: RevisionAction.ACCEPTED,
@@ -96,13 +84,6 @@ def check_changes(
     return violations
 
 
-def mark_images_pending(image_ids: Iterable[int]) -> int:
-    """Images with new drafts go (back) to the review queue. Idempotent; leased images stay leased."""
-    return Image.objects.filter(
-        id__in=list(image_ids), review_status__in=[ReviewStatus.NEW, ReviewStatus.REVIEWED]
-    ).update(review_status=ReviewStatus.PENDING)
-
-
 def create_caption(
     image: Image,
     *,
@@ -129,7 +110,7 @@ def create_caption(
             caption=caption, version=1, action=RevisionAction.CREATED, by=by, at=now, after=caption.snapshot()
         )
         if status == ItemStatus.DRAFT:
-            mark_images_pending([image.pk])
+            mark_pending([image.pk])
     return caption
 
 
@@ -193,7 +174,7 @@ def create_instruction(
             after=instruction.snapshot(),
         )
         if status == ItemStatus.DRAFT:
-            mark_images_pending([image.pk])
+            mark_pending([image.pk])
     return instruction
 
 
@@ -242,8 +223,8 @@ def update_item(
         for field, value in changes.items():
             setattr(current, field, value)
         new_status = status or current.status
-        if new_status != current.status and new_status not in ALLOWED_MOVES.get(current.status, set()):
-            raise InvalidTransition(f"cannot move from {current.status} to {new_status}")
+        if new_status != current.status:
+            check_move(model, "status", current.status, new_status)
         # What is kept for review or training must obey the rules; a rejected item may stay broken.
         violations = None
         if model is Instruction:

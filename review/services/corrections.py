@@ -1,21 +1,20 @@
 """Corrections of one image's caption and instructions by the lease holder: saves with the loaded
-version (accept / fix / reject), hallucination marks, instructions added by hand, regeneration requests,
-and the history of an item as diffs. Writes go through corpus.services."""
+version (accept / fix / reject), hallucination marks, instructions added by hand, regeneration requests.
+Writes go through corpus.services; the reads (an item, its history as diffs) are in review.selectors."""
 
-import difflib
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision
-from corpus.rules import check_text, option_label
+from corpus.rules import check_text
 from corpus.services.items import create_instruction, current_caption, update_item
 from generation import services as generation
 
 from ..models import HallucinationCategory, HallucinationMark
+from ..selectors import get_item, item_kind
 from .queue import finish_if_done, renew_lease
 
-ITEM_MODELS: dict[str, type[Caption] | type[Instruction]] = {"caption": Caption, "instruction": Instruction}
 MARKABLE_FIELDS = {"caption": ("text",), "instruction": ("question", "options", "answer")}
 
 
@@ -42,19 +41,6 @@ class SaveResult:
     item: Caption | Instruction
     image_done: bool
     marks: list[HallucinationMark] = field(default_factory=list)
-
-
-def item_kind(item) -> str:
-    return "caption" if isinstance(item, Caption) else "instruction"
-
-
-def get_item(kind: str, item_id: int) -> Caption | Instruction:
-    """The caption or instruction, with its image and domain; raises LookupError for an unknown kind."""
-    try:
-        model = ITEM_MODELS[kind]
-    except KeyError:
-        raise LookupError(f"unknown item kind {kind!r}") from None
-    return model.objects.select_related("image", "image__domain").get(pk=item_id)
 
 
 def _field_text(item, name: str) -> str:
@@ -199,68 +185,3 @@ def request_regeneration(kind: str, item_id: int, *, by):
         raise RegenerationQuotaExceeded(str(exc), exc.retry_after) from exc
     except generation.LaunchError as exc:
         raise RegenerationRefused(str(exc)) from exc
-
-
-def image_items(image: Image) -> tuple[list[Caption], list[Instruction]]:
-    """What the review page shows: captions and instructions a person should see (not invalid model
-    output), oldest first, with the hallucination marks they already carry."""
-    captions = list(
-        Caption.objects.filter(image=image)
-        .exclude(status=ItemStatus.INVALID)
-        .prefetch_related("hallucinations")
-    )
-    instructions = list(
-        Instruction.objects.filter(image=image)
-        .exclude(status=ItemStatus.INVALID)
-        .prefetch_related("hallucinations")
-        .order_by("type", "id")
-    )
-    return captions, instructions
-
-
-# --- history -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldDiff:
-    name: str
-    segments: list[tuple[str, str]]  # ("equal" | "delete" | "insert", text)
-
-
-def _as_text(value) -> str:
-    if isinstance(value, list):
-        return "\n".join(f"{option_label(i)}. {v}" for i, v in enumerate(value))
-    return "" if value is None else str(value)
-
-
-def diff_snapshots(before: dict | None, after: dict) -> list[FieldDiff]:
-    """Word-level differences between two snapshots, field by field (only the fields that changed)."""
-    before = before or {}
-    out = []
-    for name in after:
-        old, new = _as_text(before.get(name)), _as_text(after.get(name))
-        if old == new:
-            continue
-        a, b = old.split(" "), new.split(" ")
-        segments: list[tuple[str, str]] = []
-        for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-            if op == "equal":
-                segments.append(("equal", " ".join(a[i1:i2])))
-                continue
-            if op in ("delete", "replace"):
-                segments.append(("delete", " ".join(a[i1:i2])))
-            if op in ("insert", "replace"):
-                segments.append(("insert", " ".join(b[j1:j2])))
-        out.append(FieldDiff(name, [s for s in segments if s[1]]))
-    return out
-
-
-def item_history(item) -> list[dict]:
-    """The item's revisions, newest first, each with who, when, action, note, marks and its diff."""
-    revisions = (
-        Revision.objects.filter(**{item_kind(item): item})
-        .select_related("by")
-        .prefetch_related("hallucinations")
-        .order_by("-version")
-    )
-    return [{"revision": r, "diffs": diff_snapshots(r.before, r.after)} for r in revisions]

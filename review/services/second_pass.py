@@ -7,49 +7,23 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from corpus.models import Caption, Instruction, ItemStatus
 from corpus.rules import check_text
+from corpus.transitions import claim_first, record_event, transition
 
-from ..models import EventSubject, ReviewEvent, SecondPass, SecondPassStatus, SecondVerdict
+from ..models import SecondPass, SecondPassStatus, SecondVerdict
+from ..selectors import items_to_check
 
 
 class SecondPassError(Exception):
     """The second-pass action is not possible (not yours, already done, unknown item)."""
 
 
-# The one table of allowed moves of a second pass's status.
-SECOND_PASS_MOVES: dict[str, frozenset[str]] = {
-    SecondPassStatus.PENDING: frozenset({SecondPassStatus.IN_REVIEW}),
-    SecondPassStatus.IN_REVIEW: frozenset({SecondPassStatus.PENDING, SecondPassStatus.DONE}),
-    SecondPassStatus.DONE: frozenset(),
-}
-
-
-def transition_second_pass(
-    pass_id: int, *, from_status: str, to_status: str, actor=None, note: str = "", expect=None, **fields
-) -> bool:
-    """Compare-and-swap the second pass's status with an event row; False when the race was lost."""
-    if to_status not in SECOND_PASS_MOVES[from_status]:
-        raise SecondPassError(f"a second pass cannot move from {from_status} to {to_status}")
-    with transaction.atomic(savepoint=False):
-        swapped = SecondPass.objects.filter(pk=pass_id, status=from_status, **(expect or {})).update(
-            status=to_status, **fields
-        )
-        if swapped != 1:
-            return False
-        image_id = SecondPass.objects.values_list("image_id", flat=True).get(pk=pass_id)
-        ReviewEvent.objects.create(
-            image_id=image_id,
-            subject=EventSubject.SECOND_PASS,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            note=note,
-        )
-    return True
+def _row(pass_id: int, status: str) -> SecondPass:
+    """A bare second-pass row for transition(): its id and the status the caller saw."""
+    return SecondPass(pk=pass_id, status=status)
 
 
 def is_sampled(image_id: int, share: float) -> bool:
@@ -74,9 +48,14 @@ def sample_for_second_pass(image_id: int, *, first_reviewer) -> SecondPass | Non
     )
     if not has_accepted:
         return None
-    second, _ = SecondPass.objects.get_or_create(
-        image_id=image_id, defaults={"first_reviewer": first_reviewer}
-    )
+    with transaction.atomic(savepoint=False):
+        second, created = SecondPass.objects.get_or_create(
+            image_id=image_id, defaults={"first_reviewer": first_reviewer}
+        )
+        if created:
+            record_event(
+                second, from_status="", to_status=second.status, actor=first_reviewer, note="sampled"
+            )
     return second
 
 
@@ -89,14 +68,13 @@ def sweep_expired_second_passes(limit: int = 1000) -> int:
     for expired_id in SecondPass.objects.filter(
         status=SecondPassStatus.IN_REVIEW, lease_expires_at__lt=now
     ).values_list("id", flat=True)[:limit]:
-        moved += transition_second_pass(
-            expired_id,
-            from_status=SecondPassStatus.IN_REVIEW,
-            to_status=SecondPassStatus.PENDING,
+        moved += transition(
+            _row(expired_id, SecondPassStatus.IN_REVIEW),
+            "status",
+            SecondPassStatus.PENDING,
             note="lease expired",
             expect={"lease_expires_at__lt": now},
-            reviewer=None,
-            lease_expires_at=None,
+            fields={"reviewer": None, "lease_expires_at": None},
         )
     return moved
 
@@ -110,34 +88,17 @@ def claim_second_pass(user) -> SecondPass | None:
     if mine:
         return mine
     sweep_expired_second_passes(limit=20)
-    for _ in range(20):
-        candidate = (
-            SecondPass.objects.filter(status=SecondPassStatus.PENDING)
-            .exclude(first_reviewer=user)
-            .order_by("id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if candidate is None:
-            return None
-        if transition_second_pass(
-            candidate,
-            from_status=SecondPassStatus.PENDING,
-            to_status=SecondPassStatus.IN_REVIEW,
-            actor=user,
-            note="claimed",
-            reviewer=user,
-            lease_expires_at=until,
-        ):
-            return SecondPass.objects.select_related("image", "image__domain").get(pk=candidate)
-    return None
-
-
-def items_to_check(second: SecondPass) -> tuple[list[Caption], list[Instruction]]:
-    """The accepted caption(s) and instructions of the image, as the first reviewer left them."""
-    captions = list(Caption.objects.filter(image_id=second.image_id, status=ItemStatus.ACCEPTED))
-    instructions = list(Instruction.objects.filter(image_id=second.image_id, status=ItemStatus.ACCEPTED))
-    return captions, instructions
+    claimed = claim_first(
+        SecondPass.objects.filter(status=SecondPassStatus.PENDING).exclude(first_reviewer=user),
+        "status",
+        SecondPassStatus.IN_REVIEW,
+        actor=user,
+        note="claimed",
+        fields={"reviewer": user, "lease_expires_at": until},
+    )
+    if claimed is None:
+        return None
+    return SecondPass.objects.select_related("image", "image__domain").get(pk=claimed)
 
 
 @dataclass(frozen=True)
@@ -185,30 +146,13 @@ def submit_verdicts(pass_id: int, *, by, verdicts: list[VerdictInput]) -> Second
                 )
             )
         SecondVerdict.objects.bulk_create(rows)
-        transition_second_pass(
-            pass_id,
-            from_status=SecondPassStatus.IN_REVIEW,
-            to_status=SecondPassStatus.DONE,
+        transition(
+            second,
+            "status",
+            SecondPassStatus.DONE,
             actor=by,
             note=f"{sum(not r.agrees for r in rows)} disagreement(s)",
-            completed_at=timezone.now(),
-            lease_expires_at=None,
+            fields={"completed_at": timezone.now(), "lease_expires_at": None},
         )
     second.refresh_from_db()
     return second
-
-
-def agreement() -> dict:
-    """Agreement rate over every verdict: {'verdicts', 'agreed', 'rate'} (rate None with no verdicts)."""
-    counts = SecondVerdict.objects.aggregate(verdicts=Count("id"), agreed=Count("id", filter=Q(agrees=True)))
-    counts["rate"] = counts["agreed"] / counts["verdicts"] if counts["verdicts"] else None
-    return counts
-
-
-def disagreements():
-    """Verdicts that disagree with the first reviewer, newest first, with what the page shows."""
-    return (
-        SecondVerdict.objects.filter(agrees=False)
-        .select_related("caption", "instruction", "by", "second_pass__first_reviewer", "second_pass__image")
-        .order_by("-at", "-id")
-    )

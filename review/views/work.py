@@ -30,8 +30,9 @@ from corpus.rules import (
 from corpus.serializers import INT_MAX
 from corpus.services.items import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
 
+from .. import selectors
 from ..models import HallucinationCategory
-from ..services import corrections, queue, second_pass
+from ..services import corrections, queue
 from ..services.corrections import MarkError, MarkInput, RegenerationRefused
 from ..services.queue import LeaseError, LeaseHeld
 
@@ -98,7 +99,7 @@ def queue_page(request):
 
 
 def _render_queue(request, *, status: int = 200, error: str = "") -> HttpResponse:
-    counts = queue.pending_counts()
+    counts = selectors.pending_counts()
     chosen = set(_chosen_domains(request))
     domains = [
         {"domain": d, "pending": counts.get(d.pk, 0), "chosen": d.pk in chosen}
@@ -109,8 +110,8 @@ def _render_queue(request, *, status: int = 200, error: str = "") -> HttpRespons
         "review/queue.html",
         {
             "domains": domains,
-            "leases": queue.leases_of(request.user),
-            "agreement": second_pass.agreement(),
+            "leases": selectors.leases_of(request.user),
+            "agreement": selectors.agreement(),
             "error": error,
         },
         status=status,
@@ -140,7 +141,7 @@ def next_image(request):
 @role_required(ANNOTATOR)
 @require_GET
 def previous_image(request, image_id: int):
-    previous = queue.previous_image_id(request.user, before=image_id)
+    previous = selectors.previous_image_id(request.user, before=image_id)
     if previous is None:
         messages.info(request, "There is no earlier image in your history.")
         return redirect("review:image", image_id=image_id)
@@ -151,7 +152,7 @@ def previous_image(request, image_id: int):
 
 
 def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -> dict:
-    captions, instructions = corrections.image_items(image)
+    captions, instructions = selectors.image_items(image)
     groups = []
     for type_value, label in InstructionType.choices:
         items = [i for i in instructions if i.type == type_value]
@@ -236,13 +237,13 @@ def reopen_image(request, image_id: int):
 
 def item_or_404(kind: str, item_id: int):
     try:
-        return corrections.get_item(kind, item_id)
+        return selectors.get_item(kind, item_id)
     except (LookupError, Caption.DoesNotExist, Instruction.DoesNotExist):
         raise Http404("No such item.") from None
 
 
 def _render_item(request, item, *, status: int = 200, **extra) -> HttpResponse:
-    kind = corrections.item_kind(item)
+    kind = selectors.item_kind(item)
     if kind == "caption":
         item = Caption.objects.prefetch_related("hallucinations").get(pk=item.pk)
     else:
