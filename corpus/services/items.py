@@ -4,11 +4,14 @@ Every change goes through `update_item` (or the create functions) so that each o
 the type rules, compare-and-swaps on the version the editor loaded, and leaves a Revision.
 """
 
+import copy
+from dataclasses import dataclass
+
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..models import Caption, Image, Instruction, ItemStatus, Origin, Revision, RevisionAction
+from ..models import Caption, Image, Instruction, ItemStatus, Origin, ReviewStatus, Revision, RevisionAction
 from ..rules import (
     RULES_VERSION,
     InstructionRuleError,
@@ -20,7 +23,7 @@ from ..rules import (
     strip_option_label,
 )
 from ..transitions import InvalidTransition, check_move  # noqa: F401  (an item's refused move, raised here)
-from .review_state import mark_pending
+from .review_state import NotHeld, finish_if_done, lease_duration, mark_pending
 
 
 class StaleVersion(Exception):
@@ -192,6 +195,317 @@ def _storable(fields: dict) -> dict:
     return {key: clean(value) for key, value in fields.items()}
 
 
+@dataclass
+class ItemSaved:
+    """What decide_item did: the item as saved (its new version), the id of the Revision it wrote, and
+    whether the save decided the image's last draft and so finished the image (with holding_lease)."""
+
+    item: Caption | Instruction
+    revision_id: int
+    image_done: bool = False
+
+
+@dataclass
+class _Plan:
+    """A checked change of one item, computed before anything is written."""
+
+    current: Caption | Instruction  # the item with the change applied (version not yet bumped)
+    before: dict
+    after: dict
+    updates: dict  # column → value, besides version
+    action: str
+    valid: bool  # an instruction whose content passed corpus.rules (its verdict is remembered)
+    remembered: bool  # …and the row already remembers that verdict for this content
+
+
+def _plan(item, *, by, changes: dict, status: str | None, reason: str, now) -> _Plan:
+    """Apply the change to a copy of `item` and check it: the status table (InvalidTransition), the type
+    rules of what is kept for review or training (InstructionRuleError; a rejected item may stay
+    broken). Writes nothing."""
+    model = type(item)
+    current = copy.copy(item)
+    before = current.snapshot()
+    for field, value in changes.items():
+        setattr(current, field, value)
+    new_status = status or current.status
+    if new_status != current.status:
+        check_move(model, "status", current.status, new_status)
+    violations = None
+    if model is Instruction:
+        if new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+            cleaned = clean_instruction_fields(
+                current.type, current.question, current.options, current.answer
+            )
+            for field, value in cleaned.items():
+                setattr(current, field, value)
+        violations = check_instruction(current.type, current.question, current.options, current.answer)
+        if violations and new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+            raise InstructionRuleError(violations)
+    elif new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+        if not (current.text or "").strip():
+            raise InstructionRuleError(
+                [RuleViolation("text", "required", "text: a caption must not be empty")]
+            )
+        if (violation := check_text("text", current.text)) is not None:
+            raise InstructionRuleError([violation])
+    if new_status == ItemStatus.REJECTED:
+        current.reason = reason or current.reason or "rejected"
+    elif status is not None:
+        current.reason = ""
+    current.status = new_status
+    current.updated_at = now
+    updates = {field: getattr(current, field) for field in model.EDITABLE_FIELDS}
+    updates.update(status=new_status, reason=current.reason, updated_at=now)
+    if status is not None and new_status != before["status"]:
+        updates.update(reviewed_by_id=by.pk if by is not None else None, reviewed_at=now)
+        current.reviewed_by_id, current.reviewed_at = updates["reviewed_by_id"], now
+    action = _ACTION_FOR_STATUS[new_status] if new_status != before["status"] else RevisionAction.EDITED
+    valid = violations == []
+    return _Plan(
+        current=current,
+        before=before,
+        after=current.snapshot(),
+        updates=updates,
+        action=action,
+        valid=valid,
+        remembered=valid and _check_remembered(current, before),
+    )
+
+
+def decide_item(
+    item: Caption | Instruction,
+    *,
+    actor,
+    expected_version: int,
+    status: str | None = None,
+    changes: dict | None = None,
+    reason: str = "",
+    note: str = "",
+    holding_lease: bool = False,
+) -> ItemSaved:
+    """Decide (accept, reject, reopen) and/or edit one caption or instruction as `actor` — a person, or a
+    system user — if it is still at `expected_version`; one Revision records it.
+
+    `item` is the item as the caller read it (its fields are the change's "before"; the write
+    compare-and-swaps on its version and status, so a row that moved on is a StaleVersion, never an
+    overwrite). With `holding_lease`, the save happens only while `actor` holds the image's review lease:
+    the lease is renewed, and when this save decided the image's last draft the image is finished
+    (in_review → reviewed, one ImageEvent) — `image_done` says so. On PostgreSQL all of that is one
+    statement (data-modifying CTEs); elsewhere a few, in one transaction.
+
+    Not idempotent: a repeat with the same expected_version raises StaleVersion, which is how a double
+    submit is told apart from a second edit. Raises InstructionRuleError when the result breaks the type
+    rules (a rejection may keep broken content) and, whatever the status, when the changes are unusable
+    (check_changes) — nothing is written then; InvalidTransition for a move the table does not allow;
+    review_state.NotHeld when `holding_lease` and the actor does not hold the lease (nothing is written:
+    the caller may take a lapsed lease back and try again). A StaleVersion found only at the swap, after
+    the lease was renewed, rolls the caller's transaction back."""
+    model = type(item)
+    changes = dict(changes or {})
+    unusable = check_changes(model, changes, reason=reason, note=note)
+    if unusable:
+        raise InstructionRuleError(unusable)
+    if connection.vendor != "postgresql":
+        return _decide_portable(
+            item,
+            actor=actor,
+            expected_version=expected_version,
+            status=status,
+            changes=changes,
+            reason=reason,
+            note=note,
+            holding_lease=holding_lease,
+        )
+    if item.version != expected_version:
+        # The caller's copy is not the version the editor loaded: read the row as it is now.
+        item = model.objects.select_related("image").get(pk=item.pk)
+        if item.version != expected_version:
+            raise StaleVersion(item)
+    now = timezone.now()
+    plan = _plan(item, by=actor, changes=changes, status=status, reason=reason, now=now)
+    outcome = _write_pg(
+        item,
+        plan,
+        actor=actor,
+        expected_version=expected_version,
+        note=note,
+        now=now,
+        holding_lease=holding_lease,
+    )
+    if outcome is None:  # nothing was written: the row moved on, or the lease is not the actor's
+        current = model.objects.get(pk=item.pk)
+        if current.version != expected_version or current.status != item.status:
+            raise StaleVersion(current)
+        raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
+    revision_id, image_done = outcome
+    plan.current.version = expected_version + 1
+    return ItemSaved(item=plan.current, revision_id=revision_id, image_done=image_done)
+
+
+# The save on PostgreSQL, in one statement (docs/performance.md, "A save"). `lease` renews the actor's
+# lease — or finishes the image when this save decides its last draft — only while the actor holds it
+# and the item is still at the loaded version and status (as the statement's snapshot sees them); it
+# locks the image row first, the order every review write takes (image, then item). `upd` swaps the
+# item only when `lease` matched, re-checking version and status on the locked row; `rev` records the
+# Revision, `finished` the image's event. The final row says what happened: nothing when either check
+# failed (nothing written), or the revision id and whether the image was finished. Checks made against
+# the snapshot and lost at the lock (a concurrent save between the two) leave the image changed and the
+# item not: decide_item then raises StaleVersion inside the transaction, which rolls back.
+_PG_LEASE_SQL = """
+lease AS (
+    UPDATE corpus_image AS i
+    SET review_status = CASE WHEN f.done THEN 'reviewed' ELSE i.review_status END,
+        leased_by_id = CASE WHEN f.done THEN NULL ELSE i.leased_by_id END,
+        lease_expires_at = CASE WHEN f.done THEN NULL ELSE %(until)s END
+    FROM (
+        SELECT %(decides)s
+            AND NOT EXISTS (
+                SELECT 1 FROM corpus_instruction WHERE image_id = %(image)s AND status = 'draft'
+                AND id <> %(instruction)s)
+            AND NOT EXISTS (
+                SELECT 1 FROM corpus_caption WHERE image_id = %(image)s AND status = 'draft'
+                AND id <> %(caption)s) AS done
+    ) AS f
+    WHERE i.id = %(image)s AND i.review_status = 'in_review' AND i.leased_by_id = %(actor)s
+        AND EXISTS (SELECT 1 FROM {table} WHERE id = %(id)s AND version = %(version)s AND status = %(was)s)
+    RETURNING i.id, i.review_status
+), finished AS (
+    INSERT INTO corpus_imageevent (image_id, from_status, to_status, actor_id, at, note)
+    SELECT id, 'in_review', 'reviewed', %(actor)s, %(now)s, 'all drafts decided' FROM lease
+    WHERE review_status = 'reviewed'
+),"""
+
+_PG_SAVE_SQL = """
+WITH {lease}
+upd AS (
+    UPDATE {table} SET {assignments}, version = version + 1
+    WHERE id = %(id)s AND version = %(version)s AND status = %(was)s {lease_held}
+    RETURNING id, version
+), rev AS (
+    INSERT INTO corpus_revision ({fk}, version, action, by_id, at, before, after, note)
+    SELECT id, version, %(action)s, %(actor)s, %(now)s, %(before)s, %(after)s, %(note)s FROM upd
+    RETURNING id
+)
+SELECT (SELECT id FROM rev), {lease_matched}, {image_done}
+"""
+
+
+def _write_pg(
+    item, plan: _Plan, *, actor, expected_version, note, now, holding_lease
+) -> tuple[int, bool] | None:
+    """Run _PG_SAVE_SQL: (revision id, image finished), or None when nothing was written."""
+    from psycopg.types.json import Jsonb
+
+    model = type(item)
+    table = model._meta.db_table
+    params = {
+        "id": item.pk,
+        "version": expected_version,
+        "was": plan.before["status"],
+        "action": plan.action,
+        "actor": actor.pk if actor is not None else None,
+        "now": now,
+        "before": Jsonb(plan.before),
+        "after": Jsonb(plan.after),
+        "note": note,
+    }
+    assignments = []
+    for column, value in plan.updates.items():
+        if column == "options":
+            params["set_options"] = Jsonb(value)
+        else:
+            params[f"set_{column}"] = value
+        assignments.append(f"{column} = %(set_{column})s")
+    if model is Instruction and plan.valid and not plan.remembered:
+        # The rules' verdict on the new content, remembered in the same UPDATE: the digest the database
+        # computes for content_digest (corpus.models), over the values being written.
+        assignments.append(
+            "checked_digest = md5(%(set_type)s || chr(31) || %(set_question)s || chr(31) "
+            "|| (%(set_options)s::jsonb)::text || chr(31) || %(set_answer)s), checked_rules = %(rules)s"
+        )
+        params["rules"] = RULES_VERSION
+    lease = lease_held = ""
+    lease_matched, image_done = "true", "false"
+    if holding_lease:
+        lease = _PG_LEASE_SQL.format(table=table)
+        lease_held = "AND EXISTS (SELECT 1 FROM lease)"
+        lease_matched = "EXISTS (SELECT 1 FROM lease)"
+        image_done = "EXISTS (SELECT 1 FROM lease WHERE review_status = 'reviewed')"
+        params.update(
+            image=item.image_id,
+            until=now + lease_duration(),
+            decides=plan.after["status"] != ItemStatus.DRAFT,
+            instruction=item.pk if model is Instruction else 0,
+            caption=item.pk if model is Caption else 0,
+        )
+    sql = _PG_SAVE_SQL.format(
+        lease=lease,
+        table=table,
+        assignments=", ".join(assignments),
+        lease_held=lease_held,
+        fk=f"{model.__name__.lower()}_id",
+        lease_matched=lease_matched,
+        image_done=image_done,
+    )
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            revision_id, lease_matched_row, done = cursor.fetchone()
+        if revision_id is None:
+            if holding_lease and lease_matched_row:
+                # The image moved (lease renewed or finished) but the item was changed by someone else
+                # between the snapshot and the lock: raising here rolls the image change back.
+                raise StaleVersion(model.objects.get(pk=item.pk))
+            return None
+    return revision_id, bool(done)
+
+
+def _decide_portable(
+    item, *, actor, expected_version, status, changes, reason, note, holding_lease
+) -> ItemSaved:
+    """decide_item on databases without data-modifying CTEs (SQLite): the same checks and writes as a
+    few statements in one transaction — the lease renewed first, the row re-read, a compare-and-swap on
+    the version, the Revision, the image finished through transition() when no draft is left."""
+    model = type(item)
+    image_done = False
+    with transaction.atomic():
+        if holding_lease and not Image.objects.filter(
+            pk=item.image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=actor
+        ).update(lease_expires_at=timezone.now() + lease_duration()):
+            current = model.objects.get(pk=item.pk)
+            if current.version != expected_version:
+                raise StaleVersion(current)
+            raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
+        current = model.objects.select_for_update().select_related("image").get(pk=item.pk)
+        if current.version != expected_version:
+            raise StaleVersion(current)
+        now = timezone.now()
+        plan = _plan(current, by=actor, changes=changes, status=status, reason=reason, now=now)
+        # Compare-and-swap on the version as well as the row lock: SQLite has no SELECT … FOR UPDATE.
+        swapped = model.objects.filter(pk=item.pk, version=expected_version).update(
+            version=F("version") + 1, **plan.updates
+        )
+        if swapped != 1:
+            raise StaleVersion(model.objects.get(pk=item.pk))
+        if plan.valid and not plan.remembered:
+            record_rules_check([current.pk])
+        saved = plan.current
+        saved.version = expected_version + 1
+        revision = Revision.objects.create(
+            version=saved.version,
+            action=plan.action,
+            by=actor,
+            at=now,
+            before=plan.before,
+            after=plan.after,
+            note=note,
+            **{model.__name__.lower(): saved},
+        )
+        if holding_lease and plan.after["status"] != ItemStatus.DRAFT:
+            image_done = finish_if_done(item.image_id, actor)
+    return ItemSaved(item=saved, revision_id=revision.pk, image_done=image_done)
+
+
 def update_item(
     item: Caption | Instruction,
     *,
@@ -202,82 +516,17 @@ def update_item(
     reason: str = "",
     note: str = "",
 ) -> Caption | Instruction:
-    """Edit and/or move the status of a caption or instruction, if it is still at `expected_version`.
-
-    Not idempotent by itself: a repeated call with the same expected_version raises StaleVersion, which
-    is how a double submit is told apart from a second edit. Raises InstructionRuleError when the result
-    breaks the type rules (a rejection may keep broken content) and, whatever the status, when the
-    changes are unusable (check_changes: unknown fields, wrong kinds, control characters) — nothing is
-    written then; InvalidTransition for a move the table does not allow. Returns the item as saved,
-    with its new version."""
-    model = type(item)
-    changes = dict(changes or {})
-    unusable = check_changes(model, changes, reason=reason, note=note)
-    if unusable:
-        raise InstructionRuleError(unusable)
-    with transaction.atomic():
-        current = model.objects.select_for_update().get(pk=item.pk)
-        if current.version != expected_version:
-            raise StaleVersion(current)
-        before = current.snapshot()
-        for field, value in changes.items():
-            setattr(current, field, value)
-        new_status = status or current.status
-        if new_status != current.status:
-            check_move(model, "status", current.status, new_status)
-        # What is kept for review or training must obey the rules; a rejected item may stay broken.
-        violations = None
-        if model is Instruction:
-            if new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
-                cleaned = clean_instruction_fields(
-                    current.type, current.question, current.options, current.answer
-                )
-                for field, value in cleaned.items():
-                    setattr(current, field, value)
-            violations = check_instruction(current.type, current.question, current.options, current.answer)
-            if violations and new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
-                raise InstructionRuleError(violations)
-        elif new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
-            if not (current.text or "").strip():
-                raise InstructionRuleError(
-                    [RuleViolation("text", "required", "text: a caption must not be empty")]
-                )
-            if (violation := check_text("text", current.text)) is not None:
-                raise InstructionRuleError([violation])
-        if new_status == ItemStatus.REJECTED:
-            current.reason = reason or current.reason or "rejected"
-        elif status is not None:
-            current.reason = ""
-        now = timezone.now()
-        updates = {field: getattr(current, field) for field in model.EDITABLE_FIELDS}
-        updates.update(status=new_status, reason=current.reason, updated_at=now)
-        if status is not None and new_status != before["status"]:
-            updates.update(reviewed_by=by, reviewed_at=now)
-        # Compare-and-swap on the version as well as the row lock: SQLite has no SELECT … FOR UPDATE.
-        swapped = model.objects.filter(pk=item.pk, version=expected_version).update(
-            version=F("version") + 1, **updates
-        )
-        if swapped != 1:
-            raise StaleVersion(model.objects.get(pk=item.pk))
-        if violations == [] and not _check_remembered(current, before):
-            record_rules_check([current.pk])
-        current.refresh_from_db()
-        after = current.snapshot()
-        if new_status != before["status"]:
-            action = _ACTION_FOR_STATUS[new_status]
-        else:
-            action = RevisionAction.EDITED
-        Revision.objects.create(
-            version=current.version,
-            action=action,
-            by=by,
-            at=now,
-            before=before,
-            after=after,
-            note=note,
-            **({"caption": current} if model is Caption else {"instruction": current}),
-        )
-    return current
+    """Edit and/or move the status of a caption or instruction, if it is still at `expected_version`
+    (decide_item without a lease; `by` is the actor). Returns the item as saved, with its new version."""
+    return decide_item(
+        item,
+        actor=by,
+        expected_version=expected_version,
+        status=status,
+        changes=changes,
+        reason=reason,
+        note=note,
+    ).item
 
 
 def _check_remembered(instruction: Instruction, before: dict) -> bool:

@@ -2,18 +2,21 @@
 version (accept / fix / reject), hallucination marks, instructions added by hand, regeneration requests.
 Writes go through corpus.services; the reads (an item, its history as diffs) are in review.selectors."""
 
+import functools
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision
+from corpus.models import Caption, Image, Instruction, ItemStatus, Origin
 from corpus.rules import check_text
-from corpus.services.items import create_instruction, current_caption, update_item
+from corpus.services.items import create_instruction, current_caption, decide_item, update_item
+from corpus.services.review_state import NotHeld
 from generation import services as generation
 
 from ..models import HallucinationCategory, HallucinationMark
 from ..selectors import get_item, item_kind
-from .queue import finish_if_done, renew_lease
+from . import second_pass
+from .queue import renew_lease
 
 MARKABLE_FIELDS = {"caption": ("text",), "instruction": ("question", "options", "answer")}
 
@@ -48,7 +51,7 @@ def _field_text(item, name: str) -> str:
     return "\n".join(value) if isinstance(value, list) else str(value or "")
 
 
-def _build_marks(item, revision: Revision, marks: list[MarkInput], by) -> list[HallucinationMark]:
+def _build_marks(item, revision_id: int, marks: list[MarkInput], by) -> list[HallucinationMark]:
     kind = item_kind(item)
     rows = []
     for mark in marks:
@@ -79,7 +82,7 @@ def _build_marks(item, revision: Revision, marks: list[MarkInput], by) -> list[H
                 domain_id=item.image.domain_id,
                 item_type="caption" if kind == "caption" else item.type,
                 model_name=item.model_name,
-                revision=revision,
+                revision_id=revision_id,
                 by=by,
                 **{kind: item},
             )
@@ -101,30 +104,38 @@ def save_item(
 ) -> SaveResult:
     """Save the lease holder's edit and/or decision of one item, carrying the version they loaded, with
     the hallucination marks of that correction tied to its revision; the image becomes reviewed when
-    its last draft is decided. Not idempotent: a repeat raises StaleVersion (corpus.services), as does
-    any save against a version someone else changed. Only the holder saves (queue.renew_lease: a lapsed
-    lease nobody took comes back, an image never held is never taken): raises LeaseHeld/NotHeld
-    otherwise, and InstructionRuleError/InvalidTransition/MarkError for bad input — nothing is written
-    then."""
+    its last draft is decided (and may be sampled for the second pass). Not idempotent: a repeat raises
+    StaleVersion (corpus.services.items), as does any save against a version someone else changed. Only
+    the holder saves (a lapsed lease nobody took comes back, an image never held is never taken): raises
+    LeaseHeld/NotHeld otherwise, NoSuchItem for an unknown item, and InstructionRuleError/
+    InvalidTransition/MarkError for bad input — nothing is written then.
+
+    On PostgreSQL at most four statements in one transaction: read the item, the save itself
+    (corpus.services.items.decide_item: lease, compare-and-swap, revision, image finished), the marks
+    (when there are any), the second-pass sample (when the image finished and falls in the share)."""
     with transaction.atomic():
         item = get_item(kind, item_id)
-        renew_lease(item.image_id, by)
-        saved = update_item(
-            item,
-            by=by,
+        decide = functools.partial(
+            decide_item,
+            actor=by,
             expected_version=expected_version,
             changes=changes,
             status=status,
             reason=reason,
             note=note,
+            holding_lease=True,
         )
-        saved.image = item.image
-        created = []
-        if marks:
-            revision = Revision.objects.get(**{kind: saved, "version": saved.version})
-            created = _build_marks(saved, revision, marks, by)
-        done = finish_if_done(item.image_id, by)
-    return SaveResult(item=saved, image_done=done, marks=created)
+        try:
+            saved = decide(item)
+        except NotHeld:
+            # Nothing was written. A holder whose lease lapsed and nobody took the image gets it back
+            # (renew_lease raises LeaseHeld/NotHeld otherwise); then the save runs again.
+            renew_lease(item.image_id, by)
+            saved = decide(item)
+        created = _build_marks(saved.item, saved.revision_id, marks, by) if marks else []
+        if saved.image_done:
+            second_pass.sample_for_second_pass(item.image_id, first_reviewer=by)
+    return SaveResult(item=saved.item, image_done=saved.image_done, marks=created)
 
 
 def add_instruction(

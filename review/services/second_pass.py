@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from corpus.models import Caption, Instruction, ItemStatus
@@ -37,11 +37,45 @@ def is_sampled(image_id: int, share: float) -> bool:
     return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
+# The sample on PostgreSQL in one statement (the save's last one): the second pass and its first event,
+# only when the image has an accepted item; a second pass the image already has is left alone.
+_PG_SAMPLE_SQL = """
+WITH sampled AS (
+    INSERT INTO review_secondpass (image_id, first_reviewer_id, status, created_at)
+    SELECT %(image)s, %(user)s, 'pending', %(now)s
+    WHERE EXISTS (SELECT 1 FROM corpus_instruction WHERE image_id = %(image)s AND status = 'accepted')
+       OR EXISTS (SELECT 1 FROM corpus_caption WHERE image_id = %(image)s AND status = 'accepted')
+    ON CONFLICT (image_id) DO NOTHING
+    RETURNING id
+), first_event AS (
+    INSERT INTO review_secondpassevent (second_pass_id, from_status, to_status, actor_id, at, note)
+    SELECT id, '', 'pending', %(user)s, %(now)s, 'sampled' FROM sampled
+)
+SELECT id FROM sampled
+"""
+
+
 def sample_for_second_pass(image_id: int, *, first_reviewer) -> SecondPass | None:
     """Put a just-reviewed image in the second-pass queue if it falls in the configured share and has
-    accepted items. Idempotent (one second pass per image)."""
+    accepted items, with its first event ("sampled"). Idempotent (one second pass per image). Returns
+    the image's second pass, or None when it is not sampled."""
     if not is_sampled(image_id, settings.REVIEW_SECOND_PASS_SHARE):
         return None
+    user_id = first_reviewer.pk if first_reviewer is not None else None
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_SAMPLE_SQL, {"image": image_id, "user": user_id, "now": now})
+            row = cursor.fetchone()
+        if row is not None:
+            return SecondPass(
+                pk=row[0],
+                image_id=image_id,
+                first_reviewer_id=user_id,
+                status=SecondPassStatus.PENDING,
+                created_at=now,
+            )
+        return SecondPass.objects.filter(image_id=image_id).first()
     has_accepted = (
         Instruction.objects.filter(image_id=image_id, status=ItemStatus.ACCEPTED).exists()
         or Caption.objects.filter(image_id=image_id, status=ItemStatus.ACCEPTED).exists()
