@@ -24,7 +24,10 @@ from django.utils import timezone
 
 
 class InvalidTransition(Exception):
-    """A status move that the model's table of allowed moves does not hold."""
+    """A status move that the model's table of allowed moves does not hold (the API answers 400 naming
+    the `status` field: API_ERROR_STATUS)."""
+
+    field = "status"
 
 
 class StatusEvent(models.Model):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Prefetch, Q
 
-from corpus.models import Caption, Image, ImageEvent, Instruction, ItemStatus, ReviewStatus, Revision
+from corpus.models import Caption, Domain, Image, ImageEvent, Instruction, ItemStatus, ReviewStatus, Revision
 from corpus.rules import option_label
 
 from .models import SecondPass, SecondVerdict
@@ -50,7 +50,26 @@ def previous_image_id(user, *, before: int | None = None) -> int | None:
     return qs.values_list("image_id", flat=True).first()
 
 
+def active_domains():
+    """The domains an annotator may choose (active ones, by name)."""
+    return Domain.objects.filter(is_active=True)
+
+
+def active_domain_ids(ids) -> list[int]:
+    """Those of `ids` that name active domains."""
+    return list(Domain.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True))
+
+
 # --- images and items --------------------------------------------------------------------------------
+
+
+def image_exists(image_id: int) -> bool:
+    return Image.objects.filter(pk=image_id).exists()
+
+
+def image_for_page(image_id: int) -> Image | None:
+    """The image with its domain and lease holder (what the review page shows around the items)."""
+    return Image.objects.select_related("domain", "leased_by").filter(pk=image_id).first()
 
 
 def image_with_items(image_id: int) -> Image:

@@ -27,11 +27,30 @@ from .review_state import NotHeld, finish_if_done, lease_duration, mark_pending
 
 
 class StaleVersion(Exception):
-    """The item changed since the editor loaded it. `current` is the item as it is now."""
+    """The item changed since the editor loaded it. `current` is the item as it is now; `yours` what the
+    editor sent (version, changes, status), when known. The API answers 409 with both (API_ERROR_STATUS,
+    `api_extra`)."""
 
-    def __init__(self, current):
+    def __init__(self, current, *, yours: dict | None = None):
         self.current = current
-        super().__init__(f"{type(current).__name__} {current.pk} is at version {current.version}")
+        self.yours = yours
+        if yours is not None:
+            message = f"The item is at version {current.version}, not {yours['version']}."
+        else:
+            message = f"{type(current).__name__} {current.pk} is at version {current.version}"
+        super().__init__(message)
+
+    @property
+    def api_extra(self) -> dict:
+        current = self.current
+        shown = {"id": current.pk, "image": current.image_id}
+        shown.update({name: getattr(current, name) for name in current.EDITABLE_FIELDS})
+        for name in ("status", "origin", "model_name", "version", "reason", "updated_at"):
+            shown[name] = getattr(current, name)
+        extra = {"code": "stale_version", "current": shown}
+        if self.yours is not None:
+            extra["yours"] = self.yours
+        return extra
 
 
 _ACTION_FOR_STATUS = {
@@ -316,11 +335,12 @@ def decide_item(
             note=note,
             holding_lease=holding_lease,
         )
+    yours = {"version": expected_version, "changes": changes, "status": status}
     if item.version != expected_version:
         # The caller's copy is not the version the editor loaded: read the row as it is now.
         item = model.objects.select_related("image").get(pk=item.pk)
         if item.version != expected_version:
-            raise StaleVersion(item)
+            raise StaleVersion(item, yours=yours)
     now = timezone.now()
     plan = _plan(item, by=actor, changes=changes, status=status, reason=reason, now=now)
     outcome = _write_pg(
@@ -331,11 +351,12 @@ def decide_item(
         note=note,
         now=now,
         holding_lease=holding_lease,
+        yours=yours,
     )
     if outcome is None:  # nothing was written: the row moved on, or the lease is not the actor's
         current = model.objects.get(pk=item.pk)
         if current.version != expected_version or current.status != item.status:
-            raise StaleVersion(current)
+            raise StaleVersion(current, yours=yours)
         raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
     revision_id, image_done = outcome
     plan.current.version = expected_version + 1
@@ -391,7 +412,7 @@ SELECT (SELECT id FROM rev), {lease_matched}, {image_done}
 
 
 def _write_pg(
-    item, plan: _Plan, *, actor, expected_version, note, now, holding_lease
+    item, plan: _Plan, *, actor, expected_version, note, now, holding_lease, yours
 ) -> tuple[int, bool] | None:
     """Run _PG_SAVE_SQL: (revision id, image finished), or None when nothing was written."""
     from psycopg.types.json import Jsonb
@@ -455,7 +476,7 @@ def _write_pg(
             if holding_lease and lease_matched_row:
                 # The image moved (lease renewed or finished) but the item was changed by someone else
                 # between the snapshot and the lock: raising here rolls the image change back.
-                raise StaleVersion(model.objects.get(pk=item.pk))
+                raise StaleVersion(model.objects.get(pk=item.pk), yours=yours)
             return None
     return revision_id, bool(done)
 
@@ -467,6 +488,7 @@ def _decide_portable(
     few statements in one transaction — the lease renewed first, the row re-read, a compare-and-swap on
     the version, the Revision, the image finished through transition() when no draft is left."""
     model = type(item)
+    yours = {"version": expected_version, "changes": changes, "status": status}
     image_done = False
     with transaction.atomic():
         if holding_lease and not Image.objects.filter(
@@ -474,11 +496,11 @@ def _decide_portable(
         ).update(lease_expires_at=timezone.now() + lease_duration()):
             current = model.objects.get(pk=item.pk)
             if current.version != expected_version:
-                raise StaleVersion(current)
+                raise StaleVersion(current, yours=yours)
             raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
         current = model.objects.select_for_update().select_related("image").get(pk=item.pk)
         if current.version != expected_version:
-            raise StaleVersion(current)
+            raise StaleVersion(current, yours=yours)
         now = timezone.now()
         plan = _plan(current, by=actor, changes=changes, status=status, reason=reason, now=now)
         # Compare-and-swap on the version as well as the row lock: SQLite has no SELECT … FOR UPDATE.
@@ -486,7 +508,7 @@ def _decide_portable(
             version=F("version") + 1, **plan.updates
         )
         if swapped != 1:
-            raise StaleVersion(model.objects.get(pk=item.pk))
+            raise StaleVersion(model.objects.get(pk=item.pk), yours=yours)
         if plan.valid and not plan.remembered:
             record_rules_check([current.pk])
         saved = plan.current

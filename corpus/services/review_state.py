@@ -35,6 +35,10 @@ class LeaseError(Exception):
 
     code = "not_reviewable"
 
+    @property
+    def api_extra(self) -> dict:
+        return {"code": self.code}
+
 
 class LeaseHeld(LeaseError):
     """Someone else holds an unexpired lease on the image."""

@@ -29,6 +29,8 @@ class RegenerationRefused(Exception):
 class MarkError(ValueError):
     """A hallucination mark that does not fit its item (unknown category or field, span out of range)."""
 
+    field = "hallucinations"
+
 
 @dataclass(frozen=True)
 class MarkInput:
