@@ -310,15 +310,14 @@ def decide_item(
     overwrite). With `holding_lease`, the save happens only while `actor` holds the image's review lease:
     the lease is renewed, and when this save decided the image's last draft the image is finished
     (in_review → reviewed, one ImageEvent) — `image_done` says so. On PostgreSQL all of that is one
-    statement (data-modifying CTEs); elsewhere a few, in one transaction.
+    statement (data-modifying CTEs), atomic by itself; elsewhere a few, in one transaction.
 
     Not idempotent: a repeat with the same expected_version raises StaleVersion, which is how a double
     submit is told apart from a second edit. Raises InstructionRuleError when the result breaks the type
     rules (a rejection may keep broken content) and, whatever the status, when the changes are unusable
     (check_changes) — nothing is written then; InvalidTransition for a move the table does not allow;
     review_state.NotHeld when `holding_lease` and the actor does not hold the lease (nothing is written:
-    the caller may take a lapsed lease back and try again). A StaleVersion found only at the swap, after
-    the lease was renewed, rolls the caller's transaction back."""
+    the caller may take a lapsed lease back and try again)."""
     model = type(item)
     changes = dict(changes or {})
     unusable = check_changes(model, changes, reason=reason, note=note)
@@ -351,7 +350,6 @@ def decide_item(
         note=note,
         now=now,
         holding_lease=holding_lease,
-        yours=yours,
     )
     if outcome is None:  # nothing was written: the row moved on, or the lease is not the actor's
         current = model.objects.get(pk=item.pk)
@@ -364,14 +362,14 @@ def decide_item(
 
 
 # The save on PostgreSQL, in one statement (docs/performance.md, "A save"). `lease` renews the actor's
-# lease — or finishes the image when this save decides its last draft — only while the actor holds it
-# and the item is still at the loaded version and status (as the statement's snapshot sees them); it
-# locks the image row first, the order every review write takes (image, then item). `upd` swaps the
-# item only when `lease` matched, re-checking version and status on the locked row; `rev` records the
-# Revision, `finished` the image's event. The final row says what happened: nothing when either check
-# failed (nothing written), or the revision id and whether the image was finished. Checks made against
-# the snapshot and lost at the lock (a concurrent save between the two) leave the image changed and the
-# item not: decide_item then raises StaleVersion inside the transaction, which rolls back.
+# lease — or finishes the image when this save decides its last draft — only while the actor holds it and
+# the item is still at the loaded version and status. That check locks the item row (FOR UPDATE: after a
+# wait it is re-checked on the row as committed), so once `lease` matched, `upd` — the swap, on the same
+# conditions — cannot fail: the statement writes all of it or nothing, and is atomic on its own (no
+# transaction is needed around it). Locks are taken item first, then image; nothing on PostgreSQL locks
+# an image and then one of its items, so two saves cannot deadlock. `rev` records the Revision,
+# `finished` the image's event. The final row says what happened: nothing written (the row moved on, or
+# the lease is not the actor's), or the revision id and whether the image was finished.
 _PG_LEASE_SQL = """
 lease AS (
     UPDATE corpus_image AS i
@@ -388,7 +386,9 @@ lease AS (
                 AND id <> %(caption)s) AS done
     ) AS f
     WHERE i.id = %(image)s AND i.review_status = 'in_review' AND i.leased_by_id = %(actor)s
-        AND EXISTS (SELECT 1 FROM {table} WHERE id = %(id)s AND version = %(version)s AND status = %(was)s)
+        AND EXISTS (
+            SELECT 1 FROM {table} WHERE id = %(id)s AND version = %(version)s AND status = %(was)s
+            FOR UPDATE)
     RETURNING i.id, i.review_status
 ), finished AS (
     INSERT INTO corpus_imageevent (image_id, from_status, to_status, actor_id, at, note)
@@ -412,7 +412,7 @@ SELECT (SELECT id FROM rev), {lease_matched}, {image_done}
 
 
 def _write_pg(
-    item, plan: _Plan, *, actor, expected_version, note, now, holding_lease, yours
+    item, plan: _Plan, *, actor, expected_version, note, now, holding_lease
 ) -> tuple[int, bool] | None:
     """Run _PG_SAVE_SQL: (revision id, image finished), or None when nothing was written."""
     from psycopg.types.json import Jsonb
@@ -468,16 +468,15 @@ def _write_pg(
         lease_matched=lease_matched,
         image_done=image_done,
     )
-    with transaction.atomic(savepoint=False):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            revision_id, lease_matched_row, done = cursor.fetchone()
-        if revision_id is None:
-            if holding_lease and lease_matched_row:
-                # The image moved (lease renewed or finished) but the item was changed by someone else
-                # between the snapshot and the lock: raising here rolls the image change back.
-                raise StaleVersion(model.objects.get(pk=item.pk), yours=yours)
-            return None
+    # One statement is atomic by itself: inside the caller's transaction it joins it, outside it commits
+    # alone (no BEGIN and COMMIT round trips around it).
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        revision_id, lease_matched_row, done = cursor.fetchone()
+    if revision_id is None:
+        if holding_lease and lease_matched_row:  # pragma: no cover - the item lock rules it out
+            raise AssertionError("the lease matched but the item was not swapped")
+        return None
     return revision_id, bool(done)
 
 

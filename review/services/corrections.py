@@ -2,10 +2,12 @@
 version (accept / fix / reject), hallucination marks, instructions added by hand, regeneration requests.
 Writes go through corpus.services; the reads (an item, its history as diffs) are in review.selectors."""
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin
 from corpus.rules import check_text
@@ -112,11 +114,19 @@ def save_item(
     LeaseHeld/NotHeld otherwise, NoSuchItem for an unknown item, and InstructionRuleError/
     InvalidTransition/MarkError for bad input — nothing is written then.
 
-    On PostgreSQL at most four statements in one transaction: read the item, the save itself
-    (corpus.services.items.decide_item: lease, compare-and-swap, revision, image finished), the marks
-    (when there are any), the second-pass sample (when the image finished and falls in the share)."""
-    with transaction.atomic():
-        item = get_item(kind, item_id)
+    On PostgreSQL at most four statements: read the item; the save itself (corpus.services.items.
+    decide_item: lease, compare-and-swap, revision, image finished — one statement); the marks, when there
+    are any; the second-pass sample, when the image finished and falls in the share. The writes share one
+    transaction; a save with no marks of an image outside the second-pass share has one write statement,
+    atomic by itself, so it runs without BEGIN and COMMIT round trips (the read before it needs no
+    transaction: the write compare-and-swaps on what was read)."""
+    item = get_item(kind, item_id)
+    one_write = (
+        connection.vendor == "postgresql"
+        and not marks
+        and not second_pass.is_sampled(item.image_id, settings.REVIEW_SECOND_PASS_SHARE)
+    )
+    with contextlib.nullcontext() if one_write else transaction.atomic():
         decide = functools.partial(
             decide_item,
             actor=by,

@@ -42,6 +42,9 @@ def fail_writes_to(table: str):
     return undo
 
 
+# transaction=True: as in a request, the save's one write statement runs on its own (no transaction of the
+# test's around it, which the refused statement would abort).
+@pytest.mark.django_db(transaction=True)
 def test_an_api_save_the_database_refuses_is_503_with_retry_after_and_writes_nothing(
     postgres, client, annotator, pending_image
 ):
@@ -66,6 +69,7 @@ def test_an_api_save_the_database_refuses_is_503_with_retry_after_and_writes_not
     assert retried.status_code == 200 and retried.json()["version"] == 2
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_htmx_save_the_database_refuses_answers_a_plain_message_to_show(
     postgres, client, annotator, pending_image
 ):
