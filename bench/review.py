@@ -22,6 +22,8 @@ too, which is why each ratio compares figures of the same phase. Database connec
 Each size lives in its own schema of the bench database and the sizes are measured in alternating
 rounds, so that the load other processes put on the machine meanwhile falls on both sizes alike.
 
+The per-user API throttle is lifted (API_THROTTLE_USER) for the run; its check stays in every request.
+
 Then 8 annotators make 10,000 claims at the large size; every claimed id is collected and duplicates are
 counted (and the claim events cross-checked).
 """
@@ -40,6 +42,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mminstruct_site.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mmi_bench_review")
 os.environ.setdefault("DB_CONN_MAX_AGE", "600")
+# Each annotator makes thousands of calls a minute here, far above the per-user API throttle (600/minute):
+# the benchmark measures the queue, not the throttle (which stays in the path: its check costs the floor
+# and the endpoints alike).
+os.environ.setdefault("API_THROTTLE_USER", "10000000/minute")
 
 import django  # noqa: E402
 
