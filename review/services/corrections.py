@@ -11,12 +11,12 @@ from django.db import connection, transaction
 
 from corpus.models import Caption, Image, Instruction, ItemStatus, Origin
 from corpus.rules import check_text
-from corpus.services.items import create_instruction, current_caption, decide_item, update_item
+from corpus.services.items import create_instruction, current_caption, decide_item, decide_plain, update_item
 from corpus.services.review_state import NotHeld
 from generation import services as generation
 
 from ..models import HallucinationCategory, HallucinationMark
-from ..selectors import get_item, item_kind
+from ..selectors import ITEM_MODELS, get_item, item_kind
 from . import second_pass
 from .queue import renew_lease
 
@@ -114,12 +114,32 @@ def save_item(
     LeaseHeld/NotHeld otherwise, NoSuchItem for an unknown item, and InstructionRuleError/
     InvalidTransition/MarkError for bad input — nothing is written then.
 
-    On PostgreSQL at most four statements: read the item; the save itself (corpus.services.items.
+    On PostgreSQL a plain decision (a status, no edit, no marks) is one statement when its checks are
+    known to pass without reading the item (corpus.services.items.decide_plain; the second-pass sample
+    follows it when the image finished and falls in the share). Otherwise at most four: read the item; the save itself (corpus.services.items.
     decide_item: lease, compare-and-swap, revision, image finished — one statement); the marks, when there
     are any; the second-pass sample, when the image finished and falls in the share. The writes share one
     transaction; a save with no marks of an image outside the second-pass share has one write statement,
     atomic by itself, so it runs without BEGIN and COMMIT round trips (the read before it needs no
     transaction: the write compare-and-swaps on what was read)."""
+    if status and not changes and not marks and kind in ITEM_MODELS:
+        # A plain decision: one statement, when it applies (else nothing was written and the full path
+        # below reads the item, then saves or says why not).
+        saved = decide_plain(
+            ITEM_MODELS[kind],
+            item_id,
+            actor=by,
+            expected_version=expected_version,
+            status=status,
+            reason=reason,
+            note=note,
+            holding_lease=True,
+        )
+        if saved is not None:
+            if saved.image_done:
+                # After the save committed: a crash in between leaves this image out of the sample.
+                second_pass.sample_for_second_pass(saved.item.image_id, first_reviewer=by)
+            return SaveResult(item=saved.item, image_done=saved.image_done)
     item = get_item(kind, item_id)
     one_write = (
         connection.vendor == "postgresql"
