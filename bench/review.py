@@ -5,7 +5,8 @@
 
 For each size (10,000 and 1,000,000 instructions; a quarter as many images, four instructions and one
 caption each; the lower half of the ids already reviewed, like a queue worked from the front) the tables
-are emptied and seeded with INSERT … SELECT generate_series (no ORM), ANALYZEd, and then:
+are emptied and seeded with INSERT … SELECT generate_series (no ORM) — the instructions' rules verdict
+remembered, as corpus.services records it for every valid instruction it stores —, ANALYZEd, and then:
 
   1 annotator, then 8 at once: each loop does GET of a trivial authenticated DRF view (same session
   auth, same role check — the floor), POST /api/v1/review/images/next/ (claim: the
@@ -63,6 +64,7 @@ from rest_framework.views import APIView  # noqa: E402
 
 from accounts.roles import ANNOTATOR  # noqa: E402
 from corpus.models import Caption, Instruction  # noqa: E402
+from corpus.rules import RULES_VERSION, check_instruction  # noqa: E402
 
 DOMAINS = 4
 
@@ -140,6 +142,16 @@ def seed(instructions: int) -> dict:
                 (ARRAY['Yes', 'A', 'The stove is white and has a red kettle standing on it.', 'two'])[t + 1]
             FROM corpus_image i CROSS JOIN generate_series(0, 3) AS t
             """
+        )
+        # As corpus.services does for every valid instruction it stores, remember the rules' verdict (the
+        # review save trusts it instead of checking again). Every seeded row is one of four templates:
+        # each is checked here first, so the verdict is true.
+        c.execute("SELECT DISTINCT type, question, options::text, answer FROM corpus_instruction")
+        for type_, question, options, answer in c.fetchall():
+            assert not check_instruction(type_, question, json.loads(options), answer), (type_, question)
+        c.execute(
+            "UPDATE corpus_instruction SET checked_digest = content_digest, checked_rules = %s",
+            [RULES_VERSION],
         )
         c.execute("ANALYZE")
         c.execute("SELECT count(*) FROM corpus_instruction")
