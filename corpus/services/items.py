@@ -353,7 +353,7 @@ def decide_item(
     )
     if outcome is None:  # nothing was written: the row moved on, or the lease is not the actor's
         current = model.objects.get(pk=item.pk)
-        if current.version != expected_version or current.status != item.status:
+        if not holding_lease or current.version != expected_version or current.status != item.status:
             raise StaleVersion(current, yours=yours)
         raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
     revision_id, image_done = outcome
