@@ -33,7 +33,7 @@ from corpus.models import (
     VerdictValue,
 )
 from corpus.rules import InstructionRuleError
-from corpus.services.items import InvalidTransition, StaleVersion, update_item
+from corpus.services.items import InvalidTransition, StaleVersion, decide_item
 from corpus.transitions import transition
 
 from ..models import AutoAcceptPolicy, AutoAcceptStatus
@@ -179,8 +179,10 @@ def run_auto_accept(domain: Domain) -> dict[str, int]:
 
 
 def _accept_image(image_id: int, items: list[tuple[int, int]], system) -> int:
-    """Accept these drafts of one pending image as the system user, holding the image's lease meanwhile
-    (taken and given back through the queue, with their events). 0 when someone else holds it."""
+    """Accept these drafts of one pending image through the item decision service (decide_item) as the
+    system user, holding the image's lease meanwhile — taken through the queue, given back (or, when the
+    last draft was decided, the image finished by the decision itself), every move with its event. 0
+    when someone else holds it."""
     accepted = 0
     with transaction.atomic():
         try:
@@ -192,16 +194,17 @@ def _accept_image(image_id: int, items: list[tuple[int, int]], system) -> int:
             if item is None:
                 continue
             try:
-                saved = update_item(
+                saved = decide_item(
                     item,
-                    by=system,
+                    actor=system,
                     expected_version=version,
                     status=ItemStatus.ACCEPTED,
                     note="auto-accepted: no flag, verifier: supported",
+                    holding_lease=True,
                 )
-            except (StaleVersion, InstructionRuleError, InvalidTransition):
+            except (StaleVersion, InstructionRuleError, InvalidTransition, queue.LeaseError):
                 continue
-            Revision.objects.filter(instruction_id=pk, version=saved.version).update(origin=AUTO)
+            Revision.objects.filter(pk=saved.revision_id).update(origin=AUTO)
             accepted += 1
         queue.release_lease(image_id, system)
     return accepted

@@ -8,7 +8,7 @@ few index probes whatever the size of the queue.
 
 from django.db import connection, transaction
 
-from corpus.models import Image, ReviewStatus
+from corpus.models import Domain, Image, ReviewStatus
 
 from . import queue
 
@@ -33,7 +33,9 @@ def claim_most_flagged(annotator, *, domain_ids: list[int] | None = None, attemp
     ones if none) to `annotator`; None when nothing is pending. Not idempotent: each call claims another
     image. Two annotators asking at once get two images: the pick is locked (SKIP LOCKED on PostgreSQL)
     and take_image refuses an image someone else took meanwhile — the loser tries the next."""
-    domains = [int(d) for d in (domain_ids or queue.active_domain_ids())]
+    domains = [
+        int(d) for d in (domain_ids or Domain.objects.filter(is_active=True).values_list("id", flat=True))
+    ]
     skip: set[int] = set()
     for _ in range(attempts):
         picks = sorted(((-n, pk) for n, pk in _best_per_domain(domains) if pk not in skip))

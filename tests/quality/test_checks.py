@@ -175,7 +175,7 @@ def test_flags_are_stored_with_the_item_and_counted_on_its_image(image):
     assert image.n_flags == 1
 
 
-def test_an_edit_that_fixes_the_item_removes_its_flag_and_a_rejection_drops_them(image, admin_user):
+def test_an_edit_re_runs_the_checks_and_a_plain_decision_leaves_them(image, admin_user):
     invented = add(image, question="How many buses are there?", answer="7 buses")
     fixed = item_service.update_item(
         invented, by=admin_user, expected_version=1, changes={"answer": "one bus"}
@@ -183,7 +183,12 @@ def test_an_edit_that_fixes_the_item_removes_its_flag_and_a_rejection_drops_them
     assert flags(fixed) == {}
     broken = item_service.update_item(fixed, by=admin_user, expected_version=2, changes={"answer": "9 buses"})
     assert set(flags(broken)) == {Check.NOT_IN_CAPTION}
+    # A decision without an edit (review's one-statement save) does not touch the content the flags are
+    # about: they stay, as the record of what the checks found.
     rejected = item_service.update_item(broken, by=admin_user, expected_version=3, status=ItemStatus.REJECTED)
+    assert set(flags(rejected)) == {Check.NOT_IN_CAPTION}
+    # An edit of a rejected item re-runs them: it is no longer live, so its flags go.
+    item_service.update_item(rejected, by=admin_user, expected_version=4, changes={"answer": "8 buses"})
     assert flags(rejected) == {}
     assert Image.objects.get(pk=image.pk).n_flags == 0
 

@@ -9,8 +9,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0013_revision_origin'),
-        ('review', '0002_review_claim_index'),
+        ('corpus', '0014_revision_origin'),
+        ('review', '0005_delete_reviewevent'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
