@@ -16,7 +16,9 @@ from generation.services import jobs as job_service
 
 
 class Command(BaseCommand):
-    help = "Launch a generation job — captions, instructions, conversations or OCR (run by the Celery workers)."
+    help = (
+        "Launch a generation job — captions, instructions, conversations or OCR (run by the Celery workers)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("stage", choices=Stage.values)
