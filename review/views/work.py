@@ -28,6 +28,7 @@ from corpus.rules import (
     check_instruction,
 )
 from corpus.serializers import INT_MAX
+from corpus.services.conversations import split_turns
 from corpus.services.items import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
 
 from ..models import HallucinationCategory
@@ -152,15 +153,17 @@ def previous_image(request, image_id: int):
 
 def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -> dict:
     captions, instructions = corrections.image_items(image)
+    singles, conversations = split_turns(instructions)  # dialogues' turns: review/_conversations.html
     groups = []
     for type_value, label in InstructionType.choices:
-        items = [i for i in instructions if i.type == type_value]
+        items = [i for i in singles if i.type == type_value]
         groups.append({"type": type_value, "label": label, "rule": ANSWER_RULE[type_value], "items": items})
     undecided = sum(1 for i in [*captions, *instructions] if i.status == ItemStatus.DRAFT)
     return {
         "image": image,
         "captions": captions,
         "groups": groups,
+        "conversations": conversations,
         "undecided": undecided,
         "readonly": readonly,
         "notice": notice,
