@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from generation import services
@@ -119,3 +120,30 @@ def test_the_engine_reads_printed_text():
     card.save(buf, "PNG")
     buf.seek(0)
     assert "48213" in ocr.read_text(buf).text
+
+
+@pytest.mark.worker
+def test_ocr_units_run_in_a_real_worker_process(workers, documents, admin_user):
+    from tests.workers import wait_for
+
+    from .conftest import assert_one_event_per_move
+
+    images = [demo_image(documents, name) for name in ("text.png", "coins.png", "horse.png")]
+    workers.env.update(GENERATION_CHUNK_SIZE="2")
+    workers.start()
+    job = services.launch_job(stage="ocr", by=admin_user, domains=["documents"])
+    wait_for(lambda: GenerationJob.objects.get(pk=job.pk).status == JobStatus.DONE, 120, what="the OCR job")
+    assert set(job.units.values_list("status", flat=True)) == {UnitStatus.DONE}
+    assert_one_event_per_move(job)
+    images[0].refresh_from_db()
+    assert images[0].ocr_text  # the demo image with text
+
+
+def test_the_jobs_pages_show_an_ocr_job_without_an_endpoint(client, documents, admin_user, eager):
+    demo_image(documents)
+    job = services.launch_job(stage="ocr", by=admin_user, domains=["documents"])
+    client.force_login(admin_user)
+    listing = client.get(reverse("generation:jobs"))
+    assert listing.status_code == 200 and "local OCR" in listing.content.decode()
+    detail = client.get(reverse("generation:job", args=[job.pk]))
+    assert detail.status_code == 200 and "The local OCR engine" in detail.content.decode()
