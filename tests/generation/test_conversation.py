@@ -152,3 +152,21 @@ def test_the_generate_command_launches_a_conversation_job(eager, endpoints, fake
     job = GenerationJob.objects.get()
     assert job.stage == Stage.CONVERSATION and job.status == JobStatus.DONE
     assert "done" in capsys.readouterr().out
+
+
+def test_the_api_launches_a_conversation_job_and_lists_it(endpoints, domain, admin_user, annotator):
+    from rest_framework.test import APIClient
+
+    reviewed_image(domain)
+    api = APIClient()
+    api.force_authenticate(annotator)
+    body = {"stage": "conversation", "domains": ["charts"]}
+    assert api.post("/api/v1/generation/jobs/", body, format="json").status_code == 403
+    api.force_authenticate(admin_user)
+    response = api.post("/api/v1/generation/jobs/", body, format="json")
+    assert response.status_code == 202, response.json()
+    assert (
+        response.json()["stage"] == "conversation" and response.json()["endpoint"] == endpoints["text"].name
+    )
+    listed = api.get("/api/v1/generation/jobs/?stage=conversation").json()["results"]
+    assert [job["id"] for job in listed] == [response.json()["id"]]
