@@ -1,4 +1,5 @@
 """Writes of the corpus, split by subject: items (captions and instructions: creation, edits with the
 loaded version, status moves, the rules' remembered verdict), imports (verifying and storing images),
-import_batches (large uploads staged for a worker, and their sweep), near_duplicates (perceptual hashes).
+import_batches (large uploads staged for a worker, and their sweep), near_duplicates (perceptual hashes),
+conversations (a generated dialogue and its turns), ocr (an image's OCR text, filled once).
 Callers import the module they need: `from corpus.services.items import update_item`."""
