@@ -170,3 +170,25 @@ def test_the_api_launches_a_conversation_job_and_lists_it(endpoints, domain, adm
     )
     listed = api.get("/api/v1/generation/jobs/?stage=conversation").json()["results"]
     assert [job["id"] for job in listed] == [response.json()["id"]]
+
+
+def test_a_conversation_template_must_use_caption_and_instructions(admin_user):
+    from generation.models import PromptKind
+    from generation.services import prompts as prompt_service
+
+    prompt_service.ensure_default_prompts()
+    problems = prompt_service.check_template(
+        PromptKind.CONVERSATION, "Talk about {{ caption }} in {{ n }} turns."
+    )
+    assert any("unknown placeholder {{ n }}" in p for p in problems)
+    assert any("must use {{ instructions }}" in p for p in problems)
+    with pytest.raises(prompt_service.TemplateError):
+        prompt_service.save_template(kind="conversation", text="{{ caption }}", by=admin_user)
+    saved = prompt_service.save_template(
+        kind="conversation",
+        text="{{ caption }}\n{{ instructions }}",
+        by=admin_user,
+        instruction_type="judgement",
+    )
+    # Version 1 is the shipped default (a migration, or ensure_default_prompts on a flushed database).
+    assert (saved.kind, saved.instruction_type, saved.version) == ("conversation", "", 2)
