@@ -177,6 +177,8 @@ def parse_turns(text: str) -> list[dict]:
         type_ = item.get("type")
         if type_ not in InstructionType.values:
             type_ = guess_type(question, options, answer)
+        if type_ != InstructionType.MULTIPLE_CHOICE:
+            options = []  # options of another type carry nothing (models echo the schema's empty list, or "")
         turns.append({"type": type_, "question": question, "options": options, "answer": answer})
     if len(turns) < MIN_TURNS:
         raise MalformedOutput(f"asked for {MIN_TURNS} to {MAX_TURNS} turns, got {len(turns)}")

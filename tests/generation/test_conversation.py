@@ -141,6 +141,8 @@ def test_parse_turns_is_strict_about_the_dialogue_and_guesses_missing_types():
         '{"question": "Why?", "answer": "Because the light falls from the left side of the room."}]}'
     )
     assert [t["type"] for t in conversation_stage.parse_turns(text)] == ["judgement", "short_vqa", "long_vqa"]
+    echoed = text.replace('"answer": "three"', '"answer": "three", "type": "short_vqa", "options": [""]')
+    assert conversation_stage.parse_turns(echoed)[1]["options"] == []
     for bad in ('{"turns": []}', "no json", '{"turns": [{"question": "q"}, 1, 2]}'):
         with pytest.raises(MalformedOutput):
             conversation_stage.parse_turns(bad)
