@@ -153,17 +153,17 @@ def previous_image(request, image_id: int):
 
 def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -> dict:
     captions, instructions = corrections.image_items(image)
-    singles, conversations = split_turns(instructions)  # dialogues' turns: review/_conversations.html
     groups = []
     for type_value, label in InstructionType.choices:
-        items = [i for i in singles if i.type == type_value]
+        # A dialogue's turns are shown with their dialogue (review/_conversations.html), not by type.
+        items = [i for i in instructions if i.type == type_value and i.conversation_id is None]
         groups.append({"type": type_value, "label": label, "rule": ANSWER_RULE[type_value], "items": items})
     undecided = sum(1 for i in [*captions, *instructions] if i.status == ItemStatus.DRAFT)
     return {
         "image": image,
         "captions": captions,
         "groups": groups,
-        "conversations": conversations,
+        "conversations": split_turns(instructions)[1],
         "undecided": undecided,
         "readonly": readonly,
         "notice": notice,
