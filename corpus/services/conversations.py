@@ -13,6 +13,10 @@ from django.db import transaction
 from ..models import Caption, Conversation, Image, Instruction, ItemStatus, Origin
 from .items import create_instruction
 
+# The provenance a Conversation row keeps itself; every provenance field (these and any other the
+# instructions carry) goes to each turn.
+CONVERSATION_PROVENANCE = ("model_name", "prompt_version", "generation_unit_id")
+
 
 def create_conversation(
     image: Image,
@@ -21,22 +25,18 @@ def create_conversation(
     caption: Caption | None = None,
     origin: str = Origin.MODEL,
     by=None,
-    model_name: str = "",
-    prompt_version: int | None = None,
-    generation_unit_id: int | None = None,
+    **provenance,
 ) -> Conversation:
     """Store a dialogue and its turns (1, 2, … in the order given) as drafts, in one transaction. Each
     turn is a dict with type, question, options and answer; a model turn that breaks its type's rules
-    is kept as invalid with the reason, like any model instruction. Not idempotent by itself: the
-    generation unit's compare-and-swap (generation.services.drafting.write_result) makes it once."""
-    provenance = {
-        "model_name": model_name,
-        "prompt_version": prompt_version,
-        "generation_unit_id": generation_unit_id,
-    }
+    is kept as invalid with the reason, like any model instruction. `provenance` (model_name,
+    prompt_version, generation_unit_id …) is written on every turn, as on any instruction. Not
+    idempotent by itself: the generation unit's compare-and-swap (generation.services.drafting.
+    write_result) makes it once."""
+    own = {key: provenance[key] for key in CONVERSATION_PROVENANCE if key in provenance}
     with transaction.atomic():
         conversation = Conversation.objects.create(
-            image=image, caption=caption, origin=origin, created_by=by, **provenance
+            image=image, caption=caption, origin=origin, created_by=by, **own
         )
         for number, turn in enumerate(turns, start=1):
             create_instruction(
