@@ -238,7 +238,6 @@ def stream_records(
     next_report = 8192
     for image_id, sha, file_name, dom, instructions in images:
         conv = None  # set on the image's first valid single instruction
-        ready = False  # the image's split, writers and paths are set (on its first exported item)
         dialogues = None  # conversation id → its valid turns, when the image has dialogues
         for iid, ver, typ, question, options, answer, checked, dialogue, turn in instructions:
             # Content that passed the current rules when it was written (and has not changed since,
@@ -252,8 +251,7 @@ def stream_records(
                     dialogues = {}
                 dialogues.setdefault(dialogue, []).append((turn, iid, ver, typ, human, answer.strip()))
                 continue
-            if not ready:
-                ready = True
+            if conv is None:
                 split = split_for(sha)
                 writers = sinks.writers(split)
                 # Per image, not per row: the counter of its (domain, split) and the index line's pieces.
@@ -269,7 +267,6 @@ def stream_records(
                 else:
                     path = file_name
                 result.images += 1
-            if conv is None:
                 conv = [{"from": "human", "value": token + human}, {"from": "gpt", "value": answer.strip()}]
                 ids = [iid]
                 types = [typ]
@@ -301,8 +298,8 @@ def stream_records(
                 turns = sorted(dialogues[dialogue])
                 if turns[0][0] != 1:
                     continue
-                if not ready:
-                    ready = True
+                if conv is None:  # the image's first exported item: its per-image work, as above
+                    conv = []
                     split = split_for(sha)
                     writers = sinks.writers(split)
                     type_counts = counts_by_group.get((dom, split))
