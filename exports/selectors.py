@@ -251,3 +251,28 @@ def iter_diff_csv(diff: Diff) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+# --- before a build, and beside a version -----------------------------------------------------------
+
+
+def preview_selection(raw: dict) -> dict:
+    """What a selection (the export form's fields) matches now: counts and a sample of records.
+    InvalidSpec (400) names a bad field. Reads only."""
+    from exports.services.rows import preview
+    from exports.services.specs import parse_selection
+
+    return preview(parse_selection(raw))
+
+
+def identical_earlier(version: ExportVersion) -> ExportVersion | None:
+    """The earliest other built version of the same export with the same archive bytes (sha256), if any:
+    a rebuild with nothing new says so instead of looking like new data."""
+    if not version.is_done or not version.sha256:
+        return None
+    return (
+        version.spec.versions.filter(status=VersionStatus.DONE, sha256=version.sha256, number__lt=version.number)
+        .order_by("number")
+        .only("id", "number")
+        .first()
+    )

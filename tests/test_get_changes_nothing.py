@@ -172,6 +172,7 @@ def walk(w) -> list[str]:
         f"/api/v1/review/instructions/{ins.pk}/regenerate/",
         f"/api/v1/review/instructions/{ins.pk}/save/",
         "/api/v1/exports/",
+        "/api/v1/exports/preview/?domains=walk&types=judgement",
         f"/api/v1/exports/{w['spec'].pk}/",
         f"/api/v1/exports/{w['spec'].pk}/build/",
         "/api/v1/export-versions/",
