@@ -271,7 +271,9 @@ def identical_earlier(version: ExportVersion) -> ExportVersion | None:
     if not version.is_done or not version.sha256:
         return None
     return (
-        version.spec.versions.filter(status=VersionStatus.DONE, sha256=version.sha256, number__lt=version.number)
+        version.spec.versions.filter(
+            status=VersionStatus.DONE, sha256=version.sha256, number__lt=version.number
+        )
         .order_by("number")
         .only("id", "number")
         .first()
