@@ -278,3 +278,26 @@ def identical_earlier(version: ExportVersion) -> ExportVersion | None:
         .only("id", "number")
         .first()
     )
+
+
+def latest_done_versions(limit: int = 50) -> QuerySet[ExportVersion]:
+    """Built versions, newest first (their counts say what left the studio)."""
+    return (
+        ExportVersion.objects.filter(status=VersionStatus.DONE)
+        .only("id", "counts", "spec_id")
+        .order_by("-id")[:limit]
+    )
+
+
+def failed_versions(limit: int = 3) -> QuerySet[ExportVersion]:
+    """The latest failed builds, with their error (for the admin's list of recent failures)."""
+    return versions().filter(status=VersionStatus.FAILED).order_by("-id")[:limit]
+
+
+def latest_version_per_spec(limit: int = 5) -> list[tuple[ExportSpec, ExportVersion | None]]:
+    """The most recently made exports, each with its newest version (built or not). Two queries."""
+    specs_ = list(ExportSpec.objects.order_by("-created_at", "-id")[:limit])
+    newest: dict[int, ExportVersion] = {}
+    for version in ExportVersion.objects.filter(spec__in=specs_).order_by("spec_id", "-number"):
+        newest.setdefault(version.spec_id, version)
+    return [(spec, newest.get(spec.pk)) for spec in specs_]

@@ -305,3 +305,28 @@ def prompt_versions():
     return PromptTemplate.objects.select_related("domain", "created_by").order_by(
         "kind", "instruction_type", "domain__slug", "-version"
     )
+
+
+# --- the admin's home (studio) ---------------------------------------------------------------------
+
+
+def active_jobs(limit: int = 10):
+    """Jobs not finished yet (queued, running, paused) with their counts and cost, newest first."""
+    from .models import JobStatus
+
+    active = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED]
+    return jobs_with_counts().filter(status__in=active)[:limit]
+
+
+def spend_since(since) -> Decimal:
+    """Money spent on model calls since `since`: finished units plus every recorded failure (two sums)."""
+    units = GenerationUnit.objects.filter(finished_at__gte=since).exclude(status=UnitStatus.FAILED)
+    failed = UnitFailure.objects.filter(at__gte=since)
+    return (units.aggregate(s=Sum("cost"))["s"] or Decimal(0)) + (
+        failed.aggregate(s=Sum("cost"))["s"] or Decimal(0)
+    )
+
+
+def recent_failures(limit: int = 5):
+    """The latest failed units of any job, with their error text (one query)."""
+    return UnitFailure.objects.select_related("job").order_by("-at", "-id")[:limit]

@@ -46,6 +46,7 @@ urlpatterns = [
     # Images and thumbnails, in every mode, behind the role check: the view streams them, or hands them to
     # nginx's internal location (MEDIA_ACCEL_REDIRECT). There is no other URL for a stored file.
     path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", corpus_media.media_file, name="media"),
+    path("", include("studio.urls")),
     path("", include("corpus.urls")),
 ]
 

@@ -1,4 +1,4 @@
-"""Pages of the corpus: home, domains (list, detail, admin edit), the image browser and an image's
+"""Pages of the corpus: domains (list, detail, admin edit), the image browser and an image's
 detail."""
 
 from django.contrib import messages
@@ -15,11 +15,6 @@ from ..models import Caption, Domain, Image, Instruction, SeedQuestion
 from ..rules import InstructionType
 
 IMAGES_PER_PAGE = 48
-
-
-def home(request):
-    """The landing page after login: what this user's role can do."""
-    return render(request, "home.html")
 
 
 @role_required(*ALL_ROLES)

@@ -8,3 +8,9 @@ register = template.Library()
 @register.filter
 def percent(value) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
+
+
+@register.filter
+def sum_of(values) -> int:
+    """The sum of a list of numbers (the "all" row's total)."""
+    return sum(v or 0 for v in values or [])
