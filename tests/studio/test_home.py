@@ -6,8 +6,8 @@ import pytest
 
 from corpus.models import ItemStatus, ReviewStatus
 from corpus.services.items import update_item
-from generation.models import GenerationJob, JobStatus, Stage
 from generation import services as generation
+from generation.models import GenerationJob, JobStatus, Stage
 from tests.corpus.factories import CaptionFactory, DomainFactory, ImageFactory, InstructionFactory
 from tests.review.conftest import make_pending_image
 
