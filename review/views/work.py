@@ -93,6 +93,13 @@ def queue_page(request):
         request.session[SESSION_DOMAINS] = list(
             Domain.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True)
         )
+        chosen = len(request.session[SESSION_DOMAINS])
+        messages.success(
+            request,
+            f"Saved: you review images of {chosen} domain{'s' if chosen != 1 else ''}."
+            if chosen
+            else "Saved: you review images of every domain.",
+        )
         return redirect("review:queue")
     return _render_queue(request)
 
@@ -316,7 +323,13 @@ def _submitted_marks(post) -> list[MarkInput]:
     return marks
 
 
-ACTIONS = {"save": None, "accept": ItemStatus.ACCEPTED, "reject": ItemStatus.REJECTED}
+# "undo" takes the item back to draft: the page offers it for the last decision while the lease holds.
+ACTIONS = {
+    "save": None,
+    "accept": ItemStatus.ACCEPTED,
+    "reject": ItemStatus.REJECTED,
+    "undo": ItemStatus.DRAFT,
+}
 
 
 @role_required(ANNOTATOR)
