@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from corpus import api as corpus_api
 from corpus.views import media as corpus_media
+from web.favicon import favicon
 from exports import api as exports_api
 from generation import api as generation_api
 from review import api as review_api
@@ -25,6 +26,7 @@ for module in (corpus_api, generation_api, review_api, exports_api):
     module.register(router)
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("django-admin/", admin.site.urls),

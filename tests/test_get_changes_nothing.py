@@ -85,6 +85,7 @@ def walk(w) -> list[str]:
     img, held, cap, ins = w["image"], w["held"], w["caption"], w["instruction"]
     return [
         "/",
+        "/favicon.ico",
         "/accounts/login/",
         "/accounts/logout/",
         "/domains/",

@@ -524,6 +524,13 @@
     swapped.querySelectorAll("textarea.autogrow").forEach(grow);
     refold();
   });
+  // htmx settles a swapped item by putting its new attributes back after a short delay: the classes this
+  // script sets (current, folded) are set again once that is done.
+  document.body.addEventListener("htmx:afterSettle", () => {
+    if (!panel) return;
+    if (current && current.isConnected) current.classList.add("current");
+    refold();
+  });
   // --- failures: a visible message with a Retry, never silence ------------------------------------------
   function failureText(xhr) {
     if (!xhr || !xhr.status) return "Not saved: the connection dropped.";
