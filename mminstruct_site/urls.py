@@ -8,10 +8,10 @@ from rest_framework.routers import DefaultRouter
 
 from corpus import api as corpus_api
 from corpus.views import media as corpus_media
-from web.favicon import favicon
 from exports import api as exports_api
 from generation import api as generation_api
 from review import api as review_api
+from web.favicon import favicon
 
 
 class APIDocsView(SpectacularSwaggerSplitView):
