@@ -4,4 +4,5 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("images/bulk/", views.image_bulk, name="image-bulk"),
 ]

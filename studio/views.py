@@ -1,11 +1,17 @@
 """Home pages, one per role: each shows the numbers that say where things stand and the next step."""
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER, roles_of
+from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER, role_required, roles_of
+from accounts.throttles import throttle
+from corpus.models import Domain, Image
+from corpus.services import images as image_service
 from exports import selectors as export_selectors
 from generation import selectors as generation_selectors
+from generation.services import jobs as job_service
 from review.services import queue as review_queue
 from review.views.work import SESSION_DOMAINS
 
@@ -81,3 +87,80 @@ def home(request: HttpRequest) -> HttpResponse:
     context["show_annotator"] = ADMIN not in held and ANNOTATOR in held
     context["show_researcher"] = ADMIN not in held and RESEARCHER in held
     return render(request, "studio/home.html", context)
+
+
+# --- the image browser's bulk actions -------------------------------------------------------------------
+
+BULK_MAX = 500
+
+
+def _back(request) -> str:
+    """Back to the image list the form was on (its filters and page), never to another site."""
+    target = request.POST.get("next", "")
+    return target if target.startswith("/images/") and "//" not in target else "/images/"
+
+
+@role_required(ADMIN)
+@require_POST
+@throttle("job_launch")
+def image_bulk(request: HttpRequest) -> HttpResponse:
+    """Act on the images ticked in the browser: generate captions (a generation job on those images),
+    move them to a domain, or send those with drafts to the review queue — each through its app's
+    service. Bad input is a message on the page it came from, never a 500."""
+    action = request.POST.get("action", "")
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit() and len(v) <= 18]
+    if not ids:
+        messages.error(request, "Tick at least one image first.")
+        return redirect(_back(request))
+    if len(ids) > BULK_MAX:
+        messages.error(request, f"At most {BULK_MAX} images at once (you ticked {len(ids)}).")
+        return redirect(_back(request))
+    if action == "captions":
+        slugs = sorted(set(Image.objects.filter(pk__in=ids).values_list("domain__slug", flat=True)))
+        try:
+            job = job_service.launch_job(
+                stage="captions",
+                by=request.user,
+                domains=slugs,
+                image_ids=ids,
+                force=bool(request.POST.get("force")),
+            )
+        except job_service.NeedsConfirmation as e:
+            messages.error(
+                request,
+                "Not launched: "
+                + "; ".join(e.warnings)
+                + ". Tick “launch even if the endpoint looks broken” "
+                "to launch anyway.",
+            )
+            return redirect(_back(request))
+        except job_service.LaunchError as e:
+            messages.error(request, f"Not launched: {e}.")
+            return redirect(_back(request))
+        messages.success(
+            request, f"Job {job.pk} queued: captions for {len(ids)} image{'s' if len(ids) != 1 else ''}."
+        )
+        return redirect("generation:job", pk=job.pk)
+    if action == "move":
+        domain = Domain.objects.filter(slug=request.POST.get("domain", "")[:100]).first()
+        if domain is None:
+            messages.error(request, "Choose the domain to move the images to.")
+            return redirect(_back(request))
+        result = image_service.move_images_to_domain(ids, domain=domain)
+        skipped = f" {result.skipped} stayed (being reviewed right now, or gone)." if result.skipped else ""
+        messages.success(
+            request,
+            f"Moved {result.changed} image{'s' if result.changed != 1 else ''} to {domain.name}.{skipped}",
+        )
+        return redirect(_back(request))
+    if action == "review":
+        result = image_service.queue_for_review(ids)
+        skipped = (
+            f" {result.skipped} had no drafts to review (or are being reviewed)." if result.skipped else ""
+        )
+        messages.success(
+            request, f"{result.changed} image{'s' if result.changed != 1 else ''} queued for review.{skipped}"
+        )
+        return redirect(_back(request))
+    messages.error(request, "Choose what to do with the ticked images.")
+    return redirect(_back(request))

@@ -94,6 +94,7 @@ def walk(w) -> list[str]:
         "/images/",
         f"/images/{img.pk}/",
         "/images/import/",
+        "/images/bulk/",
         f"/images/import/{w['batch'].pk}/",
         img.file.url,
         img.thumbnail.url if img.thumbnail else img.file.url,

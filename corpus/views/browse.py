@@ -61,7 +61,12 @@ def image_list(request):
     page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"filter": filterset, "page": page, "query": query.urlencode()}
+    context = {
+        "filter": filterset,
+        "page": page,
+        "query": query.urlencode(),
+        "domains": Domain.objects.filter(is_active=True).order_by("name"),
+    }
     template = "corpus/_image_grid.html" if request.headers.get("HX-Request") else "corpus/image_list.html"
     return render(request, template, context)
 
