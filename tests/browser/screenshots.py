@@ -52,7 +52,7 @@ def test_screenshot_every_page_per_role(browser, live_server, world, request):  
         def new_page(seen=seen, context=context):
             page = context.new_page()
             page.on("console", lambda m: m.type == "error" and seen["errors"].append(m.text))
-            page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+            page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
             page.on(
                 "request",
                 lambda r: (
@@ -89,7 +89,7 @@ def test_screenshot_every_page_per_role(browser, live_server, world, request):  
             # The console reports each 4xx page load as an error: a refusal the role should get (403,
             # 405 for a POST-only address, 409 for a page that asks first) is the page's answer, not a
             # fault of the page. Anything else (a script error, a missing file) counts.
-            errors = [e for e in seen["errors"] if not re.search(r"status of (403|404|405|409)\b", e)]
+            errors = [msg for msg in seen["errors"] if not re.search(r"status of (403|404|405|409)\b", msg)]
             rows.append((role, url, status, len(errors), len(seen["foreign"])))
             if errors or seen["foreign"] or status >= 500:
                 problems.append((role, url, status, errors, list(seen["foreign"])))
