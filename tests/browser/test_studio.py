@@ -292,3 +292,34 @@ def test_release_and_leave_gives_the_image_back(page, live_server, login, annota
     page.wait_for_url(f"{live_server.url}/review/")
     image.refresh_from_db()
     assert (image.review_status, image.leased_by) == (ReviewStatus.PENDING, None)
+
+
+# --- charts -------------------------------------------------------------------------------------------
+
+
+def test_charts_show_empty_states_then_bars_with_their_numbers_a_click_away(
+    page, live_server, login, admin_user, annotator, watch
+):
+    login(page, admin_user)
+    for url in ("/review/stats/", "/generation/costs/"):
+        page.goto(f"{live_server.url}{url}")
+        expect(page.locator(".chart-empty").first).to_be_visible()
+        assert page.locator(".chart-svg").count() == 0
+
+    # Decisions on model drafts: the correction charts draw one bar per domain.
+    from corpus.services.items import update_item
+
+    for name in ("Hills", "Lakes"):
+        image = make_pending_image(DomainFactory(name=name), types=(T.SHORT_VQA,))
+        for item in (image.captions.get(), image.instructions.get()):
+            update_item(item, by=annotator, expected_version=item.version, status=ItemStatus.ACCEPTED)
+    page.goto(f"{live_server.url}/review/stats/")
+    chart = page.locator("#chart-rates-domain")
+    expect(chart.locator("g.bar")).to_have_count(2)
+    expect(chart.locator("text.label")).to_have_text(["Hills", "Lakes"])
+    numbers = chart.locator(".chart-numbers table")
+    expect(numbers).to_be_hidden()
+    chart.locator(".chart-numbers summary").click()  # the numbers, one click away
+    expect(numbers).to_be_visible()
+    expect(numbers).to_contain_text("Hills")
+    assert watch == {"errors": [], "foreign": []}
