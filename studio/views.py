@@ -13,7 +13,7 @@ from exports import selectors as export_selectors
 from generation import selectors as generation_selectors
 from generation.services import jobs as job_service
 from review.services import queue as review_queue
-from review.views.work import SESSION_DOMAINS
+from review.session import chosen_domain_ids
 
 from . import selectors
 
@@ -39,7 +39,7 @@ def _admin(request) -> dict:
 
 
 def _annotator(request) -> dict:
-    chosen = [int(d) for d in request.session.get(SESSION_DOMAINS, [])]
+    chosen = chosen_domain_ids(request)
     pending = review_queue.pending_counts()
     return {
         "queue": selectors.queue_by_domain(pending, chosen),

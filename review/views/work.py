@@ -34,9 +34,9 @@ from ..models import HallucinationCategory
 from ..services import corrections, queue, second_pass
 from ..services.corrections import MarkError, MarkInput, RegenerationRefused
 from ..services.queue import LeaseError, LeaseHeld
+from ..session import SESSION_DOMAINS, chosen_domain_ids
 
 log = logging.getLogger(__name__)
-SESSION_DOMAINS = "review_domains"
 # Ids are bigint: more digits than this can only be wrong (and would overflow a query parameter).
 _ID = re.compile(r"[0-9]{1,18}")
 
@@ -48,7 +48,7 @@ def parse_id(value) -> int | None:
 
 
 def _chosen_domains(request) -> list[int]:
-    return [int(d) for d in request.session.get(SESSION_DOMAINS, [])]
+    return chosen_domain_ids(request)
 
 
 def retry_on_database_error(view):
