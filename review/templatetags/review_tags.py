@@ -14,3 +14,11 @@ def percent(value) -> str:
 def sum_of(values) -> int:
     """The sum of a list of numbers (the "all" row's total)."""
     return sum(v or 0 for v in values or [])
+
+
+@register.filter
+def waiting_total(rows) -> int:
+    """Images waiting in the chosen domains of the queue page's rows (all domains when none is chosen)."""
+    rows = list(rows or [])
+    chosen = [r for r in rows if r.get("chosen")]
+    return sum(r.get("pending", 0) for r in (chosen or rows))
