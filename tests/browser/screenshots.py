@@ -6,6 +6,7 @@ Not collected by the suite (its name does not start with test_); run it with `ma
 pages are the route walk of tests/test_get_changes_nothing.py over its world (something of everything).
 """
 
+import os
 import re
 import time
 from pathlib import Path
@@ -81,22 +82,28 @@ def test_screenshot_every_page_per_role(browser, live_server, world, request):  
                 page = new_page()
                 if "ERR_HTTP_RESPONSE_CODE_FAILURE" not in str(exc):
                     raise
-                rows.append((role, url, 405, 0, 0))
+                rows.append((role, url, 405, 0, 0, -1))
                 continue
             status = response.status if response else 0
             page.wait_for_load_state("networkidle")
+            # Navigation start to the page being usable (DOMContentLoaded handlers done), in ms.
+            ready_ms = page.evaluate(
+                "() => { const n = performance.getEntriesByType('navigation')[0];"
+                " return n ? Math.round(n.domContentLoadedEventEnd) : -1; }"
+            )
             page.screenshot(path=str(folder / file_name(url)), full_page=True)
             # The console reports each 4xx page load as an error: a refusal the role should get (403,
             # 405 for a POST-only address, 409 for a page that asks first) is the page's answer, not a
             # fault of the page. Anything else (a script error, a missing file) counts.
             errors = [msg for msg in seen["errors"] if not re.search(r"status of (403|404|405|409)\b", msg)]
-            rows.append((role, url, status, len(errors), len(seen["foreign"])))
+            rows.append((role, url, status, len(errors), len(seen["foreign"]), ready_ms))
             if errors or seen["foreign"] or status >= 500:
                 problems.append((role, url, status, errors, list(seen["foreign"])))
         context.close()
     elapsed = time.monotonic() - started
-    print(f"\n{'role':<12} {'status':>6} {'console errors':>14} {'other hosts':>11}  page")
-    for role, url, status, errors, foreign in rows:
-        print(f"{role:<12} {status:>6} {errors:>14} {foreign:>11}  {url}")
-    print(f"{len(rows)} screenshots in {OUT} ({elapsed:.0f} s)")
+    print(f"\n{'role':<12} {'status':>6} {'console errors':>14} {'other hosts':>11} {'ready ms':>8}  page")
+    for role, url, status, errors, foreign, ready_ms in rows:
+        print(f"{role:<12} {status:>6} {errors:>14} {foreign:>11} {ready_ms:>8}  {url}")
+    shots = sum(1 for r in rows if r[2] != 405)
+    print(f"{shots} screenshots in {OUT} ({elapsed:.0f} s; load average {os.getloadavg()[0]:.1f})")
     assert not problems, problems
