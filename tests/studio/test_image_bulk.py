@@ -119,3 +119,20 @@ def test_the_image_list_takes_a_bounded_number_of_queries(
     client.force_login(admin_user)
     with django_assert_max_num_queries(12):
         assert client.get("/images/", {"q": "png"}).status_code == 200
+
+
+def test_after_an_import_the_summary_offers_captions_for_exactly_those_images(client, admin_user):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.corpus.factories import png_bytes
+
+    domain = DomainFactory(slug="new", name="New")
+    client.force_login(admin_user)
+    files = [SimpleUploadedFile(f"n{i}.png", png_bytes(500 + i), content_type="image/png") for i in range(2)]
+    html = client.post(
+        "/images/import/", {"domain": domain.slug, "files": files}, follow=True
+    ).content.decode()
+    assert "Generate captions for these 2" in html
+    ids = sorted(Image.objects.filter(domain=domain).values_list("pk", flat=True))
+    for pk in ids:
+        assert f'name="ids" value="{pk}"' in html
