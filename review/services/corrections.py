@@ -137,10 +137,7 @@ def save_item(
         if marks:
             revision = Revision.objects.get(**{kind: saved, "version": saved.version})
             created = _build_marks(saved, revision, marks, by)
-        # Only deciding a draft can finish the image: an edit of an item decided before (on a reopened
-        # image) keeps the image with its reviewer, who may change more; leaving it finishes it.
-        decided_a_draft = item.status == ItemStatus.DRAFT and status is not None
-        done = finish_if_done(item.image_id, by) if decided_a_draft else False
+        done = finish_if_done(item.image_id, by)
     return SaveResult(item=saved, image_done=done, marks=created)
 
 

@@ -71,26 +71,3 @@ def test_saving_ones_domains_says_so(client, annotator):
     client.force_login(annotator)
     response = client.post("/review/", {"domains": [domain.pk]}, follow=True)
     assert "Saved: you review images of 1 domain." in response.content.decode()
-
-
-def test_editing_a_reopened_image_keeps_it_until_the_reviewer_leaves(client, annotator, settings):
-    from corpus.models import Image, ReviewStatus
-
-    settings.REVIEW_SECOND_PASS_SHARE = 0
-    image = make_pending_image(DomainFactory(), types=())
-    caption = image.captions.get()
-    take_image(image.pk, annotator)
-    save_item("caption", caption.pk, by=annotator, expected_version=1, status=ItemStatus.ACCEPTED)
-    assert Image.objects.get(pk=image.pk).review_status == ReviewStatus.REVIEWED
-    take_image(image.pk, annotator, reopen=True)
-    client.force_login(annotator)
-    response = client.post(
-        f"/review/item/caption/{caption.pk}/save/",
-        {"action": "accept", "expected_version": 2, "text": "Two red apples on a plate, seen from above."},
-        HTTP_HX_REQUEST="true",
-    )
-    assert response.status_code == 200 and "imageDone" not in response.get("HX-Trigger-After-Settle", "")
-    image.refresh_from_db()
-    assert (image.review_status, image.leased_by) == (ReviewStatus.IN_REVIEW, annotator)  # still theirs
-    client.post("/review/next/", {"current": image.pk})  # leaving it finishes it
-    assert Image.objects.get(pk=image.pk).review_status == ReviewStatus.REVIEWED
