@@ -323,3 +323,29 @@ def test_charts_show_empty_states_then_bars_with_their_numbers_a_click_away(
     expect(numbers).to_be_visible()
     expect(numbers).to_contain_text("Hills")
     assert watch == {"errors": [], "foreign": []}
+
+
+def test_a_save_on_a_reopened_image_stays_on_it(page, live_server, login, annotator, settings):
+    from review.services.corrections import save_item
+
+    settings.REVIEW_SECOND_PASS_SHARE = 0
+    image = make_pending_image(DomainFactory(), types=())
+    make_pending_image(DomainFactory())  # another image waits: the page must not jump to it
+    caption = image.captions.get()
+    take_image(image.pk, annotator)
+    save_item("caption", caption.pk, by=annotator, expected_version=1, status=ItemStatus.ACCEPTED)
+    login(page, annotator)
+    url = f"{live_server.url}/review/image/{image.pk}/"
+    page.goto(url)
+    page.get_by_role("button", name="Reopen").click()
+    ready(page)
+    text = box(page, caption).locator("textarea")
+    expect(text).to_be_enabled()
+    page.keyboard.press("c")  # compact off: the decided caption opens
+    text.fill("Two red apples on a plate, seen from above.")
+    text.focus()
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#review-status")).to_contain_text("reviewed again")
+    expect(page.locator(".notice")).to_contain_text("This image is reviewed.")
+    assert page.url == url
+    assert Caption.objects.get(pk=caption.pk).text == "Two red apples on a plate, seen from above."
