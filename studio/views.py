@@ -12,7 +12,7 @@ from corpus.services import images as image_service
 from exports import selectors as export_selectors
 from generation import selectors as generation_selectors
 from generation.services import jobs as job_service
-from review.services import queue as review_queue
+from review import selectors as review_selectors
 from review.session import chosen_domain_ids
 
 from . import selectors
@@ -40,12 +40,12 @@ def _admin(request) -> dict:
 
 def _annotator(request) -> dict:
     chosen = chosen_domain_ids(request)
-    pending = review_queue.pending_counts()
+    pending = review_selectors.pending_counts()
     return {
         "queue": selectors.queue_by_domain(pending, chosen),
         "waiting": sum(pending.get(d, 0) for d in chosen) if chosen else sum(pending.values()),
         "chosen_any": bool(chosen),
-        "held": review_queue.leases_of(request.user),
+        "held": review_selectors.leases_of(request.user),
         "today": selectors.decisions_today(request.user),
     }
 
@@ -154,7 +154,7 @@ def image_bulk(request: HttpRequest) -> HttpResponse:
         )
         return redirect(_back(request))
     if action == "review":
-        result = image_service.queue_for_review(ids)
+        result = image_service.queue_for_review(ids, by=request.user)
         skipped = (
             f" {result.skipped} had no drafts to review (or are being reviewed)." if result.skipped else ""
         )

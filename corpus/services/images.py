@@ -1,5 +1,6 @@
 """Bulk changes to images that the image browser offers: moving them to another domain, and (through
-corpus.services.items.mark_images_pending) sending those with drafts to the review queue."""
+corpus.services.review_state.mark_pending, one event per image) sending those with drafts to the review
+queue."""
 
 from dataclasses import dataclass
 
@@ -7,7 +8,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from ..models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
-from .items import mark_images_pending
+from .review_state import mark_pending
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ def move_images_to_domain(image_ids: list[int], *, domain: Domain) -> BulkResult
     return BulkResult(changed=changed, skipped=len(ids) - changed)
 
 
-def queue_for_review(image_ids: list[int]) -> BulkResult:
+def queue_for_review(image_ids: list[int], *, by=None) -> BulkResult:
     """Send the images that have draft captions or instructions to the review queue (new or reviewed →
     pending; one being reviewed stays leased). Images without drafts have nothing to review: skipped.
     Idempotent."""
@@ -36,5 +37,5 @@ def queue_for_review(image_ids: list[int]) -> BulkResult:
         Exists(Instruction.objects.filter(image=OuterRef("pk"), status=ItemStatus.DRAFT))
     )
     with_drafts = list(Image.objects.filter(drafts, pk__in=ids).values_list("pk", flat=True))
-    changed = mark_images_pending(with_drafts)
+    changed = mark_pending(with_drafts, actor=by, note="queued for review from the image browser")
     return BulkResult(changed=changed, skipped=len(ids) - changed)

@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from corpus.models import Caption, Image, Instruction, ItemStatus, ReviewStatus
+from corpus.models import Caption, Image, ImageEvent, Instruction, ItemStatus, ReviewStatus
 from corpus.rules import InstructionType
-from review.models import HallucinationMark, ReviewEvent
+from review.models import HallucinationMark
 from review.services.queue import take_image
 from tests.corpus.factories import DomainFactory, ImageFactory, InstructionFactory
 from tests.review.conftest import make_pending_image
@@ -277,7 +277,7 @@ def test_the_read_only_view_answers_no_shortcut_that_changes_anything(page, live
         page.keyboard.press(key)
     page.wait_for_timeout(300)  # give a stray request time to leave (none may)
     assert page.url == url
-    assert not ReviewEvent.objects.exists()
+    assert not ImageEvent.objects.exists()
     assert not Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).exists()
     expect(page.get_by_role("link", name="Back to the queue")).to_be_visible()
 

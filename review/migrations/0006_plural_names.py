@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('review', '0002_review_claim_index'),
+        ('review', '0005_delete_reviewevent'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0010_import_batch_events'),
+        ('corpus', '0011_image_review_events'),
     ]
 
     operations = [
