@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Caption, Domain, Image, ImportBatch, Instruction, Revision, SeedQuestion
+from .models import Caption, Domain, Image, ImageEvent, ImportBatch, Instruction, Revision, SeedQuestion
 
 
 class SeedQuestionInline(admin.TabularInline):
@@ -15,6 +15,18 @@ class DomainAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     search_fields = ("name", "slug")
     inlines = [SeedQuestionInline]
+
+
+class ImageEventInline(admin.TabularInline):
+    """The image's review moves, read-only (they are the record; only corpus.services writes them)."""
+
+    model = ImageEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("from_status", "to_status", "actor", "at", "note")
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Image)
@@ -33,6 +45,7 @@ class ImageAdmin(admin.ModelAdmin):
     search_fields = ("original_name", "sha256", "prior_knowledge")
     raw_id_fields = ("near_duplicate_of", "imported_by", "leased_by")
     readonly_fields = ("sha256", "phash", "width", "height", "format")
+    inlines = [ImageEventInline]
 
 
 class RevisionInline(admin.TabularInline):

@@ -85,6 +85,7 @@ def walk(w) -> list[str]:
     img, held, cap, ins = w["image"], w["held"], w["caption"], w["instruction"]
     return [
         "/",
+        "/favicon.ico",
         "/accounts/login/",
         "/accounts/logout/",
         "/domains/",
@@ -93,6 +94,7 @@ def walk(w) -> list[str]:
         "/images/",
         f"/images/{img.pk}/",
         "/images/import/",
+        "/images/bulk/",
         f"/images/import/{w['batch'].pk}/",
         img.file.url,
         img.thumbnail.url if img.thumbnail else img.file.url,
@@ -172,6 +174,7 @@ def walk(w) -> list[str]:
         f"/api/v1/review/instructions/{ins.pk}/regenerate/",
         f"/api/v1/review/instructions/{ins.pk}/save/",
         "/api/v1/exports/",
+        "/api/v1/exports/preview/?domains=walk&types=judgement",
         f"/api/v1/exports/{w['spec'].pk}/",
         f"/api/v1/exports/{w['spec'].pk}/build/",
         "/api/v1/export-versions/",
