@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0011_conversations_and_domain_ocr'),
+        ('corpus', '0013_conversations_and_domain_ocr'),
         ('generation', '0005_job_events_on_status_event_and_unit_events'),
     ]
 

@@ -144,6 +144,7 @@ def test_the_jobs_pages_show_an_ocr_job_without_an_endpoint(client, documents, a
     job = services.launch_job(stage="ocr", by=admin_user, domains=["documents"])
     client.force_login(admin_user)
     listing = client.get(reverse("generation:jobs"))
-    assert listing.status_code == 200 and "OCR" in listing.content.decode()
-    detail = client.get(reverse("generation:job", args=[job.pk]))
-    assert detail.status_code == 200 and f"Job {job.pk}: OCR" in detail.content.decode()
+    assert listing.status_code == 200 and "local OCR" in listing.content.decode()
+    detail = client.get(reverse("generation:job", args=[job.pk])).content.decode()
+    assert "The local OCR engine (no endpoint, no cost)" in detail
+    assert "The text a local OCR engine finds in each image" in detail

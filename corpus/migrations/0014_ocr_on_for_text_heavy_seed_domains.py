@@ -15,6 +15,6 @@ def turn_off(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("corpus", "0011_conversations_and_domain_ocr")]
+    dependencies = [("corpus", "0013_conversations_and_domain_ocr")]
 
     operations = [migrations.RunPython(turn_on, turn_off)]
