@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "generation",
     "review",
     "exports",
+    "studio",  # the home pages, one per role
 ]
 
 MIDDLEWARE = [

@@ -103,6 +103,7 @@ class SecondPass(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "second passes"
         ordering = ["id"]
         indexes = [
             # Serves the second-pass claim: oldest pending first.

@@ -85,6 +85,7 @@ def walk(w) -> list[str]:
     img, held, cap, ins = w["image"], w["held"], w["caption"], w["instruction"]
     return [
         "/",
+        "/favicon.ico",
         "/accounts/login/",
         "/accounts/logout/",
         "/domains/",
@@ -93,6 +94,7 @@ def walk(w) -> list[str]:
         "/images/",
         f"/images/{img.pk}/",
         "/images/import/",
+        "/images/bulk/",
         f"/images/import/{w['batch'].pk}/",
         img.file.url,
         img.thumbnail.url if img.thumbnail else img.file.url,
@@ -177,6 +179,7 @@ def walk(w) -> list[str]:
         "/api/v1/review/quality/next-flagged/",
         f"/api/v1/review/quality/{w['domain'].slug}/auto-accept/",
         "/api/v1/exports/",
+        "/api/v1/exports/preview/?domains=walk&types=judgement",
         f"/api/v1/exports/{w['spec'].pk}/",
         f"/api/v1/exports/{w['spec'].pk}/build/",
         "/api/v1/export-versions/",

@@ -120,3 +120,19 @@ def test_only_admins_switch_auto_accept_or_read_the_quality_report(client, annot
         assert status_of(client, "post", "/api/v1/review/quality/roles/auto-accept/") == 403
     client.logout()
     assert client.get("/api/v1/review/quality/report/").status_code == 401
+
+
+# JSON endpoints the studio's pages call (issue 13): who gets what, anonymous included (401).
+STUDIO_ENDPOINTS = {
+    "/api/v1/exports/preview/": {"admin_user": 200, "researcher": 200, "annotator": 403, "outsider": 403},
+}
+
+
+@pytest.mark.parametrize("url", sorted(STUDIO_ENDPOINTS))
+@pytest.mark.parametrize("who", ["admin_user", "annotator", "researcher", "outsider", None])
+def test_studio_endpoints_answer_each_role(client, request, url, who):
+    if who is None:
+        assert client.get(url).status_code == 401
+        return
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(url).status_code == STUDIO_ENDPOINTS[url][who]

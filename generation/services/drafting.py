@@ -24,6 +24,7 @@ from corpus.models import Caption, Image, ItemStatus
 from corpus.services import items as corpus_services
 
 from ..models import GenerationUnit, Stage
+from . import conversation as conversation_stage
 from . import prompts as prompt_service
 from . import units as unit_service
 
@@ -81,6 +82,8 @@ def caption_for_instructions(image: Image, *, include_drafts: bool) -> Caption |
 def prepare(unit: GenerationUnit, params: dict) -> Request:
     """Everything the call needs, read from the database (no network)."""
     image = unit.image  # loaded with its domain by the claim
+    if unit.stage == Stage.CONVERSATION:
+        return conversation_stage.prepare(unit, params)
     if unit.stage == Stage.VERIFY:
         from . import verify
 
@@ -170,6 +173,20 @@ def exactly_n(items: list, request: Request) -> list:
     return own[: request.n]
 
 
+def parse_answer(request: Request, text: str) -> tuple[str, list | None]:
+    """(text, items) of a model answer for write_result, or MalformedOutput: the caption as it is, the
+    instructions (exactly n) or the turns of a dialogue."""
+    if request.stage == Stage.CAPTIONS:
+        return check_caption(text), None
+    if request.stage == Stage.CONVERSATION:
+        return text, conversation_stage.parse_turns(text)
+    if request.stage == Stage.VERIFY:
+        from . import verify
+
+        return text, verify.parse_verdicts(text, request)
+    return text, exactly_n(parse_instructions(text), request)
+
+
 def check_caption(text: str) -> str:
     text = (text or "").strip()
     if not text:
@@ -206,7 +223,7 @@ def write_result(
         from . import verify
 
         return verify.write_result(unit, token, request, verdicts=items, model_name=model_name, usage=usage)
-    if unit.stage == Stage.INSTRUCTIONS:
+    if unit.stage != Stage.CAPTIONS:
         items = [
             item if isinstance(item, dict) else {"question": str(item)[:2000], "answer": ""}
             for item in items or []
@@ -243,6 +260,11 @@ def write_result(
                 cost=usage.cost,
                 **provenance,
             )
+            return True
+        if unit.stage == Stage.CONVERSATION:
+            invalid = conversation_stage.store(unit, request, items, provenance=provenance)
+            if invalid:
+                GenerationUnit.objects.filter(pk=unit.pk).update(invalid=invalid)
             return True
         caption = Caption.objects.filter(pk=request.caption_id).first()
         invalid = 0

@@ -22,11 +22,13 @@ ALLOWED = {
     PromptKind.CAPTION: _COMMON,
     PromptKind.INSTRUCTION: _COMMON | {"caption", "seed_questions", "n", "type", "type_name", "answer_rule"},
     PromptKind.VERIFY: _COMMON | {"caption", "instructions"},
+    PromptKind.CONVERSATION: _COMMON | {"caption", "instructions", "min_turns", "max_turns"},
 }
 REQUIRED = {
     PromptKind.CAPTION: set(),
     PromptKind.INSTRUCTION: {"caption", "n"},
     PromptKind.VERIFY: {"instructions"},
+    PromptKind.CONVERSATION: {"caption", "instructions"},
 }
 
 
@@ -86,7 +88,7 @@ def save_template(
         raise TemplateError(
             f"instruction_type must be one of {', '.join(InstructionType.values)}", field="instruction_type"
         )
-    if kind in (PromptKind.CAPTION, PromptKind.VERIFY):
+    if kind != PromptKind.INSTRUCTION:
         instruction_type = ""
     if language is not None and language not in Language.values:
         raise TemplateError(f"language must be one of {', '.join(Language.values)}", field="language")
@@ -127,6 +129,7 @@ def ensure_default_prompts() -> None:
     shipped = [
         (PromptKind.CAPTION, "", prompt_defaults.CAPTION),
         (PromptKind.VERIFY, "", prompt_defaults.VERIFY),
+        (PromptKind.CONVERSATION, "", prompt_defaults.CONVERSATION),
     ]
     shipped += [(PromptKind.INSTRUCTION, t, text) for t, text in prompt_defaults.INSTRUCTION.items()]
     for kind, type_, text in shipped:

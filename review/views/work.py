@@ -28,6 +28,7 @@ from corpus.rules import (
     check_instruction,
 )
 from corpus.serializers import INT_MAX
+from corpus.services.conversations import split_turns
 from corpus.services.items import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
 from web.api_errors import mapped_status
 
@@ -36,9 +37,9 @@ from ..models import HallucinationCategory
 from ..services import corrections, queue
 from ..services.corrections import MarkError, MarkInput, RegenerationRefused
 from ..services.queue import LeaseError, LeaseHeld
+from ..session import SESSION_DOMAINS, chosen_domain_ids
 
 log = logging.getLogger(__name__)
-SESSION_DOMAINS = "review_domains"
 # Ids are bigint: more digits than this can only be wrong (and would overflow a query parameter).
 _ID = re.compile(r"[0-9]{1,18}")
 
@@ -50,7 +51,7 @@ def parse_id(value) -> int | None:
 
 
 def _chosen_domains(request) -> list[int]:
-    return [int(d) for d in request.session.get(SESSION_DOMAINS, [])]
+    return chosen_domain_ids(request)
 
 
 def retry_on_database_error(view):
@@ -93,6 +94,13 @@ def queue_page(request):
         if None in ids:
             return _render_queue(request, status=400, error="domains: choose domains from the list.")
         request.session[SESSION_DOMAINS] = list(selectors.active_domain_ids(ids))
+        chosen = len(request.session[SESSION_DOMAINS])
+        messages.success(
+            request,
+            f"Saved: you review images of {chosen} domain{'s' if chosen != 1 else ''}."
+            if chosen
+            else "Saved: you review images of every domain.",
+        )
         return redirect("review:queue")
     return _render_queue(request)
 
@@ -154,13 +162,15 @@ def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -
     captions, instructions = selectors.image_items(image)
     groups = []
     for type_value, label in InstructionType.choices:
-        items = [i for i in instructions if i.type == type_value]
+        # A dialogue's turns are shown with their dialogue (review/_conversations.html), not by type.
+        items = [i for i in instructions if i.type == type_value and i.conversation_id is None]
         groups.append({"type": type_value, "label": label, "rule": ANSWER_RULE[type_value], "items": items})
     undecided = sum(1 for i in [*captions, *instructions] if i.status == ItemStatus.DRAFT)
     return {
         "image": image,
         "captions": captions,
         "groups": groups,
+        "conversations": split_turns(instructions)[1],
         "undecided": undecided,
         "readonly": readonly,
         "notice": notice,
@@ -316,7 +326,13 @@ def _submitted_marks(post) -> list[MarkInput]:
     return marks
 
 
-ACTIONS = {"save": None, "accept": ItemStatus.ACCEPTED, "reject": ItemStatus.REJECTED}
+# "undo" takes the item back to draft: the page offers it for the last decision while the lease holds.
+ACTIONS = {
+    "save": None,
+    "accept": ItemStatus.ACCEPTED,
+    "reject": ItemStatus.REJECTED,
+    "undo": ItemStatus.DRAFT,
+}
 
 
 @role_required(ANNOTATOR)

@@ -9,8 +9,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0014_revision_origin'),
-        ('review', '0005_delete_reviewevent'),
+        ('corpus', '0017_revision_origin'),
+        ('review', '0006_plural_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generation', '0005_job_events_on_status_event_and_unit_events'),
+        ('generation', '0007_conversation_default_prompt'),
     ]
 
     operations = [

@@ -22,5 +22,5 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("generation", "0007_verify_stage")]
+    dependencies = [("generation", "0009_verify_stage")]
     operations = [migrations.RunPython(forward, backward)]
