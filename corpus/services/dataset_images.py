@@ -10,6 +10,7 @@ names one image many times hashes it once; memory does not grow with the file).
 
 import hashlib
 import io
+import os
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,27 +19,30 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from django.conf import settings
+from django.db import connection
 
 from ..models import Domain, Image
 from .dataset_readers import RawRecord
 from .imports import DUPLICATE, IMPORTED, ImportSource, import_one, printable_name
 from .near_duplicates import NearDuplicateIndex
 
-CACHE_SIZE = 8192
+CACHE_SIZE = 4096
 
 
 class ImageFolder:
     """Images under a folder; a record's path is relative to it and may not leave it."""
 
     def __init__(self, root: Path):
-        self.root = root.resolve()
+        self.root = os.path.realpath(root)
+        self.prefix = self.root.rstrip(os.sep) + os.sep
 
     def opener(self, name: str) -> Callable[[], IO[bytes]] | str:
-        path = (self.root / name.lstrip("/")).resolve()
-        if not path.is_relative_to(self.root):
+        # String operations, not Path.resolve(): one realpath per record cost more than the rest of
+        # the record's work. A symbolic link inside the folder may still point out of it; the folder is
+        # the importer's own (the command) or an upload's staging folder (which holds none).
+        path = os.path.normpath(os.path.join(self.root, name.lstrip("/")))
+        if not path.startswith(self.prefix):
             return f"image path {name!r} leaves the image folder"
-        if not path.is_file():
-            return f"image {name!r} not found in {self.root.name}/"
         return lambda: open(path, "rb")
 
     def close(self) -> None:
@@ -172,10 +176,11 @@ class ImageResolver:
             try:
                 with opener() as fp:
                     shas[key] = hashlib.file_digest(fp, "sha256").hexdigest()
+            except (FileNotFoundError, IsADirectoryError):
+                results[key] = self._store(key, Resolved(error=f"image {_name!r} not found"))
             except (OSError, zipfile.BadZipFile, EOFError) as exc:
                 results[key] = self._store(key, Resolved(error=f"cannot read the image: {exc}"))
-        rows = Image.objects.filter(sha256__in=set(shas.values())).values_list("sha256", "id", "source")
-        in_pool = {sha: (image_id, source) for sha, image_id, source in rows}
+        in_pool = _in_pool(set(shas.values()))
         for key, sha in shas.items():
             name, opener, record = pending[key]
             first = self._first_key.get(sha)
@@ -218,3 +223,19 @@ class ImageResolver:
     def _store(self, key: str, resolved: Resolved) -> Resolved:
         self._remember(self._cache, key, resolved)
         return resolved
+
+
+def _in_pool(shas: set[str]) -> dict[str, tuple[int, str]]:
+    """sha256 → (image id, source) of the pool images among `shas`, in one query (on PostgreSQL with
+    one array parameter: Django's IN of a thousand placeholders cost more than the lookup itself)."""
+    if not shas:
+        return {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT sha256, id, source FROM {Image._meta.db_table} WHERE sha256 = ANY(%s)", [list(shas)]
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = Image.objects.filter(sha256__in=shas).values_list("sha256", "id", "source")
+    return {sha: (image_id, source) for sha, image_id, source in rows}

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from ..rules import (
+    JUDGEMENT_ANSWERS,
     LONG_ANSWER_MIN_WORDS,
     OPTION_LABELS,
     InstructionType,
@@ -47,6 +48,7 @@ HINTS.update(
     }
 )
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Fa-f])[\.\):]\s+(\S.*)$")
+_SENTENCE_END = frozenset(".!?\"')")
 _TOKEN = re.compile(r"\s*<image>\s*")
 
 
@@ -138,7 +140,14 @@ def type_turn(question: str, answer: str) -> TypedTurn:
         turn = _candidate(InstructionType.MULTIPLE_CHOICE, stem, options, answer)
         if not check_instruction(turn.type, turn.question, turn.options, turn.answer):
             return turn
-    for type_ in (InstructionType.JUDGEMENT, InstructionType.LONG_VQA, InstructionType.SHORT_VQA):
+    # The answer's shape names the types worth asking the rules about (they have the last word).
+    if normalize_answer(InstructionType.JUDGEMENT, answer) in JUDGEMENT_ANSWERS:
+        likely = (InstructionType.JUDGEMENT,)
+    elif answer[-1:] in _SENTENCE_END and len(answer.split()) >= LONG_ANSWER_MIN_WORDS:
+        likely = (InstructionType.LONG_VQA, InstructionType.SHORT_VQA)
+    else:
+        likely = (InstructionType.SHORT_VQA,)
+    for type_ in likely:
         turn = _candidate(type_, text, [], answer)
         if not check_instruction(turn.type, turn.question, turn.options, turn.answer):
             return turn
