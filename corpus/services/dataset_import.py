@@ -44,6 +44,7 @@ from ..transitions import record_event, transition
 from .dataset_images import ImageResolver, image_store
 from .dataset_readers import READERS, RawRecord, UnreadableDataset
 from .dataset_turns import BadConversation, TypedTurn, pairs, type_turn
+from .imports import printable_name
 from .items import mark_images_pending, record_rules_check
 
 log = logging.getLogger(__name__)
@@ -577,10 +578,19 @@ def create_import(
 
 
 def stage_dataset_upload(
-    data_upload, *, images_upload=None, format: str, domain: Domain, name: str, status: str, by=None
+    data_upload,
+    *,
+    images_upload=None,
+    format: str,
+    domain: Domain,
+    name: str = "",
+    status: str = ItemStatus.DRAFT,
+    by=None,
 ) -> DatasetImport:
     """Copy an uploaded data file (and image .zip) to a staging folder and queue the import after
-    commit. Not idempotent: every call is a new import (re-imported records become new drafts)."""
+    commit; `name` defaults to the uploaded file's name. Not idempotent: every call is a new import
+    (re-imported records become new drafts)."""
+    name = name or printable_name(Path(data_upload.name or "").name).strip() or "upload"
     root = None
     try:
         with transaction.atomic():

@@ -2,15 +2,21 @@
 records typed by the rules, images reused from the pool, unreadable records skipped and named, the
 checkpoint that a resumed run starts from."""
 
+import datetime
+import io
 import json
 import zipfile
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import F
+from django.utils import timezone
+from rest_framework.test import APIClient
 
 from corpus.models import (
     DatasetImport,
@@ -24,15 +30,23 @@ from corpus.models import (
     Revision,
 )
 from corpus.rules import InstructionType as T
-from corpus.services.dataset_import import create_import, import_dataset, run_dataset_import
+from corpus.services.dataset_import import (
+    create_import,
+    import_dataset,
+    run_dataset_import,
+    stage_dataset_upload,
+    sweep_dataset_imports,
+)
 from corpus.services.dataset_readers import read_llava
 from corpus.services.dataset_turns import BadConversation, pairs, type_turn
+from corpus.tasks import import_dataset as import_dataset_task
 from corpus.transitions import transition
 from exports.writers import Record
 from exports.writers.parquet import write_parquet
 from exports.writers.sharegpt import write_sharegpt
 from review.services.queue import claim_next_image
 from tests.corpus.factories import ImageFactory, png_bytes
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -385,3 +399,133 @@ def test_the_digest_written_with_the_row_is_the_one_the_database_computes(tmp_pa
     instruction = Instruction.objects.get(dataset_import=result)
     assert instruction.options == ['the "big" one', "back\\slash", "café 漢字"]
     assert instruction.checked_digest == instruction.content_digest
+
+
+# --- the page, the API and the worker ---------------------------------------------------------------
+
+
+def llava_upload(name="set.json") -> SimpleUploadedFile:
+    rows = [{"id": "u1", "image": "img-0.png", "conversations": turns(("Is it a gradient?", "Yes"))}]
+    rows.append({"id": "u2", "image": "img-9.png", "conversations": turns(("Q?", "Yes"))})
+    return SimpleUploadedFile(name, json.dumps(rows).encode(), content_type="application/json")
+
+
+def zip_upload() -> SimpleUploadedFile:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("img-0.png", png_bytes(811))
+    return SimpleUploadedFile("images.zip", buf.getvalue(), content_type="application/zip")
+
+
+def test_the_page_stages_an_upload_a_worker_imports_it_and_the_page_shows_the_summary(
+    client, admin_user, settings, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(
+            "/datasets/import/",
+            {
+                "data": llava_upload(),
+                "images": zip_upload(),
+                "format": "llava",
+                "domain": "ocr",
+                "status": "draft",
+            },
+        )
+    staged = DatasetImport.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/datasets/import/{staged.pk}/"
+    assert len(queued) == 1 and staged.status == ImportBatchStatus.QUEUED and staged.name == "set.json"
+    folder = Path(settings.IMPORT_STAGING_ROOT) / "datasets" / str(staged.pk)
+    assert sorted(p.name for p in folder.iterdir()) == ["data", "images.zip"]
+    assert 'hx-trigger="every 2s"' in client.get(f"/datasets/import/{staged.pk}/").content.decode()
+
+    import_dataset_task(staged.pk)  # what the worker runs
+
+    staged.refresh_from_db()
+    assert staged.status == ImportBatchStatus.DONE and not folder.exists()
+    page = client.get(f"/datasets/import/{staged.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert 'class="n-imported">1<' in page and "hx-trigger" not in page
+    assert "img-9.png" in page and "not found in the zip" in page
+
+
+def test_the_page_refuses_a_bad_form_with_reasons_and_stages_nothing(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(
+        "/datasets/import/",
+        {"data": llava_upload(), "images": llava_upload("x.zip"), "format": "csv", "domain": "nope"},
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Must be a .zip archive" in page and "Select a valid choice" in page
+    assert not DatasetImport.objects.exists()
+
+
+def test_the_api_queues_an_import_and_answers_202_then_shows_its_summary(admin_user):
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    response = api.post(
+        "/api/v1/dataset-imports/",
+        {
+            "data": llava_upload(),
+            "images": zip_upload(),
+            "format": "llava",
+            "domain": "ocr",
+            "name": "api-set",
+        },
+        format="multipart",
+    )
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["status"] == "queued" and body["name"] == "api-set"
+    import_dataset_task(body["id"])
+    done = api.get(f"/api/v1/dataset-imports/{body['id']}/").json()
+    assert done["status"] == "done" and done["summary"]["imported_records"] == 1
+    assert done["summary"]["skipped"][0]["record"] == 2
+
+
+def test_the_api_refuses_bad_input_with_each_field_named(admin_user):
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    response = api.post(
+        "/api/v1/dataset-imports/", {"format": "csv", "domain": "nope", "name": "a\x00b"}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert {"data", "format", "domain", "name"} <= set(response.json()["errors"])
+    assert not DatasetImport.objects.exists()
+
+
+def test_the_sweep_fails_an_abandoned_import_and_removes_its_staged_files(admin_user, settings):
+    staged = stage_dataset_upload(llava_upload(), format="llava", domain=Domain.objects.get(slug="ocr"))
+    folder = Path(settings.IMPORT_STAGING_ROOT) / "datasets" / str(staged.pk)
+    assert folder.exists()
+    later = timezone.now() + datetime.timedelta(seconds=settings.IMPORT_ABANDONED_SECONDS + 1)
+    assert sweep_dataset_imports(now=later) == [staged.pk]
+    staged.refresh_from_db()
+    assert staged.status == ImportBatchStatus.FAILED and "abandoned" in staged.error
+    assert not folder.exists()
+    assert run_dataset_import(staged.pk) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_imports_a_staged_upload(workers, admin_user):
+    workers.start("datasets")
+    staged = stage_dataset_upload(
+        llava_upload(), images_upload=zip_upload(), format="llava", domain=Domain.objects.get(slug="ocr")
+    )
+
+    def finished():
+        staged.refresh_from_db()
+        return staged.is_finished
+
+    wait_for(finished, 60, "the worker to finish the dataset import", interval=0.5)
+    assert staged.status == ImportBatchStatus.DONE, workers.log("datasets")[-3000:]
+    assert Instruction.objects.filter(dataset_import_id=staged.pk, origin=Origin.IMPORTED).count() == 1
+
+
+def test_the_list_endpoint_has_no_n_plus_one(admin_user, django_assert_max_num_queries):
+    for _ in range(4):
+        stage_dataset_upload(llava_upload(), format="llava", domain=Domain.objects.get(slug="ocr"))
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    with django_assert_max_num_queries(5):
+        assert len(api.get("/api/v1/dataset-imports/").json()["results"]) == 4
