@@ -16,7 +16,9 @@ stopped (a worker killed, a task redelivered) resumes after the last committed r
 
 import hashlib
 import logging
+import queue
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -388,7 +390,12 @@ def import_records(
     on_progress: Callable[[Summary], None] | None = None,
 ) -> Summary:
     """Read, resolve, type and write every record of `dataset_import` after its checkpoint; returns the
-    summary. Raises UnreadableDataset when the file as a whole cannot be read."""
+    summary. Raises UnreadableDataset when the file as a whole cannot be read.
+
+    On PostgreSQL, outside a caller's transaction, the writing runs in a second thread on its own
+    connection while this one prepares the next batch: the database's work (the COPYs, index upkeep,
+    the commit) overlaps Python's instead of following it. One batch waits between the two at most, so
+    memory stays bounded; batches are committed in order, each with its checkpoint."""
     summary = Summary.from_dict(dataset_import.summary)
     skip_until = dataset_import.records_done
     data_path, images_path = data_paths(dataset_import)
@@ -399,14 +406,13 @@ def import_records(
         raise UnreadableDataset(str(exc)) from None
     by = dataset_import.created_by
     images_source = f"dataset import {dataset_import.pk}: {dataset_import.name}"[:1000]
+    delta = Summary()  # what the batch being prepared adds (the committer merges it)
 
     def on_reused(name: str, image_id: int, record: RawRecord) -> None:
-        if len(summary.reused) < LIST_MAX:
-            summary.reused.append({"name": name, "image_id": image_id, "record": record.number})
+        delta.reused.append({"name": name, "image_id": image_id, "record": record.number})
 
     def on_near(name: str, image_id: int, like: int, record: RawRecord) -> None:
-        if len(summary.near) < LIST_MAX:
-            summary.near.append({"name": name, "image_id": image_id, "like": like, "record": record.number})
+        delta.near.append({"name": name, "image_id": image_id, "like": like, "record": record.number})
 
     resolver = ImageResolver(
         store,
@@ -417,6 +423,13 @@ def import_records(
         on_near_duplicate=on_near,
     )
     writer = Writer(dataset_import, by=by)
+
+    def commit(work) -> None:
+        _commit(*work, dataset_import=dataset_import, writer=writer, summary=summary)
+        if on_progress:
+            on_progress(summary)
+
+    pipeline = _Pipeline(commit) if writer.copy and not connection.in_atomic_block else None
     batch: list[RawRecord] = []
     try:
         for record in reader(data_path):
@@ -424,46 +437,116 @@ def import_records(
                 continue
             batch.append(record)
             if len(batch) >= BATCH_RECORDS:
-                _process(batch, dataset_import, resolver, writer, summary)
-                batch = []
-                if on_progress:
-                    on_progress(summary)
+                work = (_prepare(batch, resolver, delta), delta, batch[-1].number)
+                pipeline.put(work) if pipeline else commit(work)
+                batch, delta = [], Summary()
         if batch:
-            _process(batch, dataset_import, resolver, writer, summary)
-            if on_progress:
-                on_progress(summary)
+            work = (_prepare(batch, resolver, delta), delta, batch[-1].number)
+            pipeline.put(work) if pipeline else commit(work)
+        if pipeline:
+            pipeline.finish()
     finally:
+        if pipeline:
+            pipeline.stop()
         store.close()
     return summary
 
 
-def _process(
-    batch: list[RawRecord], dataset_import: DatasetImport, resolver: ImageResolver, writer: Writer, summary
-) -> None:
-    """One batch of records: prepare the whole ones, write them with the checkpoint, skip the others."""
+class _Pipeline:
+    """One writer thread fed through a queue of one: `put` hands over a prepared batch (and raises what
+    the writer raised), `finish` waits for the last commit, `stop` ends the thread in any case."""
+
+    def __init__(self, commit: Callable):
+        self._commit = commit
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="dataset-import-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (work := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        self._commit(work)
+                    except BaseException as exc:  # handed to the reading thread, which raises it
+                        self._error = exc
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, work) -> None:
+        self._check()
+        self._queue.put(work)
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._check()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+def _prepare(batch: list[RawRecord], resolver: ImageResolver, delta: Summary) -> list[Prepared]:
+    """The batch's whole records, ready to write (images resolved, turns typed); the others are noted
+    in `delta` as skipped with their reason."""
     readable: list[tuple[RawRecord, list[TypedTurn]]] = []
     for record in batch:
-        summary.records += 1
+        delta.records += 1
         if record.error:
-            summary.skip(record, record.error)
+            delta.skip(record, record.error)
             continue
         try:
             readable.append((record, prepare_turns(record)))
         except BadConversation as exc:
-            summary.skip(record, str(exc))
+            delta.skip(record, str(exc))
     before = (resolver.tally.imported, resolver.tally.reused, resolver.tally.near_duplicates)
     images = resolver.resolve([record for record, _turns in readable])
     prepared: list[Prepared] = []
     for (record, turns), image in zip(readable, images, strict=True):
         if image.error:
-            summary.skip(record, image.error)
+            delta.skip(record, image.error)
         else:
             prepared.append(Prepared(record, image.image_id, turns))
-    summary.images_imported += resolver.tally.imported - before[0]
-    summary.images_reused += resolver.tally.reused - before[1]
-    summary.near_duplicates += resolver.tally.near_duplicates - before[2]
+    delta.images_imported += resolver.tally.imported - before[0]
+    delta.images_reused += resolver.tally.reused - before[1]
+    delta.near_duplicates += resolver.tally.near_duplicates - before[2]
+    return prepared
+
+
+def _merge(summary: Summary, delta: Summary) -> None:
+    summary.records += delta.records
+    summary.skipped_records += delta.skipped_records
+    summary.images_imported += delta.images_imported
+    summary.images_reused += delta.images_reused
+    summary.near_duplicates += delta.near_duplicates
+    for mine, theirs in (
+        (summary.skipped, delta.skipped),
+        (summary.reused, delta.reused),
+        (summary.near, delta.near),
+    ):
+        mine.extend(theirs[: max(0, LIST_MAX - len(mine))])
     summary.skipped.sort(key=lambda s: s["record"])
-    last = batch[-1].number
+
+
+def _commit(
+    prepared: list[Prepared],
+    delta: Summary,
+    last: int,
+    *,
+    dataset_import: DatasetImport,
+    writer: Writer,
+    summary: Summary,
+) -> None:
+    """Write a prepared batch with the checkpoint in one transaction — or, should that fail, one
+    record per transaction, skipping (with the database's reason) what is still refused."""
+    _merge(summary, delta)
     try:
         with transaction.atomic():
             writer.begin()

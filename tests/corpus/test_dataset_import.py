@@ -529,3 +529,24 @@ def test_the_list_endpoint_has_no_n_plus_one(admin_user, django_assert_max_num_q
     api.force_authenticate(admin_user)
     with django_assert_max_num_queries(5):
         assert len(api.get("/api/v1/dataset-imports/").json()["results"]) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_batches_are_written_by_a_second_thread_in_order(tmp_path, monkeypatch):
+    from corpus.services import dataset_import as service
+
+    monkeypatch.setattr(service, "BATCH_RECORDS", 3)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes(51))
+    rows = [{"id": f"r{n}", "image": "a.png", "conversations": turns(("Q?", "Yes"))} for n in range(10)]
+    rows[4]["conversations"] = []
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(rows))
+    result = import_dataset(
+        data, format="llava", domain=Domain.objects.get(slug="ocr"), name="t", images=folder
+    )
+    assert result.status == ImportBatchStatus.DONE and result.records_done == 10
+    assert result.summary["imported_records"] == 9 and result.summary["skipped"][0]["record"] == 5
+    ids = list(Instruction.objects.order_by("id").values_list("source_record", flat=True))
+    assert ids == [f"r{n}" for n in range(10) if n != 4]
