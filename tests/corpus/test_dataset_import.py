@@ -550,3 +550,18 @@ def test_outside_a_transaction_batches_are_written_by_a_second_thread_in_order(t
     assert result.summary["imported_records"] == 9 and result.summary["skipped"][0]["record"] == 5
     ids = list(Instruction.objects.order_by("id").values_list("source_record", flat=True))
     assert ids == [f"r{n}" for n in range(10) if n != 4]
+
+
+def test_a_flagged_turn_shows_its_reason_on_the_review_page(tmp_path, annotator, client):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes(61))
+    answer = "a long rambling answer with many words and no full stop at the end"
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps([{"image": "a.png", "conversations": turns(("Describe it", answer))}]))
+    domain = Domain.objects.get(slug="ocr")
+    import_dataset(data, format="llava", domain=domain, name="x", images=folder)
+    held = claim_next_image(annotator, domain_ids=[domain.pk])
+    client.force_login(annotator)
+    page = client.get(f"/review/image/{held}/").content.decode()
+    assert 'class="reason needs-person">imported: fits no instruction type' in page
