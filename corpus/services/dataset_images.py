@@ -68,7 +68,7 @@ class ImageZip:
             self.members.setdefault(name, info)
 
     def opener(self, name: str) -> Callable[[], IO[bytes]] | str:
-        info = self.members.get(name.lstrip("./")) or self.members.get(name)
+        info = self.members.get(name.removeprefix("./").lstrip("/")) or self.members.get(name)
         if info is None:
             return f"image {name!r} not found in the zip"
         return lambda: self.archive.open(info)
