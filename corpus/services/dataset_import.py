@@ -791,6 +791,35 @@ def sweep_dataset_imports(*, now=None) -> list[int]:
     return failed
 
 
+def _in_place(data_file: Path, images) -> tuple[str, str]:
+    if images is None:
+        images = default_images(data_file)
+    return str(data_file.resolve()), str(Path(images).resolve()) if images else ""
+
+
+def queue_dataset_import(
+    data_file: str | Path,
+    *,
+    format: str,
+    domain: Domain,
+    name: str,
+    status: str = ItemStatus.DRAFT,
+    images: str | Path | None = None,
+    by=None,
+) -> DatasetImport:
+    """Queue the import of a file read in place for a worker (which must see the same paths). Not
+    idempotent: every call is a new import."""
+    data, image_path = _in_place(Path(data_file), images)
+    with transaction.atomic():
+        dataset_import = create_import(
+            data_file=data, format=format, domain=domain, name=name, status=status, images=image_path, by=by
+        )
+        from ..tasks import import_dataset as task  # tasks import this module
+
+        task.delay_on_commit(dataset_import.pk)
+    return dataset_import
+
+
 def import_dataset(
     data_file: str | Path,
     *,
@@ -804,17 +833,9 @@ def import_dataset(
 ) -> DatasetImport:
     """Import a dataset file read in place, at once (the command's path). Not idempotent: a second call
     is a second import."""
-    data_file = Path(data_file)
-    if images is None:
-        images = default_images(data_file)
+    data, image_path = _in_place(Path(data_file), images)
     dataset_import = create_import(
-        data_file=str(data_file.resolve()),
-        format=format,
-        domain=domain,
-        name=name,
-        status=status,
-        images=str(Path(images).resolve()) if images else "",
-        by=by,
+        data_file=data, format=format, domain=domain, name=name, status=status, images=image_path, by=by
     )
     run_dataset_import(dataset_import.pk, on_progress=on_progress)
     dataset_import.refresh_from_db()

@@ -565,3 +565,23 @@ def test_a_flagged_turn_shows_its_reason_on_the_review_page(tmp_path, annotator,
     client.force_login(annotator)
     page = client.get(f"/review/image/{held}/").content.decode()
     assert 'class="reason needs-person">imported: fits no instruction type' in page
+
+
+def test_the_command_can_queue_the_import_for_a_worker(
+    llava_with_zip, capsys, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as queued:
+        call_command(
+            "import_dataset",
+            str(llava_with_zip["data"]),
+            "--format=llava",
+            "--domain=ocr",
+            f"--images={llava_with_zip['images']}",
+            "--background",
+        )
+    queued_import = DatasetImport.objects.get()
+    assert f"/datasets/import/{queued_import.pk}/" in capsys.readouterr().out
+    assert len(queued) == 1 and queued_import.status == ImportBatchStatus.QUEUED
+    import_dataset_task(queued_import.pk)  # what the worker runs
+    queued_import.refresh_from_db()
+    assert queued_import.status == ImportBatchStatus.DONE and queued_import.summary["imported_records"] == 997

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from corpus.models import DatasetFormat, Domain, ImportBatchStatus, ItemStatus
-from corpus.services.dataset_import import import_dataset
+from corpus.services.dataset_import import Summary, import_dataset, queue_dataset_import
 
 
 class Command(BaseCommand):
@@ -34,8 +34,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--user", default="", help="username recorded as the importer")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help="queue the import for a worker (which must see the same paths) and print its page instead of "
+            "running it here",
+        )
 
-    def handle(self, *args, path, format, domain, images, name, status, user, no_progress, **options):
+    def handle(
+        self, *args, path, format, domain, images, name, status, user, no_progress, background, **options
+    ):
         try:
             target = Domain.objects.get(slug=domain)
         except Domain.DoesNotExist:
@@ -51,6 +59,19 @@ class Command(BaseCommand):
             raise CommandError(f"no such file: {path}")
         if images is not None and not Path(images).exists():
             raise CommandError(f"no such folder or .zip: {images}")
+
+        if background:
+            queued = queue_dataset_import(
+                data,
+                format=format,
+                domain=target,
+                name=name or data.name,
+                status=status,
+                images=images,
+                by=importer,
+            )
+            self.stdout.write(f"dataset import {queued.pk} queued: /datasets/import/{queued.pk}/")
+            return
 
         bar = tqdm(unit="record", desc="importing", disable=no_progress, file=self.stderr._out)
 
@@ -70,8 +91,6 @@ class Command(BaseCommand):
         bar.close()
         if result.status == ImportBatchStatus.FAILED:
             raise CommandError(f"import {result.pk} failed: {result.error}")
-        from corpus.services.dataset_import import Summary
-
         self.stdout.write(f"dataset import {result.pk} ({result.name}): {result.status}")
         for line in Summary.from_dict(result.summary).lines():
             self.stdout.write(line)
