@@ -52,6 +52,8 @@ from .items import mark_images_pending, record_rules_check
 log = logging.getLogger(__name__)
 
 BATCH_RECORDS = 2000
+# Writer threads on PostgreSQL (see import_records): the database's share of the work is the larger one.
+WRITERS = 2
 # The summary names at most this many skipped records, reused images and near-duplicates each (and
 # counts the rest): it is stored on the row and shown on a page.
 LIST_MAX = 500
@@ -211,6 +213,7 @@ class Writer:
         self.status = ItemStatus.ACCEPTED if dataset_import.as_accepted else ItemStatus.DRAFT
         self.note = f"imported from {dataset_import.name}"[:500]
         self.copy = connection.vendor == "postgresql"
+        self.check_now = False  # set by the pipeline, whose transactions are always the outermost
         if self.copy:
             self.ins_columns, self.ins_defaults = _copy_plan(Instruction, _INSTRUCTION_COLUMNS)
             self.rev_columns, self.rev_defaults = _copy_plan(Revision, _REVISION_COLUMNS)
@@ -223,9 +226,24 @@ class Writer:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
 
-    def write(self, batch: list[Prepared]) -> dict[str, int]:
-        """Store the batch's instructions and revisions (inside the caller's transaction); returns the
-        counts of what was written by status and type."""
+    def allocate(self, batch: list[Prepared]) -> list[int] | None:
+        """Ids for the batch's instructions, drawn from their sequence by the reading thread (PostgreSQL):
+        ids follow the file's order whichever writer stores the batch, and the turns of an image keep
+        their order (exports read an image's instructions by id)."""
+        n = sum(len(item.turns) for item in batch)
+        if not self.copy or not n:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [Instruction._meta.db_table, n],
+            )
+            return [r[0] for r in cursor.fetchall()]
+
+    def write(self, batch: list[Prepared], ids: list[int] | None = None) -> set[int]:
+        """Store the batch's instructions and revisions (inside the caller's transaction), with `ids`
+        when allocated beforehand; returns the ids of the images that got drafts (for
+        `queue_for_review`)."""
         rows = []
         pending: set[int] = set()
         for item in batch:
@@ -236,23 +254,31 @@ class Writer:
                     pending.add(item.image_id)
                 rows.append((item.image_id, turn, status, source_record))
         if not rows:
-            return {}
+            return set()
         now = timezone.now()
         if self.copy:
-            self._copy(rows, now)
+            self._copy(rows, now, ids)
+            if self.check_now:
+                with connection.cursor() as cursor:
+                    # The foreign-key checks now rather than at COMMIT: in a writer thread this is still
+                    # work done beside the other writer's, before the batch waits for its turn.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         else:
             self._orm(rows, now)
-        if pending:
-            mark_images_pending(pending)
-        return {"instructions": len(rows)}
+        return pending
 
-    def _copy(self, rows: list, now) -> None:
+    def queue_for_review(self, image_ids: set[int]) -> None:
+        if image_ids:
+            mark_images_pending(image_ids)
+
+    def _copy(self, rows: list, now, ids: list[int] | None) -> None:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [Instruction._meta.db_table, len(rows)],
-            )
-            ids = [r[0] for r in cursor.fetchall()]
+            if ids is None or len(ids) != len(rows):
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    [Instruction._meta.db_table, len(rows)],
+                )
+                ids = [r[0] for r in cursor.fetchall()]
             ins_sql = f"COPY {Instruction._meta.db_table} ({', '.join(self.ins_columns)}) FROM STDIN"
             rev_sql = f"COPY {Revision._meta.db_table} ({', '.join(self.rev_columns)}) FROM STDIN"
             dumps = orjson.dumps
@@ -392,10 +418,11 @@ def import_records(
     """Read, resolve, type and write every record of `dataset_import` after its checkpoint; returns the
     summary. Raises UnreadableDataset when the file as a whole cannot be read.
 
-    On PostgreSQL, outside a caller's transaction, the writing runs in a second thread on its own
-    connection while this one prepares the next batch: the database's work (the COPYs, index upkeep,
-    the commit) overlaps Python's instead of following it. One batch waits between the two at most, so
-    memory stays bounded; batches are committed in order, each with its checkpoint."""
+    On PostgreSQL, outside a caller's transaction, the writing runs in WRITERS threads, each on its own
+    connection, while this one prepares the next batch: the database's work (the COPYs, index upkeep,
+    the key checks), the larger share, runs in two server processes and overlaps Python's instead of
+    following it. One batch waits between reader and writers at most, so memory stays bounded; ids are
+    drawn here in file order, and batches commit in order, each with its checkpoint."""
     summary = Summary.from_dict(dataset_import.summary)
     skip_until = dataset_import.records_done
     data_path, images_path = data_paths(dataset_import)
@@ -424,12 +451,15 @@ def import_records(
     )
     writer = Writer(dataset_import, by=by)
 
-    def commit(work) -> None:
-        _commit(*work, dataset_import=dataset_import, writer=writer, summary=summary)
+    def commit(work, turn=lambda: None) -> None:
+        _commit(*work, dataset_import=dataset_import, writer=writer, summary=summary, turn=turn)
         if on_progress:
             on_progress(summary)
 
-    pipeline = _Pipeline(commit) if writer.copy and not connection.in_atomic_block else None
+    pipeline = None
+    if writer.copy and not connection.in_atomic_block:
+        writer.check_now = True
+        pipeline = _Pipeline(commit, WRITERS)
     batch: list[RawRecord] = []
     try:
         for record in reader(data_path):
@@ -437,11 +467,13 @@ def import_records(
                 continue
             batch.append(record)
             if len(batch) >= BATCH_RECORDS:
-                work = (_prepare(batch, resolver, delta), delta, batch[-1].number)
+                prepared = _prepare(batch, resolver, delta)
+                work = (prepared, delta, batch[-1].number, writer.allocate(prepared))
                 pipeline.put(work) if pipeline else commit(work)
                 batch, delta = [], Summary()
         if batch:
-            work = (_prepare(batch, resolver, delta), delta, batch[-1].number)
+            prepared = _prepare(batch, resolver, delta)
+            work = (prepared, delta, batch[-1].number, writer.allocate(prepared))
             pipeline.put(work) if pipeline else commit(work)
         if pipeline:
             pipeline.finish()
@@ -453,26 +485,48 @@ def import_records(
 
 
 class _Pipeline:
-    """One writer thread fed through a queue of one: `put` hands over a prepared batch (and raises what
-    the writer raised), `finish` waits for the last commit, `stop` ends the thread in any case."""
+    """Writer threads (WRITERS of them, each on its own connection) fed through a queue of one. Batches
+    are numbered as they are handed over; a writer writes its batch beside the others' and commits it in
+    its turn (`turn`), after every earlier batch. `put` hands a batch over (and raises what a writer
+    raised), `finish` waits for the last commit, `stop` ends the threads in any case."""
 
-    def __init__(self, commit: Callable):
+    def __init__(self, commit: Callable, writers: int):
         self._commit = commit
         self._queue: queue.Queue = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="dataset-import-writer", daemon=True)
-        self._thread.start()
+        self._turns = threading.Condition()
+        self._committed = 0  # batches 1…this are committed (or given up)
+        self._handed = 0
+        self._threads = [
+            threading.Thread(target=self._run, name=f"dataset-import-writer-{n}", daemon=True)
+            for n in range(writers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def _run(self) -> None:
         try:
-            while (work := self._queue.get()) is not None:
-                if self._error is None:
-                    try:
-                        self._commit(work)
-                    except BaseException as exc:  # handed to the reading thread, which raises it
-                        self._error = exc
+            while (item := self._queue.get()) is not None:
+                number, work = item
+                try:
+                    if self._error is None:
+                        self._commit(work, turn=lambda number=number: self._wait_turn(number))
+                except BaseException as exc:  # handed to the reading thread, which raises it
+                    self._error = self._error or exc
+                finally:
+                    self._wait_turn(number, fail_fast=False)
+                    with self._turns:
+                        self._committed = number
+                        self._turns.notify_all()
         finally:
             connection.close()  # this thread's own connection
+
+    def _wait_turn(self, number: int, *, fail_fast: bool = True) -> None:
+        with self._turns:
+            while self._committed < number - 1:
+                self._turns.wait()
+        if fail_fast and self._error is not None:
+            raise _Stopped("an earlier batch failed")
 
     def _check(self) -> None:
         if self._error is not None:
@@ -480,17 +534,23 @@ class _Pipeline:
 
     def put(self, work) -> None:
         self._check()
-        self._queue.put(work)
+        self._handed += 1
+        self._queue.put((self._handed, work))
 
     def finish(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        self.stop()
         self._check()
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+        for thread in self._threads:
+            if thread.is_alive():
+                self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+class _Stopped(Exception):
+    """A later batch gives up: an earlier one failed (its error is the one raised)."""
 
 
 def _prepare(batch: list[RawRecord], resolver: ImageResolver, delta: Summary) -> list[Prepared]:
@@ -539,20 +599,30 @@ def _commit(
     prepared: list[Prepared],
     delta: Summary,
     last: int,
+    ids: list[int] | None,
     *,
     dataset_import: DatasetImport,
     writer: Writer,
     summary: Summary,
+    turn: Callable[[], None] = lambda: None,
 ) -> None:
     """Write a prepared batch with the checkpoint in one transaction — or, should that fail, one
-    record per transaction, skipping (with the database's reason) what is still refused."""
-    _merge(summary, delta)
+    record per transaction, skipping (with the database's reason) what is still refused. `turn` returns
+    once every earlier batch has committed: the rows may be written beside another writer's, but the
+    summary, the review queue and the checkpoint move in record order."""
+    merged = counted = False
     try:
         with transaction.atomic():
             writer.begin()
-            writer.write(prepared)
+            pending = writer.write(prepared, ids)
+            turn()
+            _merge(summary, delta)
+            merged = True
+            writer.queue_for_review(pending)
             _count(prepared, summary)
+            counted = True
             _checkpoint(dataset_import, last, summary)
+        return
     except DatabaseError as exc:
         if isinstance(exc, _Abandoned):
             raise
@@ -562,20 +632,24 @@ def _commit(
             last,
             exc,
         )
+    turn()
+    if not merged:
+        _merge(summary, delta)
+    if counted:
         _uncount_after_failure(prepared, summary)
-        for item in prepared:
-            try:
-                with transaction.atomic():
-                    writer.write([item])
-                    _count([item], summary)
-                    _checkpoint(dataset_import, item.record.number, summary)
-            except DatabaseError as one:
-                if isinstance(one, _Abandoned):
-                    raise
-                _uncount_after_failure([item], summary)
-                summary.skip(item.record, f"could not be stored: {str(one).splitlines()[0][:300]}")
-        with transaction.atomic():
-            _checkpoint(dataset_import, last, summary)
+    for item in prepared:
+        try:
+            with transaction.atomic():
+                writer.queue_for_review(writer.write([item]))
+                _count([item], summary)
+                _checkpoint(dataset_import, item.record.number, summary)
+        except DatabaseError as one:
+            if isinstance(one, _Abandoned):
+                raise
+            _uncount_after_failure([item], summary)
+            summary.skip(item.record, f"could not be stored: {str(one).splitlines()[0][:300]}")
+    with transaction.atomic():
+        _checkpoint(dataset_import, last, summary)
 
 
 def _count(prepared: list[Prepared], summary: Summary) -> None:
