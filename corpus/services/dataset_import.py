@@ -17,6 +17,7 @@ stopped (a worker killed, a task redelivered) resumes after the last committed r
 import hashlib
 import logging
 import queue
+import re
 import shutil
 import threading
 import time
@@ -89,7 +90,12 @@ class Summary:
         self.skipped_records += 1
         if len(self.skipped) < LIST_MAX:
             self.skipped.append(
-                {"record": record.number, "line": record.line, "id": record.id, "reason": reason[:500]}
+                {
+                    "record": record.number,
+                    "line": record.line,
+                    "id": _storable(record.id),
+                    "reason": _storable(reason[:500]),
+                }
             )
 
     def as_dict(self) -> dict:
@@ -247,7 +253,7 @@ class Writer:
         rows = []
         pending: set[int] = set()
         for item in batch:
-            source_record = (item.record.id or str(item.record.number))[:200]
+            source_record = _storable(item.record.id or str(item.record.number))[:200]
             for turn in item.turns:
                 status = ItemStatus.DRAFT if turn.flag else self.status
                 if status == ItemStatus.DRAFT:
@@ -381,9 +387,13 @@ def _snapshot(turn: TypedTurn, status: str) -> dict:
 # --- reading and preparing ----------------------------------------------------------------------
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _storable(text: str) -> str:
-    """NUL cannot be stored in PostgreSQL text; the turn keeps U+FFFD and its flag names the character."""
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    """NUL cannot be stored in PostgreSQL text, a lone surrogate (which JSON's \\u escapes can make)
+    cannot be encoded at all: the turn keeps U+FFFD and its flag names the character."""
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def prepare_turns(record: RawRecord) -> list[TypedTurn]:
@@ -436,10 +446,12 @@ def import_records(
     delta = Summary()  # what the batch being prepared adds (the committer merges it)
 
     def on_reused(name: str, image_id: int, record: RawRecord) -> None:
-        delta.reused.append({"name": name, "image_id": image_id, "record": record.number})
+        delta.reused.append({"name": _storable(name), "image_id": image_id, "record": record.number})
 
     def on_near(name: str, image_id: int, like: int, record: RawRecord) -> None:
-        delta.near.append({"name": name, "image_id": image_id, "like": like, "record": record.number})
+        delta.near.append(
+            {"name": _storable(name), "image_id": image_id, "like": like, "record": record.number}
+        )
 
     resolver = ImageResolver(
         store,

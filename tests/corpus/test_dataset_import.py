@@ -584,3 +584,30 @@ def test_the_command_can_queue_the_import_for_a_worker(
     import_dataset_task(queued_import.pk)  # what the worker runs
     queued_import.refresh_from_db()
     assert queued_import.status == ImportBatchStatus.DONE and queued_import.summary["imported_records"] == 997
+
+
+def test_text_that_cannot_be_stored_is_kept_flagged_with_a_replacement_character(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes(71))
+    data = tmp_path / "data.json"
+    # A lone surrogate and a NUL, as JSON escapes write them.
+    data.write_text(
+        '[{"id": "x\\u0000y", "image": "a.png", "conversations": ['
+        '{"from": "human", "value": "What is \\ud800 this?"}, {"from": "gpt", "value": "a c\\u0000t"}]}]'
+    )
+    result = import_dataset(
+        data, format="llava", domain=Domain.objects.get(slug="ocr"), name="x", images=folder
+    )
+    assert result.status == ImportBatchStatus.DONE and result.summary["imported_records"] == 1
+    instruction = Instruction.objects.get(dataset_import=result)
+    assert (instruction.question, instruction.answer) == ("What is \ufffd this?", "a c\ufffdt")
+    assert instruction.source_record == "x\ufffdy" and instruction.reason.startswith("imported: fits no")
+
+
+def test_a_skipped_record_whose_id_holds_a_nul_is_named_in_the_summary(tmp_path):
+    data = tmp_path / "data.json"
+    data.write_text('[{"id": "bad\\u0000id", "image": "a.png", "conversations": []}]')
+    result = import_dataset(data, format="llava", domain=Domain.objects.get(slug="ocr"), name="x")
+    assert result.status == ImportBatchStatus.DONE
+    assert result.summary["skipped"] == [{"record": 1, "line": 1, "id": "bad\ufffdid", "reason": "no turns"}]
