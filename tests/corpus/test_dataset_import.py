@@ -246,7 +246,7 @@ def test_a_llava_file_with_a_zip_imports_names_the_broken_records_and_reuses_poo
     assert held is not None
     client.force_login(annotator)
     page = client.get(f"/review/image/{held}/").content.decode()
-    assert "Imported" in page
+    assert "· Imported · record rec-" in page
 
 
 def test_the_command_prints_the_summary_and_imports_as_accepted(llava_with_zip, capsys):
