@@ -63,6 +63,9 @@ def _fields(number: int, line: int | None, obj) -> RawRecord:
     if image is not None and not isinstance(image, str):
         record.error = "the image must be a path (a string)"
         return record
+    if not image:
+        record.error = "no image (records without one are not imported)"
+        return record
     record.image = image
     conversations = obj.get("conversations")
     if conversations is None:

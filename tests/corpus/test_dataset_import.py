@@ -611,3 +611,18 @@ def test_a_skipped_record_whose_id_holds_a_nul_is_named_in_the_summary(tmp_path)
     result = import_dataset(data, format="llava", domain=Domain.objects.get(slug="ocr"), name="x")
     assert result.status == ImportBatchStatus.DONE
     assert result.summary["skipped"] == [{"record": 1, "line": 1, "id": "bad\ufffdid", "reason": "no turns"}]
+
+
+def test_records_without_an_image_or_with_several_are_skipped_with_the_reason(tmp_path):
+    data = tmp_path / "data.jsonl"
+    rows = [
+        {"id": "text-only", "conversations": turns(("Q?", "Yes"))},
+        {"id": "two", "image": ["a.png", "b.png"], "conversations": turns(("Q?", "Yes"))},
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    result = import_dataset(data, format="sharegpt", domain=Domain.objects.get(slug="ocr"), name="x")
+    reasons = {s["id"]: s["reason"] for s in result.summary["skipped"]}
+    assert reasons == {
+        "text-only": "no image (records without one are not imported)",
+        "two": "2 images in one record; only single-image records are imported",
+    }
