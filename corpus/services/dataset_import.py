@@ -87,7 +87,7 @@ def import_records(
 
     On PostgreSQL, outside a caller's transaction, the writing runs in WRITERS threads, each on its own
     connection, while this one prepares the next batch: the database's work (the COPYs, index upkeep,
-    the key checks), the larger share, runs in two server processes and overlaps Python's instead of
+    the key checks at commit), the larger share, runs in two server processes and overlaps Python's instead of
     following it. One batch waits between reader and writers at most, so memory stays bounded; ids are
     drawn here in file order, and batches commit in order, each with its checkpoint."""
     summary = Summary.from_dict(dataset_import.summary)
@@ -127,7 +127,6 @@ def import_records(
 
     pipeline = None
     if writer.copy and not connection.in_atomic_block:
-        writer.check_now = True
         pipeline = Pipeline(commit, WRITERS)
     batch: list[RawRecord] = []
     try:

@@ -183,7 +183,6 @@ class Writer:
         self.status = ItemStatus.ACCEPTED if dataset_import.as_accepted else ItemStatus.DRAFT
         self.note = f"imported from {dataset_import.name}"[:500]
         self.copy = connection.vendor == "postgresql"
-        self.check_now = False  # set by the pipeline, whose transactions are always the outermost
         if self.copy:
             self.ins_columns, self.ins_defaults = _copy_plan(Instruction, _INSTRUCTION_COLUMNS)
             self.rev_columns, self.rev_defaults = _copy_plan(Revision, _REVISION_COLUMNS)
@@ -227,12 +226,10 @@ class Writer:
             return set()
         now = timezone.now()
         if self.copy:
+            # The foreign-key checks stay deferred to COMMIT, after the batch's turn: until then a writer
+            # holds locks on nothing but its own new rows (checking the keys would lock the images
+            # FOR KEY SHARE), so the writer whose turn it is can never wait for one that waits for it.
             self._copy(rows, now, ids)
-            if self.check_now:
-                with connection.cursor() as cursor:
-                    # The foreign-key checks now rather than at COMMIT: in a writer thread this is still
-                    # work done beside the other writer's, before the batch waits for its turn.
-                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         else:
             self._orm(rows, now)
         return pending
