@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test test-fast install install-dev lint format worker beat clean-var
+.PHONY: run test test-fast install install-dev lint format worker beat clean-var screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ test: install-dev
 ## processes or fuzz the whole API (markers browser, worker, api_fuzz).
 test-fast: install-dev
 	$(PY) -m pytest -m "not browser and not worker and not api_fuzz" $(PYTEST_ARGS)
+
+## make screenshots: every page as each role sees it, in var/screenshots/<role>/ (Chromium; a table of
+## console errors and requests to other hosts per page is printed, and the run fails on any).
+screenshots: install-dev
+	$(PY) -m pytest tests/browser/screenshots.py -p no:cacheprovider -s -q $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,8 @@
 
 For each size (10,000 and 1,000,000 instructions; a quarter as many images, four instructions and one
 caption each; the lower half of the ids already reviewed, like a queue worked from the front) the tables
-are emptied and seeded with INSERT … SELECT generate_series (no ORM), ANALYZEd, and then:
+are emptied and seeded with INSERT … SELECT generate_series (no ORM) — the instructions' rules verdict
+remembered, as corpus.services records it for every valid instruction it stores —, ANALYZEd, and then:
 
   1 annotator, then 8 at once: each loop does GET of a trivial authenticated DRF view (same session
   auth, same role check — the floor), POST /api/v1/review/images/next/ (claim: the
@@ -21,6 +22,8 @@ too, which is why each ratio compares figures of the same phase. Database connec
 
 Each size lives in its own schema of the bench database and the sizes are measured in alternating
 rounds, so that the load other processes put on the machine meanwhile falls on both sizes alike.
+
+The per-user API throttle is lifted (API_THROTTLE_USER) for the run; its check stays in every request.
 
 Then 8 annotators make 10,000 claims at the large size; every claimed id is collected and duplicates are
 counted (and the claim events cross-checked).
@@ -40,6 +43,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mminstruct_site.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mmi_bench_review")
 os.environ.setdefault("DB_CONN_MAX_AGE", "600")
+# Each annotator makes thousands of calls a minute here, far above the per-user API throttle (600/minute):
+# the benchmark measures the queue, not the throttle (which stays in the path: its check costs the floor
+# and the endpoints alike).
+os.environ.setdefault("API_THROTTLE_USER", "10000000/minute")
 
 import django  # noqa: E402
 
@@ -57,6 +64,7 @@ from rest_framework.views import APIView  # noqa: E402
 
 from accounts.roles import ANNOTATOR  # noqa: E402
 from corpus.models import Caption, Instruction  # noqa: E402
+from corpus.rules import RULES_VERSION, check_instruction  # noqa: E402
 
 DOMAINS = 4
 
@@ -86,7 +94,7 @@ def seed(instructions: int) -> dict:
     started = time.perf_counter()
     with connection.cursor() as c:
         c.execute(
-            "TRUNCATE corpus_image, corpus_caption, corpus_instruction, corpus_revision, review_reviewevent, "
+            "TRUNCATE corpus_image, corpus_caption, corpus_instruction, corpus_revision, corpus_imageevent, "
             "review_hallucinationmark, review_secondpass, review_secondverdict RESTART IDENTITY CASCADE"
         )
         c.execute("DELETE FROM corpus_domain WHERE slug LIKE 'bench-%%'")
@@ -134,6 +142,16 @@ def seed(instructions: int) -> dict:
                 (ARRAY['Yes', 'A', 'The stove is white and has a red kettle standing on it.', 'two'])[t + 1]
             FROM corpus_image i CROSS JOIN generate_series(0, 3) AS t
             """
+        )
+        # As corpus.services does for every valid instruction it stores, remember the rules' verdict (the
+        # review save trusts it instead of checking again). Every seeded row is one of four templates:
+        # each is checked here first, so the verdict is true.
+        c.execute("SELECT DISTINCT type, question, options::text, answer FROM corpus_instruction")
+        for type_, question, options, answer in c.fetchall():
+            assert not check_instruction(type_, question, json.loads(options), answer), (type_, question)
+        c.execute(
+            "UPDATE corpus_instruction SET checked_digest = content_digest, checked_rules = %s",
+            [RULES_VERSION],
         )
         c.execute("ANALYZE")
         c.execute("SELECT count(*) FROM corpus_instruction")
@@ -230,7 +248,7 @@ def count_double_claims(users: list[User], claims: int) -> dict:
     per_user = claims // len(users)
     barrier = threading.Barrier(len(users))
     with connection.cursor() as c:
-        c.execute("SELECT coalesce(max(id), 0) FROM review_reviewevent")
+        c.execute("SELECT coalesce(max(id), 0) FROM corpus_imageevent")
         first_event = c.fetchone()[0]
 
     def work(user):
@@ -253,7 +271,7 @@ def count_double_claims(users: list[User], claims: int) -> dict:
     elapsed = time.perf_counter() - started
     with connection.cursor() as c:
         c.execute(
-            "SELECT count(*) FROM (SELECT image_id FROM review_reviewevent WHERE id > %s AND "
+            "SELECT count(*) FROM (SELECT image_id FROM corpus_imageevent WHERE id > %s AND "
             "to_status = 'in_review' GROUP BY image_id HAVING count(*) > 1) d",
             [first_event],
         )

@@ -6,6 +6,7 @@ from .models import (
     DatasetImportEvent,
     Domain,
     Image,
+    ImageEvent,
     ImportBatch,
     Instruction,
     Revision,
@@ -27,6 +28,18 @@ class DomainAdmin(admin.ModelAdmin):
     inlines = [SeedQuestionInline]
 
 
+class ImageEventInline(admin.TabularInline):
+    """The image's review moves, read-only (they are the record; only corpus.services writes them)."""
+
+    model = ImageEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("from_status", "to_status", "actor", "at", "note")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     list_display = (
@@ -43,6 +56,7 @@ class ImageAdmin(admin.ModelAdmin):
     search_fields = ("original_name", "sha256", "prior_knowledge")
     raw_id_fields = ("near_duplicate_of", "imported_by", "leased_by")
     readonly_fields = ("sha256", "phash", "width", "height", "format")
+    inlines = [ImageEventInline]
 
 
 class RevisionInline(admin.TabularInline):

@@ -2,10 +2,18 @@
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
 
 from .models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
-from .rules import InstructionType
+from .rules import InstructionType, control_character_message, find_control_character
 from .serializers import ID_MAX
+
+
+def refuse_control_characters(value: str) -> None:
+    char = find_control_character(value or "")
+    if char is not None:
+        raise ValidationError(control_character_message("q", char))
 
 
 class IdFilter(django_filters.NumberFilter):
@@ -21,6 +29,13 @@ class IdFilter(django_filters.NumberFilter):
 
 
 class ImageFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        max_length=200,
+        validators=[refuse_control_characters],
+        help_text="An image id, part of a file name, or words of a caption.",
+    )
     domain = django_filters.ModelChoiceFilter(
         queryset=Domain.objects.all(), to_field_name="slug", empty_label="All domains"
     )
@@ -37,7 +52,19 @@ class ImageFilter(django_filters.FilterSet):
 
     class Meta:
         model = Image
-        fields = ["domain", "review_status", "near_duplicates"]
+        fields = ["q", "domain", "review_status", "near_duplicates"]
+
+    def search(self, queryset, name, value):
+        """By id (a number), file name or caption text (case-insensitive parts). A caption match is an
+        EXISTS, so an image with several matching captions appears once."""
+        value = value.strip()
+        if not value:
+            return queryset
+        captions = Caption.objects.filter(image=OuterRef("pk"), text__icontains=value)
+        match = Q(original_name__icontains=value) | Q(Exists(captions))
+        if value.isdigit() and len(value) <= 18:
+            match |= Q(pk=int(value))
+        return queryset.filter(match)
 
 
 class CaptionFilter(django_filters.FilterSet):

@@ -93,6 +93,23 @@ def thumbnail_upload_to(instance, filename: str) -> str:
 
 
 class Image(models.Model):
+    # The review state (review_status with its lease) moves only through corpus.transitions.transition() or
+    # the statements of corpus/services/review_state.py, which check these moves and write one ImageEvent
+    # each. new → pending: drafts arrive; pending → in_review: a claim or a take; in_review → pending: a
+    # release with drafts left, or an expired lease; in_review → reviewed: the last draft decided (or a
+    # lease that expires on a reopened image with nothing left); reviewed → in_review: a reopen;
+    # reviewed → pending: new drafts (a regeneration).
+    STATUS_MOVES = {
+        "review_status": {
+            ReviewStatus.NEW: frozenset({ReviewStatus.PENDING}),
+            ReviewStatus.PENDING: frozenset({ReviewStatus.IN_REVIEW}),
+            ReviewStatus.IN_REVIEW: frozenset({ReviewStatus.PENDING, ReviewStatus.REVIEWED}),
+            ReviewStatus.REVIEWED: frozenset({ReviewStatus.IN_REVIEW, ReviewStatus.PENDING}),
+        }
+    }
+    EVENT_MODEL = "corpus.ImageEvent"
+    EVENT_FK = "image"
+
     file = models.ImageField(upload_to=image_upload_to, width_field="width", height_field="height")
     thumbnail = models.ImageField(upload_to=thumbnail_upload_to, blank=True)
     original_name = models.CharField(max_length=255, blank=True)
@@ -150,11 +167,37 @@ class Image(models.Model):
         return self.original_name or self.sha256[:12]
 
 
+class ImageEvent(StatusEvent):
+    """One move of an image's review state (claimed, released, finished, reopened, lease expired, new
+    drafts): from, to, who, when, why."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        indexes = [
+            # Serves an image's history and the lapsed-holder lookup of a renew (its last two events).
+            models.Index(fields=["image", "at"], name="image_event_image_idx"),
+            # Serves an annotator's "previous image" (their latest moves into in_review).
+            models.Index(fields=["actor", "to_status", "at"], name="image_event_actor_idx"),
+        ]
+
+
 class ItemStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     ACCEPTED = "accepted", "Accepted"
     REJECTED = "rejected", "Rejected"
     INVALID = "invalid", "Invalid (broke the type rules)"
+
+
+# The moves of a caption's or an instruction's status, checked by corpus.services.items (check_move). Their
+# event is the Revision every change writes (who, when, before, after), so they have no event table.
+# invalid is where model output that broke the rules starts; nothing moves an item into it.
+ITEM_STATUS_MOVES = {
+    ItemStatus.DRAFT: frozenset({ItemStatus.ACCEPTED, ItemStatus.REJECTED}),
+    ItemStatus.ACCEPTED: frozenset({ItemStatus.REJECTED, ItemStatus.DRAFT}),
+    ItemStatus.REJECTED: frozenset({ItemStatus.ACCEPTED, ItemStatus.DRAFT}),
+    ItemStatus.INVALID: frozenset({ItemStatus.DRAFT, ItemStatus.REJECTED}),
+}
 
 
 class Origin(models.TextChoices):
@@ -201,6 +244,7 @@ class Caption(ReviewedItem):
     cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
 
     EDITABLE_FIELDS = ("text",)
+    STATUS_MOVES = {"status": ITEM_STATUS_MOVES}
 
     class Meta:
         ordering = ["image_id", "id"]
@@ -261,6 +305,7 @@ class Instruction(ReviewedItem):
     source_record = models.CharField(max_length=200, blank=True)
 
     EDITABLE_FIELDS = ("type", "question", "options", "answer")
+    STATUS_MOVES = {"status": ITEM_STATUS_MOVES}
 
     class Meta:
         ordering = ["image_id", "id"]
@@ -379,6 +424,7 @@ class ImportBatch(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "import batches"
         ordering = ["-id"]
 
     def __str__(self) -> str:

@@ -108,6 +108,11 @@ class InstructionRuleError(ValueError):
             out.setdefault(v.field, []).append(v.message)
         return out
 
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        """Each broken rule under its field: the API's `errors` (web.api_errors)."""
+        return self.as_dict()
+
 
 def check_text(field: str, value) -> RuleViolation | None:
     """The text rule for one field that is not part of an instruction (a caption's text, a reason, a

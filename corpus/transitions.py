@@ -7,7 +7,8 @@ function that moves a row: it refuses a move the table does not hold, compare-an
 status the caller saw (plus any `expect`ed columns: a lease holder, a claim token), sets `fields` in the
 same UPDATE, and writes exactly one event row in the same transaction. Losing a race returns False; it
 never overwrites. A statement that must move rows in bulk in raw SQL (the review claim) checks its move
-with `check_move()` and writes the same event rows itself.
+with `check_move()` and writes the same event rows itself. `claim_first()` is the one loop that claims
+the first row of a queue by compare-and-swap (the review queue on SQLite, the second pass).
 
 Not django-fsm (a decorator per move, state kept in Python) and not one generic event table (every
 subject keeps its own, with a real foreign key and its own indexes).
@@ -23,7 +24,10 @@ from django.utils import timezone
 
 
 class InvalidTransition(Exception):
-    """A status move that the model's table of allowed moves does not hold."""
+    """A status move that the model's table of allowed moves does not hold (the API answers 400 naming
+    the `status` field: API_ERROR_STATUS)."""
+
+    field = "status"
 
 
 class StatusEvent(models.Model):
@@ -116,3 +120,29 @@ def transition(
     for name, value in updates.items():
         setattr(obj, name, value)
     return True
+
+
+def claim_first(
+    queryset,
+    field: str,
+    to: str,
+    *,
+    actor=None,
+    note: str = "",
+    fields: dict | None = None,
+    expect: dict | Q | None = None,
+    attempts: int = 20,
+) -> int | None:
+    """The portable claim loop: move the row of `queryset` with the smallest id from its status (as read)
+    to `to` with transition(); when another claimer wins that row first, try the next one. Returns the
+    id claimed, or None when the queryset is empty (or every attempt lost a race). Not idempotent: each
+    call claims another row. The review queue (on SQLite) and the second pass share it."""
+    model = queryset.model
+    for _ in range(attempts):
+        candidate = queryset.order_by("id").values_list("id", field).first()
+        if candidate is None:
+            return None
+        row = model(pk=candidate[0], **{field: candidate[1]})
+        if transition(row, field, to, expect=expect, actor=actor, note=note, fields=fields):
+            return candidate[0]
+    return None

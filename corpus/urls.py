@@ -3,7 +3,6 @@ from django.urls import path
 from .views import browse, datasets, imports
 
 urlpatterns = [
-    path("", browse.home, name="home"),
     path("domains/", browse.domain_list, name="domain-list"),
     path("domains/<slug:slug>/", browse.domain_detail, name="domain-detail"),
     path("domains/<slug:slug>/edit/", browse.domain_edit, name="domain-edit"),

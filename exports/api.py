@@ -65,6 +65,32 @@ class ExportSpecViewSet(
         version = request_build(spec, by=request.user)
         return Response(ExportVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("domains", str, many=True, description="domain slugs (none: all)"),
+            OpenApiParameter("types", str, many=True, description="instruction types (none: all)"),
+            OpenApiParameter("statuses", str, many=True, description="item statuses (none: accepted)"),
+            OpenApiParameter("models", str, description="model names, comma separated (empty: all)"),
+            OpenApiParameter("date_from", str, description="YYYY-MM-DD"),
+            OpenApiParameter("date_to", str, description="YYYY-MM-DD"),
+        ],
+        responses={
+            200: OpenApiResponse(description="{instructions, images, sample: [records]}"),
+            400: OpenApiResponse(ErrorSerializer, description="A field of the selection is refused."),
+        },
+    )
+    @action(detail=False, methods=["get"])
+    def preview(self, request):
+        """What the selection matches now, before a build: instruction and image counts and the first
+        records (the export form's live count). Reads only."""
+        params = request.query_params
+        raw = {key: [v for v in params.getlist(key) if v] for key in ("domains", "types", "statuses")}
+        raw["models"] = [m.strip() for m in params.get("models", "").split(",") if m.strip()]
+        for key in ("date_from", "date_to"):
+            if params.get(key):
+                raw[key] = params[key]
+        return Response(selectors.preview_selection(raw))
+
     @extend_schema(request=None, responses={202: ExportVersionSerializer})
     @action(detail=True, methods=["post"])
     def build(self, request, pk=None):

@@ -13,7 +13,9 @@ class ExportSpecForm(forms.Form):
         max_length=100, help_text="Lowercase letters, digits and hyphens; names every version."
     )
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    domains = forms.MultipleChoiceField(required=False, help_text="None selected = all domains.")
+    domains = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked = all domains."
+    )
     types = forms.MultipleChoiceField(
         choices=InstructionType.choices, required=False, widget=forms.CheckboxSelectMultiple
     )

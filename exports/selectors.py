@@ -251,3 +251,53 @@ def iter_diff_csv(diff: Diff) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+# --- before a build, and beside a version -----------------------------------------------------------
+
+
+def preview_selection(raw: dict) -> dict:
+    """What a selection (the export form's fields) matches now: counts and a sample of records.
+    InvalidSpec (400) names a bad field. Reads only."""
+    from exports.services.rows import preview
+    from exports.services.specs import parse_selection
+
+    return preview(parse_selection(raw))
+
+
+def identical_earlier(version: ExportVersion) -> ExportVersion | None:
+    """The earliest other built version of the same export with the same archive bytes (sha256), if any:
+    a rebuild with nothing new says so instead of looking like new data."""
+    if not version.is_done or not version.sha256:
+        return None
+    return (
+        version.spec.versions.filter(
+            status=VersionStatus.DONE, sha256=version.sha256, number__lt=version.number
+        )
+        .order_by("number")
+        .only("id", "number")
+        .first()
+    )
+
+
+def latest_done_versions(limit: int = 50) -> QuerySet[ExportVersion]:
+    """Built versions, newest first (their counts say what left the studio)."""
+    return (
+        ExportVersion.objects.filter(status=VersionStatus.DONE)
+        .only("id", "counts", "spec_id")
+        .order_by("-id")[:limit]
+    )
+
+
+def failed_versions(limit: int = 3) -> QuerySet[ExportVersion]:
+    """The latest failed builds, with their error (for the admin's list of recent failures)."""
+    return versions().filter(status=VersionStatus.FAILED).order_by("-id")[:limit]
+
+
+def latest_version_per_spec(limit: int = 5) -> list[tuple[ExportSpec, ExportVersion | None]]:
+    """The most recently made exports, each with its newest version (built or not). Two queries."""
+    specs_ = list(ExportSpec.objects.order_by("-created_at", "-id")[:limit])
+    newest: dict[int, ExportVersion] = {}
+    for version in ExportVersion.objects.filter(spec__in=specs_).order_by("spec_id", "-number"):
+        newest.setdefault(version.spec_id, version)
+    return [(spec, newest.get(spec.pk)) for spec in specs_]

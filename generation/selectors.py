@@ -305,3 +305,113 @@ def prompt_versions():
     return PromptTemplate.objects.select_related("domain", "created_by").order_by(
         "kind", "instruction_type", "domain__slug", "-version"
     )
+
+
+# --- the admin's home (studio) ---------------------------------------------------------------------
+
+
+def active_jobs(limit: int = 10):
+    """Jobs not finished yet (queued, running, paused) with their counts and cost, newest first."""
+    from .models import JobStatus
+
+    active = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED]
+    return jobs_with_counts().filter(status__in=active)[:limit]
+
+
+def spend_since(since) -> Decimal:
+    """Money spent on model calls since `since`: finished units plus every recorded failure (two sums)."""
+    units = GenerationUnit.objects.filter(finished_at__gte=since).exclude(status=UnitStatus.FAILED)
+    failed = UnitFailure.objects.filter(at__gte=since)
+    return (units.aggregate(s=Sum("cost"))["s"] or Decimal(0)) + (
+        failed.aggregate(s=Sum("cost"))["s"] or Decimal(0)
+    )
+
+
+def recent_failures(limit: int = 5):
+    """The latest failed units of any job, with their error text (one query)."""
+    return UnitFailure.objects.select_related("job").order_by("-at", "-id")[:limit]
+
+
+# --- a job that explains itself ------------------------------------------------------------------------
+
+
+def allowed_controls(job: GenerationJob) -> list[str]:
+    """The controls the job's status allows (what its page offers): pause a running job, resume a
+    paused one, cancel any job not finished."""
+    from .models import JobStatus
+
+    return {
+        JobStatus.QUEUED: ["cancel"],
+        JobStatus.RUNNING: ["pause", "cancel"],
+        JobStatus.PAUSED: ["resume", "cancel"],
+    }.get(job.status, [])
+
+
+def _names(values, labels: dict) -> str:
+    names = [str(labels.get(v, v)) for v in values]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def job_in_words(job: GenerationJob) -> list[str]:
+    """The job's selection and parameters as sentences (the page prints these, not Python dicts)."""
+    from corpus.models import Domain, ReviewStatus
+    from corpus.rules import InstructionType
+
+    sel, params = job.selection or {}, job.params or {}
+    lines = []
+    if sel.get("image_ids"):
+        ids = sel["image_ids"]
+        lines.append(
+            f"{len(ids)} chosen image{'s' if len(ids) != 1 else ''} (ids {', '.join(map(str, ids[:20]))}"
+            f"{'…' if len(ids) > 20 else ''})."
+        )
+    else:
+        names = dict(Domain.objects.filter(slug__in=sel.get("domains", [])).values_list("slug", "name"))
+        domains = _names(sel.get("domains", []), names) or "no domain"
+        line = f"Images of {domains}"
+        if sel.get("statuses"):
+            line += f" whose review state is {_names(sel['statuses'], dict(ReviewStatus.choices)).lower()}"
+        lines.append(line + (f", at most {sel['limit']}." if sel.get("limit") else "."))
+    if job.stage == "instructions":
+        types = _names(params.get("types", []), dict(InstructionType.choices)) or "no type"
+        lines.append(
+            f"{params.get('n_per_type', 3)} question{'s' if params.get('n_per_type', 3) != 1 else ''} of each type: "
+            f"{types}; {params.get('seeds_per_prompt', 0)} seed question(s) shown to the model per prompt."
+        )
+        lines.append(
+            "Written from accepted and draft captions."
+            if sel.get("include_drafts")
+            else "Written from accepted captions only."
+        )
+    else:
+        lines.append("One caption per image.")
+    versions = sorted(set((job.prompts or {}).values()))
+    if versions:
+        lines.append(
+            f"Prompt template{'s' if len(versions) != 1 else ''} {_names([f'#{v}' for v in versions], {})}."
+        )
+    if job.is_regeneration:
+        lines.append("A regeneration someone asked for from the review page.")
+    return lines
+
+
+def units_with_drafts(job: GenerationJob, limit: int = 50):
+    """The job's finished units that wrote drafts, newest first, with their image (the page links each
+    to the image's page, where the drafts are)."""
+    return (
+        job.units.filter(status=UnitStatus.DONE, drafts__gt=0)
+        .select_related("image")
+        .only(
+            "id",
+            "image_id",
+            "image__original_name",
+            "instruction_type",
+            "drafts",
+            "invalid",
+            "cost",
+            "finished_at",
+        )
+        .order_by("-finished_at", "-id")[:limit]
+    )

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "generation",
     "review",
     "exports",
+    "studio",  # the home pages, one per role
 ]
 
 MIDDLEWARE = [
@@ -268,7 +269,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": PROXY_COUNT,
 }
 # Exception classes → the status the API answers when one escapes a view (web.api_errors); apps add
-# their domain errors in their own block: API_ERROR_STATUS["review.services.LeaseError"] = 409.
+# their domain errors in their own block: API_ERROR_STATUS["review.selectors.NoSuchItem"] = 404.
 API_ERROR_STATUS = {
     "django.db.models.ProtectedError": 409,
     "django.db.models.RestrictedError": 409,
@@ -459,6 +460,21 @@ REVIEW_IDLE_SECONDS = env_int("REVIEW_IDLE_SECONDS", 300)
 # Expired review and second-pass leases go back to their queues without anyone claiming.
 CELERY_BEAT_SCHEDULE["review-sweep"] = {"task": "review.sweep", "schedule": SWEEP_INTERVAL}
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["SaveStatusEnum"] = "review.api.SAVE_STATUS_CHOICES"
+# The errors of an item's save and of the review state on the API (web.api_errors): an edit against a version
+# someone else changed, a lease someone else holds or the caller never took, are 409s (with a `code`, and
+# both versions of a stale edit); a broken rule, a move the status table refuses, a mark that does not fit
+# its item are 400s naming the field; an unknown item 404; regeneration: not the lease holder 403, over the
+# hourly quota 429 with Retry-After, refused by the engine 409.
+API_ERROR_STATUS["corpus.services.items.StaleVersion"] = 409
+API_ERROR_STATUS["corpus.services.review_state.LeaseError"] = 409
+API_ERROR_STATUS["corpus.rules.InstructionRuleError"] = 400
+API_ERROR_STATUS["corpus.transitions.InvalidTransition"] = 400
+API_ERROR_STATUS["review.services.corrections.MarkError"] = 400
+API_ERROR_STATUS["review.selectors.NoSuchItem"] = 404
+API_ERROR_STATUS["review.services.corrections.RegenerationRefused"] = 409
+API_ERROR_STATUS["review.services.corrections.RegenerationForbidden"] = 403
+API_ERROR_STATUS["review.services.corrections.RegenerationQuotaExceeded"] = 429
+API_ERROR_STATUS["review.services.second_pass.SecondPassError"] = 400
 
 # (review settings above this line)
 

@@ -11,6 +11,7 @@ from corpus.views import media as corpus_media
 from exports import api as exports_api
 from generation import api as generation_api
 from review import api as review_api
+from web.favicon import favicon
 
 
 class APIDocsView(SpectacularSwaggerSplitView):
@@ -25,6 +26,7 @@ for module in (corpus_api, generation_api, review_api, exports_api):
     module.register(router)
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("django-admin/", admin.site.urls),
@@ -46,6 +48,7 @@ urlpatterns = [
     # Images and thumbnails, in every mode, behind the role check: the view streams them, or hands them to
     # nginx's internal location (MEDIA_ACCEL_REDIRECT). There is no other URL for a stored file.
     path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", corpus_media.media_file, name="media"),
+    path("", include("studio.urls")),
     path("", include("corpus.urls")),
 ]
 

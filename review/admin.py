@@ -1,14 +1,16 @@
 from django.contrib import admin
 
-from .models import HallucinationMark, ReviewEvent, SecondPass, SecondVerdict
+from .models import HallucinationMark, SecondPass, SecondPassEvent, SecondVerdict
 
 
-@admin.register(ReviewEvent)
-class ReviewEventAdmin(admin.ModelAdmin):
-    list_display = ["image", "subject", "from_status", "to_status", "actor", "at", "note"]
-    list_filter = ["subject", "to_status"]
-    raw_id_fields = ["image", "actor"]
-    list_select_related = ["actor"]
+class SecondPassEventInline(admin.TabularInline):
+    model = SecondPassEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("from_status", "to_status", "actor", "at", "note")
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(HallucinationMark)
@@ -24,6 +26,7 @@ class SecondPassAdmin(admin.ModelAdmin):
     list_display = ["image", "status", "first_reviewer", "reviewer", "created_at", "completed_at"]
     list_filter = ["status"]
     raw_id_fields = ["image", "first_reviewer", "reviewer"]
+    inlines = [SecondPassEventInline]
 
 
 @admin.register(SecondVerdict)

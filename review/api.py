@@ -1,12 +1,16 @@
 """REST endpoints of the review app, mounted under /api/v1/: next item, take / reopen one image by
 intent, lease renew and release, save with version (409 on a stale version or a lost lease), history,
-regeneration (202). Every status code an endpoint answers is declared in its schema."""
+regeneration (202). Every status code an endpoint answers is declared in its schema.
+
+Views parse input, call one service or selector and serialise. Domain errors pass through: the review
+block of API_ERROR_STATUS in settings maps them (StaleVersion and LeaseError 409 with a `code`,
+InstructionRuleError / InvalidTransition / MarkError 400 naming the field, NoSuchItem 404, the
+regeneration refusals 403 / 429 / 409)."""
 
 import logging
 
 from django.core.files.storage import default_storage
 from django.db import OperationalError
-from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -16,14 +20,12 @@ from rest_framework.response import Response
 from accounts.roles import ANNOTATOR, RESEARCHER
 from corpus.api import BAD_REQUEST, NOT_FOUND
 from corpus.models import Caption, Image, Instruction, ItemStatus, Revision
-from corpus.rules import InstructionRuleError
 from corpus.serializers import ID_MAX, INT_MAX, TextField
-from corpus.services.items import InvalidTransition, StaleVersion
 
+from . import selectors
 from .models import HallucinationCategory
 from .services import corrections, queue
-from .services.corrections import MarkError, MarkInput, RegenerationRefused
-from .services.queue import LeaseError, LeaseHeld, NotHeld
+from .services.corrections import MarkInput
 
 log = logging.getLogger(__name__)
 
@@ -270,27 +272,6 @@ class InstructionSaveInput(SaveInput):
 # --- views ---------------------------------------------------------------------------------------------
 
 
-def _image_with_items(image_id: int) -> Image:
-    return (
-        Image.objects.select_related("domain")
-        .prefetch_related(
-            Prefetch("captions", queryset=Caption.objects.exclude(status=ItemStatus.INVALID)),
-            Prefetch("instructions", queryset=Instruction.objects.exclude(status=ItemStatus.INVALID)),
-        )
-        .get(pk=image_id)
-    )
-
-
-def _lease_conflict(exc: LeaseError) -> Response:
-    if isinstance(exc, LeaseHeld):
-        code = "lease_held"
-    elif isinstance(exc, NotHeld):
-        code = "not_held"
-    else:
-        code = "not_reviewable"
-    return Response({"detail": str(exc), "code": code}, status=status.HTTP_409_CONFLICT)
-
-
 class _ReviewViewSet(viewsets.GenericViewSet):
     """What the review endpoints share: ids only in the URL, the safe JSON parser, and a database that
     is busy or gone answered as 503 with Retry-After (nothing was written: every action is one
@@ -339,7 +320,8 @@ class ReviewImageViewSet(_ReviewViewSet):
     def retrieve(self, request, pk=None):
         """The image with its caption(s) and instructions (invalid model output left out). Reads only."""
         image_id = self._get_image_id(pk)
-        return Response(ReviewImageSerializer(_image_with_items(image_id), context={"request": request}).data)
+        image = selectors.image_with_items(image_id)
+        return Response(ReviewImageSerializer(image, context={"request": request}).data)
 
     @extend_schema(
         request=None,
@@ -351,11 +333,7 @@ class ReviewImageViewSet(_ReviewViewSet):
         expired is taken over (events written). 409 when someone else holds it, when it is reviewed
         (reopen it) or has nothing to review."""
         image_id = self._get_image_id(pk)
-        try:
-            until = queue.take_image(image_id, request.user)
-        except LeaseError as exc:
-            return _lease_conflict(exc)
-        return _lease_response(image_id, until)
+        return _lease_response(image_id, queue.take_image(image_id, request.user))
 
     @extend_schema(
         request=None,
@@ -366,11 +344,7 @@ class ReviewImageViewSet(_ReviewViewSet):
         """Reopen a reviewed image to change it (a "reopened" event is written; a pending one is simply
         taken). 409 when someone else holds it or it has nothing to review."""
         image_id = self._get_image_id(pk)
-        try:
-            until = queue.take_image(image_id, request.user, reopen=True)
-        except LeaseError as exc:
-            return _lease_conflict(exc)
-        return _lease_response(image_id, until)
+        return _lease_response(image_id, queue.take_image(image_id, request.user, reopen=True))
 
     @extend_schema(
         request=None,
@@ -382,11 +356,7 @@ class ReviewImageViewSet(_ReviewViewSet):
         back when nobody took it; 409 when someone else holds it or the caller never held it (`code`
         lease_held / not_held) — a renew never takes an image."""
         image_id = self._get_image_id(pk)
-        try:
-            until = queue.renew_lease(image_id, request.user)
-        except LeaseError as exc:
-            return _lease_conflict(exc)
-        return _lease_response(image_id, until)
+        return _lease_response(image_id, queue.renew_lease(image_id, request.user))
 
     @extend_schema(request=None, responses={200: ReleaseSerializer, 404: NOT_FOUND, 503: DATABASE_BUSY})
     @action(detail=True, methods=["post"])
@@ -411,7 +381,7 @@ class _ItemViewSet(_ReviewViewSet):
     throttle_scope = {"regenerate": "regeneration"}  # accounts.throttles.ActionThrottle
 
     def get_queryset(self):
-        return corrections.ITEM_MODELS[self.kind].objects.select_related("image")
+        return selectors.ITEM_MODELS[self.kind].objects.select_related("image")
 
     @action(detail=True, methods=["post"])
     def save(self, request, pk=None):
@@ -420,54 +390,35 @@ class _ItemViewSet(_ReviewViewSet):
         they never took it); 400 naming each refused field (a broken type rule, an unknown key in
         `changes`, a value that is no string, a control character, a number out of range) — nothing
         is written then."""
-        item = self.get_object()
         data = self.save_input(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        changes = v.get("changes", {})
-        try:
-            result = corrections.save_item(
-                self.kind,
-                item.pk,
-                by=request.user,
-                expected_version=v["expected_version"],
-                changes=changes,
-                status=v["status"],
-                reason=v["reason"],
-                note=v["note"],
-                marks=[MarkInput(**m) for m in v["hallucinations"]],
-            )
-        except StaleVersion as exc:
-            return Response(
-                {
-                    "detail": f"The item is at version {exc.current.version}, not {v['expected_version']}.",
-                    "code": "stale_version",
-                    "yours": {
-                        "version": v["expected_version"],
-                        "changes": changes,
-                        "status": v["status"],
-                    },
-                    "current": self.output_serializer(exc.current).data,
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
-        except LeaseError as exc:
-            return _lease_conflict(exc)
-        except InstructionRuleError as exc:
-            raise ValidationError(exc.as_dict()) from None
-        except InvalidTransition as exc:
-            raise ValidationError({"status": [str(exc)]}) from None
-        except MarkError as exc:
-            raise ValidationError({"hallucinations": [str(exc)]}) from None
+        # One read of the item, inside the service (an unknown id is its NoSuchItem: 404).
+        result = corrections.save_item(
+            self.kind,
+            self._item_id(pk),
+            by=request.user,
+            expected_version=v["expected_version"],
+            changes=v.get("changes", {}),
+            status=v["status"],
+            reason=v["reason"],
+            note=v["note"],
+            marks=[MarkInput(**m) for m in v["hallucinations"]],
+        )
         return Response({**self.output_serializer(result.item).data, "image_done": result.image_done})
+
+    def _item_id(self, pk) -> int:
+        item_id = int(pk) if str(pk).isascii() and str(pk).isdigit() else 0
+        if not 0 < item_id <= ID_MAX:
+            raise NotFound("No such item.")
+        return item_id
 
     @extend_schema(responses={200: RevisionSerializer(many=True), 404: NOT_FOUND, 503: DATABASE_BUSY})
     @action(detail=True, methods=["get"])
     def history(self, request, pk=None):
         """The item's revisions, newest first (paginated)."""
         item = self.get_object()
-        revisions = Revision.objects.filter(**{self.kind: item}).select_related("by").order_by("-version")
-        page = self.paginate_queryset(revisions)
+        page = self.paginate_queryset(selectors.revisions_of(self.kind, item))
         return self.get_paginated_response(RevisionSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={202: dict, 403: dict, 409: dict, 429: dict})
@@ -476,21 +427,8 @@ class _ItemViewSet(_ReviewViewSet):
         """Queue a new draft of this item's stage: 202 with the generation job; 403 unless the caller holds
         the image's lease (or is an admin); 429 with Retry-After past the hourly quota; 409 with the
         engine's reason."""
-        from rest_framework.exceptions import APIException, PermissionDenied, Throttled
-
-        from .services.corrections import RegenerationForbidden, RegenerationQuotaExceeded
-
         item = self.get_object()
-        try:
-            job = corrections.request_regeneration(self.kind, item.pk, by=request.user)
-        except RegenerationForbidden as exc:
-            raise PermissionDenied(str(exc)) from exc
-        except RegenerationQuotaExceeded as exc:
-            raise Throttled(wait=exc.retry_after, detail=str(exc)) from exc
-        except RegenerationRefused as exc:
-            conflict = APIException(str(exc))
-            conflict.status_code = status.HTTP_409_CONFLICT
-            raise conflict from exc
+        job = corrections.request_regeneration(self.kind, item.pk, by=request.user)
         return Response({"detail": "queued", "job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -1,7 +1,8 @@
-"""What the review app adds to the corpus: the image state-change log, hallucination marks, second pass.
+"""What the review app adds to the corpus: hallucination marks and the second pass.
 
-The review state itself (review_status, leased_by, lease_expires_at) lives on corpus.Image; every change
-of it goes through review.services.transitions.transition(), which writes a ReviewEvent.
+The review state itself (review_status, leased_by, lease_expires_at) lives on corpus.Image with its table
+of moves and its event table (corpus.ImageEvent); corpus/services/review_state.py moves it. A second
+pass's status moves through corpus.transitions.transition() with one SecondPassEvent per move.
 """
 
 from django.conf import settings
@@ -10,34 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from corpus.models import Caption, Domain, Image, Instruction, Revision
-
-
-class EventSubject(models.TextChoices):
-    QUEUE = "queue", "Review queue"
-    SECOND_PASS = "second_pass", "Second pass"
-
-
-class ReviewEvent(models.Model):
-    """One status change of an image's review state (or of its second pass): from, to, who, when, why."""
-
-    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="review_events")
-    subject = models.CharField(max_length=20, choices=EventSubject.choices, default=EventSubject.QUEUE)
-    from_status = models.CharField(max_length=20)
-    to_status = models.CharField(max_length=20)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    at = models.DateTimeField(default=timezone.now)
-    note = models.CharField(max_length=200, blank=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-        indexes = [
-            # Serves an image's history and the "previous image" lookup of an annotator.
-            models.Index(fields=["image", "at"], name="review_event_image_idx"),
-            models.Index(fields=["actor", "to_status", "at"], name="review_event_actor_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"image {self.image_id}: {self.from_status} → {self.to_status}"
+from corpus.transitions import StatusEvent
 
 
 class HallucinationCategory(models.TextChoices):
@@ -102,6 +76,18 @@ class SecondPassStatus(models.TextChoices):
 class SecondPass(models.Model):
     """A reviewed image sampled for a second, independent look by someone other than its first reviewer."""
 
+    # pending → in_review: a second reviewer claims it; in_review → pending: their lease expired;
+    # in_review → done: their verdicts are in. Every move goes through corpus.transitions.transition().
+    STATUS_MOVES = {
+        "status": {
+            SecondPassStatus.PENDING: frozenset({SecondPassStatus.IN_REVIEW}),
+            SecondPassStatus.IN_REVIEW: frozenset({SecondPassStatus.PENDING, SecondPassStatus.DONE}),
+            SecondPassStatus.DONE: frozenset(),
+        }
+    }
+    EVENT_MODEL = "review.SecondPassEvent"
+    EVENT_FK = "second_pass"
+
     image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="second_pass")
     first_reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -117,6 +103,7 @@ class SecondPass(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "second passes"
         ordering = ["id"]
         indexes = [
             # Serves the second-pass claim: oldest pending first.
@@ -125,6 +112,15 @@ class SecondPass(models.Model):
 
     def __str__(self) -> str:
         return f"second pass of image {self.image_id} ({self.status})"
+
+
+class SecondPassEvent(StatusEvent):
+    """One status move of a second pass."""
+
+    second_pass = models.ForeignKey(SecondPass, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        indexes = [models.Index(fields=["second_pass", "at"], name="second_pass_event_idx")]
 
 
 class SecondVerdict(models.Model):

@@ -90,6 +90,7 @@ def walk(w) -> list[str]:
     img, held, cap, ins = w["image"], w["held"], w["caption"], w["instruction"]
     return [
         "/",
+        "/favicon.ico",
         "/accounts/login/",
         "/accounts/logout/",
         "/domains/",
@@ -98,6 +99,7 @@ def walk(w) -> list[str]:
         "/images/",
         f"/images/{img.pk}/",
         "/images/import/",
+        "/images/bulk/",
         f"/images/import/{w['batch'].pk}/",
         "/datasets/import/",
         f"/datasets/import/{w['dataset_import'].pk}/",
@@ -181,6 +183,7 @@ def walk(w) -> list[str]:
         f"/api/v1/review/instructions/{ins.pk}/regenerate/",
         f"/api/v1/review/instructions/{ins.pk}/save/",
         "/api/v1/exports/",
+        "/api/v1/exports/preview/?domains=walk&types=judgement",
         f"/api/v1/exports/{w['spec'].pk}/",
         f"/api/v1/exports/{w['spec'].pk}/build/",
         "/api/v1/export-versions/",

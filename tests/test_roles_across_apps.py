@@ -110,3 +110,19 @@ def test_admin_role_manages_users_in_the_django_admin(client, admin_user, annota
     client.force_login(admin_user)
     assert client.get("/django-admin/auth/user/").status_code == 200
     assert client.get(f"/django-admin/auth/user/{annotator.pk}/change/").status_code == 200
+
+
+# JSON endpoints the studio's pages call (issue 13): who gets what, anonymous included (401).
+STUDIO_ENDPOINTS = {
+    "/api/v1/exports/preview/": {"admin_user": 200, "researcher": 200, "annotator": 403, "outsider": 403},
+}
+
+
+@pytest.mark.parametrize("url", sorted(STUDIO_ENDPOINTS))
+@pytest.mark.parametrize("who", ["admin_user", "annotator", "researcher", "outsider", None])
+def test_studio_endpoints_answer_each_role(client, request, url, who):
+    if who is None:
+        assert client.get(url).status_code == 401
+        return
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(url).status_code == STUDIO_ENDPOINTS[url][who]

@@ -9,8 +9,9 @@ read by a middleware) and for 500s on /api/ paths.
 Services raise domain errors; views need not catch them: `settings.API_ERROR_STATUS` maps exception
 classes (dotted paths, most specific class wins) to a status code, and the handler answers that code
 with `detail` = the exception's message. A domain error may carry `errors` (a dict of field → messages)
-or `field` (the one field it is about) to fill `errors`. Each app adds its classes in its own settings
-block, e.g. `API_ERROR_STATUS["review.services.LeaseError"] = 409`. The defaults:
+or `field` (the one field it is about) to fill `errors`, `api_extra` (a dict of further keys for the body:
+a `code` naming the case, both versions of a stale edit) and `retry_after` (seconds, sent as Retry-After). Each app adds its classes in its own settings
+block, e.g. `API_ERROR_STATUS["corpus.services.review_state.LeaseError"] = 409`. The defaults:
 
 - `ProtectedError` / `RestrictedError` (deleting a row others still use) → 409, naming what uses it;
 - `IntegrityError` → 409 for unique and foreign-key violations (a conflict with another row),
@@ -158,6 +159,12 @@ def _domain_exception(exc: BaseException, code: int) -> exceptions.APIException:
         api_exc.field_errors = _flatten(errors)
     elif isinstance(field, str) and field:
         api_exc.field_errors = {field: [detail]}
+    extra = getattr(exc, "api_extra", None)
+    if isinstance(extra, dict):
+        api_exc.extra = {k: v for k, v in extra.items() if k not in ("detail", "errors")}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float) and retry_after > 0:
+        api_exc.wait = retry_after  # DRF's handler sends it as Retry-After
     return api_exc
 
 
@@ -235,6 +242,7 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.NotAuthenticated) and detail == exceptions.NotAuthenticated.default_detail:
         detail = NOT_AUTHENTICATED
     response.data = error_body(detail, getattr(exc, "field_errors", None))
+    response.data.update(getattr(exc, "extra", None) or {})
     return response
 
 

@@ -15,11 +15,23 @@ from django.db import connection, models
 from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
-from ..models import DatasetImport, Instruction, ItemStatus, Origin, Revision, RevisionAction
+from ..models import (
+    DatasetImport,
+    Image,
+    ImageEvent,
+    Instruction,
+    ItemStatus,
+    Origin,
+    ReviewStatus,
+    Revision,
+    RevisionAction,
+)
 from ..rules import RULES_VERSION
+from ..transitions import check_move
 from .dataset_readers import RawRecord
 from .dataset_turns import TypedTurn
-from .items import mark_images_pending, record_rules_check
+from .items import record_rules_check
+from .review_state import mark_pending
 
 # The summary names at most this many skipped records, reused images and near-duplicates each (and
 # counts the rest): it is stored on the row and shown on a page.
@@ -235,8 +247,28 @@ class Writer:
         return pending
 
     def queue_for_review(self, image_ids: set[int]) -> None:
-        if image_ids:
-            mark_images_pending(image_ids)
+        """Images that got drafts go (back) to the review queue: new → pending and reviewed → pending,
+        each move with its event, as review_state.mark_pending makes them — on PostgreSQL in one
+        statement for the batch (mark_pending moves one image per two statements: a batch of 2,000
+        records over new images would cost more than the records)."""
+        if not image_ids:
+            return
+        note = f"new drafts: {self.note}"[:500]
+        if not self.copy:
+            mark_pending(image_ids, actor=self._by(), note=note)
+            return
+        for frm in _WAITING:
+            check_move(Image, "review_status", frm, ReviewStatus.PENDING)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _PENDING_SQL.format(images=Image._meta.db_table, events=ImageEvent._meta.db_table),
+                [sorted(image_ids), list(_WAITING), self.by_id, note],
+            )
+
+    def _by(self):
+        from django.contrib.auth import get_user_model
+
+        return get_user_model()(pk=self.by_id) if self.by_id is not None else None
 
     def _copy(self, rows: list, now, ids: list[int] | None) -> None:
         with connection.cursor() as cursor:
@@ -331,6 +363,26 @@ class Writer:
             for obj, (_image_id, turn, status, _src) in zip(objects, rows, strict=True)
         )
         record_rules_check([obj.pk for obj, row in zip(objects, rows, strict=True) if not row[1].flag])
+
+
+_WAITING = (ReviewStatus.NEW, ReviewStatus.REVIEWED)
+# The moves of review_state.mark_pending, for many images in one statement: the rows are locked in id
+# order (FOR NO KEY UPDATE, what an UPDATE of a non-key column takes anyway: it does not wait for the
+# FOR KEY SHARE of another transaction's foreign-key checks), moved, and their events written from what
+# they were.
+_PENDING_SQL = """
+WITH waiting AS (
+    SELECT id, review_status FROM {images}
+    WHERE id = ANY(%s) AND review_status = ANY(%s)
+    ORDER BY id FOR NO KEY UPDATE
+), moved AS (
+    UPDATE {images} AS i SET review_status = 'pending'
+    FROM waiting AS w WHERE i.id = w.id
+    RETURNING i.id, w.review_status AS from_status
+)
+INSERT INTO {events} (image_id, from_status, to_status, actor_id, at, note)
+SELECT id, from_status, 'pending', %s, now(), %s FROM moved
+"""
 
 
 def _snapshot(turn: TypedTurn, status: str) -> dict:

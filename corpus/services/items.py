@@ -4,7 +4,8 @@ Every change goes through `update_item` (or the create functions) so that each o
 the type rules, compare-and-swaps on the version the editor loaded, and leaves a Revision.
 """
 
-from collections.abc import Iterable
+import copy
+from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -21,27 +22,36 @@ from ..rules import (
     normalize_answer,
     strip_option_label,
 )
+from ..transitions import InvalidTransition, check_move  # noqa: F401  (an item's refused move, raised here)
+from .review_state import NotHeld, finish_if_done, lease_duration, mark_pending
 
 
 class StaleVersion(Exception):
-    """The item changed since the editor loaded it. `current` is the item as it is now."""
+    """The item changed since the editor loaded it. `current` is the item as it is now; `yours` what the
+    editor sent (version, changes, status), when known. The API answers 409 with both (API_ERROR_STATUS,
+    `api_extra`)."""
 
-    def __init__(self, current):
+    def __init__(self, current, *, yours: dict | None = None):
         self.current = current
-        super().__init__(f"{type(current).__name__} {current.pk} is at version {current.version}")
+        self.yours = yours
+        if yours is not None:
+            message = f"The item is at version {current.version}, not {yours['version']}."
+        else:
+            message = f"{type(current).__name__} {current.pk} is at version {current.version}"
+        super().__init__(message)
 
+    @property
+    def api_extra(self) -> dict:
+        current = self.current
+        shown = {"id": current.pk, "image": current.image_id}
+        shown.update({name: getattr(current, name) for name in current.EDITABLE_FIELDS})
+        for name in ("status", "origin", "model_name", "version", "reason", "updated_at"):
+            shown[name] = getattr(current, name)
+        extra = {"code": "stale_version", "current": shown}
+        if self.yours is not None:
+            extra["yours"] = self.yours
+        return extra
 
-class InvalidTransition(Exception):
-    """A status move that the table of allowed moves does not hold."""
-
-
-# The one table of allowed status moves for captions and instructions.
-ALLOWED_MOVES: dict[str, set[str]] = {
-    ItemStatus.DRAFT: {ItemStatus.ACCEPTED, ItemStatus.REJECTED},
-    ItemStatus.ACCEPTED: {ItemStatus.REJECTED, ItemStatus.DRAFT},
-    ItemStatus.REJECTED: {ItemStatus.ACCEPTED, ItemStatus.DRAFT},
-    ItemStatus.INVALID: {ItemStatus.DRAFT, ItemStatus.REJECTED},
-}
 
 _ACTION_FOR_STATUS = {
     ItemStatus.ACCEPTED: RevisionAction.ACCEPTED,
@@ -96,13 +106,6 @@ def check_changes(
     return violations
 
 
-def mark_images_pending(image_ids: Iterable[int]) -> int:
-    """Images with new drafts go (back) to the review queue. Idempotent; leased images stay leased."""
-    return Image.objects.filter(
-        id__in=list(image_ids), review_status__in=[ReviewStatus.NEW, ReviewStatus.REVIEWED]
-    ).update(review_status=ReviewStatus.PENDING)
-
-
 def create_caption(
     image: Image,
     *,
@@ -129,7 +132,7 @@ def create_caption(
             caption=caption, version=1, action=RevisionAction.CREATED, by=by, at=now, after=caption.snapshot()
         )
         if status == ItemStatus.DRAFT:
-            mark_images_pending([image.pk])
+            mark_pending([image.pk])
     return caption
 
 
@@ -193,7 +196,7 @@ def create_instruction(
             after=instruction.snapshot(),
         )
         if status == ItemStatus.DRAFT:
-            mark_images_pending([image.pk])
+            mark_pending([image.pk])
     return instruction
 
 
@@ -211,6 +214,467 @@ def _storable(fields: dict) -> dict:
     return {key: clean(value) for key, value in fields.items()}
 
 
+@dataclass
+class ItemSaved:
+    """What decide_item did: the item as saved (its new version), the id of the Revision it wrote, and
+    whether the save decided the image's last draft and so finished the image (with holding_lease)."""
+
+    item: Caption | Instruction
+    revision_id: int
+    image_done: bool = False
+
+
+@dataclass
+class _Plan:
+    """A checked change of one item, computed before anything is written."""
+
+    current: Caption | Instruction  # the item with the change applied (version not yet bumped)
+    before: dict
+    after: dict
+    updates: dict  # column → value, besides version
+    action: str
+    valid: bool  # an instruction whose content passed corpus.rules (its verdict is remembered)
+    remembered: bool  # …and the row already remembers that verdict for this content
+
+
+def _plan(item, *, by, changes: dict, status: str | None, reason: str, now) -> _Plan:
+    """Apply the change to a copy of `item` and check it: the status table (InvalidTransition), the type
+    rules of what is kept for review or training (InstructionRuleError; a rejected item may stay
+    broken). Writes nothing."""
+    model = type(item)
+    current = copy.copy(item)
+    before = current.snapshot()
+    for field, value in changes.items():
+        setattr(current, field, value)
+    new_status = status or current.status
+    if new_status != current.status:
+        check_move(model, "status", current.status, new_status)
+    violations = None
+    if model is Instruction:
+        if new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+            cleaned = clean_instruction_fields(
+                current.type, current.question, current.options, current.answer
+            )
+            for field, value in cleaned.items():
+                setattr(current, field, value)
+        violations = check_instruction(current.type, current.question, current.options, current.answer)
+        if violations and new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+            raise InstructionRuleError(violations)
+    elif new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+        if not (current.text or "").strip():
+            raise InstructionRuleError(
+                [RuleViolation("text", "required", "text: a caption must not be empty")]
+            )
+        if (violation := check_text("text", current.text)) is not None:
+            raise InstructionRuleError([violation])
+    if new_status == ItemStatus.REJECTED:
+        current.reason = reason or current.reason or "rejected"
+    elif status is not None:
+        current.reason = ""
+    current.status = new_status
+    current.updated_at = now
+    updates = {field: getattr(current, field) for field in model.EDITABLE_FIELDS}
+    updates.update(status=new_status, reason=current.reason, updated_at=now)
+    if status is not None and new_status != before["status"]:
+        updates.update(reviewed_by_id=by.pk if by is not None else None, reviewed_at=now)
+        current.reviewed_by_id, current.reviewed_at = updates["reviewed_by_id"], now
+    action = _ACTION_FOR_STATUS[new_status] if new_status != before["status"] else RevisionAction.EDITED
+    valid = violations == []
+    return _Plan(
+        current=current,
+        before=before,
+        after=current.snapshot(),
+        updates=updates,
+        action=action,
+        valid=valid,
+        remembered=valid and _check_remembered(current, before),
+    )
+
+
+def decide_item(
+    item: Caption | Instruction,
+    *,
+    actor,
+    expected_version: int,
+    status: str | None = None,
+    changes: dict | None = None,
+    reason: str = "",
+    note: str = "",
+    holding_lease: bool = False,
+) -> ItemSaved:
+    """Decide (accept, reject, reopen) and/or edit one caption or instruction as `actor` — a person, or a
+    system user — if it is still at `expected_version`; one Revision records it.
+
+    `item` is the item as the caller read it (its fields are the change's "before"; the write
+    compare-and-swaps on its version and status, so a row that moved on is a StaleVersion, never an
+    overwrite). With `holding_lease`, the save happens only while `actor` holds the image's review lease:
+    the lease is renewed, and when this save decided the image's last draft the image is finished
+    (in_review → reviewed, one ImageEvent) — `image_done` says so. On PostgreSQL all of that is one
+    statement (data-modifying CTEs), atomic by itself; elsewhere a few, in one transaction.
+
+    Not idempotent: a repeat with the same expected_version raises StaleVersion, which is how a double
+    submit is told apart from a second edit. Raises InstructionRuleError when the result breaks the type
+    rules (a rejection may keep broken content) and, whatever the status, when the changes are unusable
+    (check_changes) — nothing is written then; InvalidTransition for a move the table does not allow;
+    review_state.NotHeld when `holding_lease` and the actor does not hold the lease (nothing is written:
+    the caller may take a lapsed lease back and try again)."""
+    model = type(item)
+    changes = dict(changes or {})
+    unusable = check_changes(model, changes, reason=reason, note=note)
+    if unusable:
+        raise InstructionRuleError(unusable)
+    if connection.vendor != "postgresql":
+        return _decide_portable(
+            item,
+            actor=actor,
+            expected_version=expected_version,
+            status=status,
+            changes=changes,
+            reason=reason,
+            note=note,
+            holding_lease=holding_lease,
+        )
+    yours = {"version": expected_version, "changes": changes, "status": status}
+    if item.version != expected_version:
+        # The caller's copy is not the version the editor loaded: read the row as it is now.
+        item = model.objects.select_related("image").get(pk=item.pk)
+        if item.version != expected_version:
+            raise StaleVersion(item, yours=yours)
+    now = timezone.now()
+    plan = _plan(item, by=actor, changes=changes, status=status, reason=reason, now=now)
+    outcome = _write_pg(
+        item,
+        plan,
+        actor=actor,
+        expected_version=expected_version,
+        note=note,
+        now=now,
+        holding_lease=holding_lease,
+    )
+    if outcome is None:  # nothing was written: the row moved on, or the lease is not the actor's
+        current = model.objects.get(pk=item.pk)
+        if not holding_lease or current.version != expected_version or current.status != item.status:
+            raise StaleVersion(current, yours=yours)
+        raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
+    revision_id, image_done = outcome
+    plan.current.version = expected_version + 1
+    return ItemSaved(item=plan.current, revision_id=revision_id, image_done=image_done)
+
+
+# The save on PostgreSQL, in one statement (docs/performance.md, "A save"). `lease` renews the actor's
+# lease — or finishes the image when this save decides its last draft — only while the actor holds it and
+# the item is still at the loaded version and status. That check locks the item row (FOR UPDATE: after a
+# wait it is re-checked on the row as committed), so once `lease` matched, `upd` — the swap, on the same
+# conditions — cannot fail: the statement writes all of it or nothing, and is atomic on its own (no
+# transaction is needed around it). Locks are taken item first, then image; nothing on PostgreSQL locks
+# an image and then one of its items, so two saves cannot deadlock. `rev` records the Revision,
+# `finished` the image's event. The final row says what happened: nothing written (the row moved on, or
+# the lease is not the actor's), or the revision id and whether the image was finished.
+_PG_LEASE_SQL = """
+lease AS (
+    UPDATE corpus_image AS i
+    SET review_status = CASE WHEN f.done THEN 'reviewed' ELSE i.review_status END,
+        leased_by_id = CASE WHEN f.done THEN NULL ELSE i.leased_by_id END,
+        lease_expires_at = CASE WHEN f.done THEN NULL ELSE %(until)s END
+    FROM (
+        SELECT %(decides)s
+            AND NOT EXISTS (
+                SELECT 1 FROM corpus_instruction WHERE image_id = %(image)s AND status = 'draft'
+                AND id <> %(instruction)s)
+            AND NOT EXISTS (
+                SELECT 1 FROM corpus_caption WHERE image_id = %(image)s AND status = 'draft'
+                AND id <> %(caption)s) AS done
+    ) AS f
+    WHERE i.id = %(image)s AND i.review_status = 'in_review' AND i.leased_by_id = %(actor)s
+        AND EXISTS (
+            SELECT 1 FROM {table} WHERE id = %(id)s AND version = %(version)s AND status = %(was)s
+            FOR UPDATE)
+    RETURNING i.id, i.review_status
+), finished AS (
+    INSERT INTO corpus_imageevent (image_id, from_status, to_status, actor_id, at, note)
+    SELECT id, 'in_review', 'reviewed', %(actor)s, %(now)s, 'all drafts decided' FROM lease
+    WHERE review_status = 'reviewed'
+),"""
+
+_PG_SAVE_SQL = """
+WITH {lease}
+upd AS (
+    UPDATE {table} SET {assignments}, version = version + 1
+    WHERE id = %(id)s AND version = %(version)s AND status = %(was)s {lease_held}
+    RETURNING id, version
+), rev AS (
+    INSERT INTO corpus_revision ({fk}, version, action, by_id, at, before, after, note)
+    SELECT id, version, %(action)s, %(actor)s, %(now)s, %(before)s, %(after)s, %(note)s FROM upd
+    RETURNING id
+)
+SELECT (SELECT id FROM rev), {lease_matched}, {image_done}
+"""
+
+
+def _write_pg(
+    item, plan: _Plan, *, actor, expected_version, note, now, holding_lease
+) -> tuple[int, bool] | None:
+    """Run _PG_SAVE_SQL: (revision id, image finished), or None when nothing was written."""
+    from psycopg.types.json import Jsonb
+
+    model = type(item)
+    table = model._meta.db_table
+    params = {
+        "id": item.pk,
+        "version": expected_version,
+        "was": plan.before["status"],
+        "action": plan.action,
+        "actor": actor.pk if actor is not None else None,
+        "now": now,
+        "before": Jsonb(plan.before),
+        "after": Jsonb(plan.after),
+        "note": note,
+    }
+    assignments = []
+    for column, value in plan.updates.items():
+        if column == "options":
+            params["set_options"] = Jsonb(value)
+        else:
+            params[f"set_{column}"] = value
+        assignments.append(f"{column} = %(set_{column})s")
+    if model is Instruction and plan.valid and not plan.remembered:
+        # The rules' verdict on the new content, remembered in the same UPDATE: the digest the database
+        # computes for content_digest (corpus.models), over the values being written.
+        assignments.append(
+            "checked_digest = md5(%(set_type)s || chr(31) || %(set_question)s || chr(31) "
+            "|| (%(set_options)s::jsonb)::text || chr(31) || %(set_answer)s), checked_rules = %(rules)s"
+        )
+        params["rules"] = RULES_VERSION
+    lease = lease_held = ""
+    lease_matched, image_done = "true", "false"
+    if holding_lease:
+        lease = _PG_LEASE_SQL.format(table=table)
+        lease_held = "AND EXISTS (SELECT 1 FROM lease)"
+        lease_matched = "EXISTS (SELECT 1 FROM lease)"
+        image_done = "EXISTS (SELECT 1 FROM lease WHERE review_status = 'reviewed')"
+        params.update(
+            image=item.image_id,
+            until=now + lease_duration(),
+            decides=plan.after["status"] != ItemStatus.DRAFT,
+            instruction=item.pk if model is Instruction else 0,
+            caption=item.pk if model is Caption else 0,
+        )
+    sql = _PG_SAVE_SQL.format(
+        lease=lease,
+        table=table,
+        assignments=", ".join(assignments),
+        lease_held=lease_held,
+        fk=f"{model.__name__.lower()}_id",
+        lease_matched=lease_matched,
+        image_done=image_done,
+    )
+    # One statement is atomic by itself: inside the caller's transaction it joins it, outside it commits
+    # alone (no BEGIN and COMMIT round trips around it).
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        revision_id, lease_matched_row, done = cursor.fetchone()
+    if revision_id is None:
+        if holding_lease and lease_matched_row:  # pragma: no cover - the item lock rules it out
+            raise AssertionError("the lease matched but the item was not swapped")
+        return None
+    return revision_id, bool(done)
+
+
+# A plain decision (a status, no edit, no marks) on PostgreSQL in one statement, without reading the item
+# first: `cur` locks the item if it is still at the loaded version, in a status the table lets move to the
+# new one, and — for accept or reopen — known to pass the rules without running them here: an instruction
+# whose remembered verdict is current (the exports' own test), a caption with a letter or digit and no
+# control character at all (stricter than the text rule, which allows tab and line breaks: a caption this
+# refuses takes the full path, which applies the rule itself). `lease`, `finished` as in _PG_LEASE_SQL;
+# `upd` swaps the item; `rev` records the Revision with before/after built from the rows (the fields of
+# snapshot()). No row back means the fast path did not apply — the caller reads the item and takes the
+# full path (decide_item), which says why or saves.
+_PG_PLAIN_SQL = """
+WITH cur AS (
+    SELECT * FROM {table}
+    WHERE id = %(id)s AND version = %(version)s AND status = ANY(%(froms)s) {valid}
+    FOR UPDATE
+), {lease}
+upd AS (
+    UPDATE {table} AS t
+    SET status = %(to)s, reason = {reason}, updated_at = %(now)s, reviewed_by_id = %(actor)s,
+        reviewed_at = %(now)s, version = t.version + 1
+    FROM cur WHERE t.id = cur.id {lease_held}
+    RETURNING {returning}
+), rev AS (
+    INSERT INTO corpus_revision ({fk}, version, action, by_id, at, before, after, note)
+    SELECT upd.id, upd.version, %(action)s, %(actor)s, %(now)s, {before}, {after}, %(note)s
+    FROM upd JOIN cur ON cur.id = upd.id
+    RETURNING id
+)
+SELECT (SELECT id FROM rev), {image_done}, upd.* FROM upd
+"""
+# Stricter than corpus.rules' text rule (which also allows tab, line feed and carriage return): a caption
+# that passes this passes the rule. NUL and lone surrogates cannot be stored in PostgreSQL text at all.
+_PG_NO_CONTROL_CHARACTER = "[\\u0001-\\u001f\\u007f-\\u009f]"
+
+
+def decide_plain(
+    model: type[Caption] | type[Instruction],
+    item_id: int,
+    *,
+    actor,
+    expected_version: int,
+    status: str,
+    reason: str = "",
+    note: str = "",
+    holding_lease: bool = False,
+) -> ItemSaved | None:
+    """decide_item for a plain decision — `status`, no edit — in one statement on PostgreSQL, without
+    reading the item first. Returns None, having written nothing, whenever that path does not apply (not
+    PostgreSQL, an unknown item, a stale version, a refused move, content whose check is not known to
+    pass, a lease that is not the actor's): the caller then reads the item and calls decide_item, which
+    raises the error or saves. The same guarantees as decide_item: lease, compare-and-swap, Revision,
+    image finished with its event when no draft is left."""
+    if connection.vendor != "postgresql" or check_changes(model, {}, reason=reason, note=note):
+        return None
+    froms = [f for f, moves in model.STATUS_MOVES["status"].items() if status in moves and f != status]
+    table = model._meta.db_table
+    fields = [f for f in model._meta.concrete_fields]
+    valid = ""
+    if status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
+        if model is Instruction:
+            valid = "AND checked_rules = %(rules)s AND checked_digest = content_digest"
+        else:
+            valid = "AND text ~ '[[:alnum:]]' AND text !~ %(control)s"
+    snapshot = [*model.EDITABLE_FIELDS, "status", "reason"]
+
+    def as_json(alias: str) -> str:
+        return "jsonb_build_object(" + ", ".join(f"'{f}', {alias}.{f}" for f in snapshot) + ")"
+
+    now = timezone.now()
+    params = {
+        "id": item_id,
+        "version": expected_version,
+        "froms": froms,
+        "to": status,
+        "reason_given": reason,
+        "actor": actor.pk if actor is not None else None,
+        "now": now,
+        "action": _ACTION_FOR_STATUS[status],
+        "note": note,
+        "rules": RULES_VERSION,
+        "control": _PG_NO_CONTROL_CHARACTER,
+    }
+    lease, lease_held, image_done = "", "", "false"
+    if holding_lease:
+        lease = _PG_PLAIN_LEASE_SQL
+        lease_held = "AND EXISTS (SELECT 1 FROM lease)"
+        image_done = "EXISTS (SELECT 1 FROM lease WHERE review_status = 'reviewed')"
+        params.update(
+            until=now + lease_duration(),
+            decides=status != ItemStatus.DRAFT,
+        )
+        lease = lease.format(
+            instruction_excluded="cur.id" if model is Instruction else "0",
+            caption_excluded="cur.id" if model is Caption else "0",
+        )
+    sql = _PG_PLAIN_SQL.format(
+        table=table,
+        valid=valid,
+        lease=lease,
+        lease_held=lease_held,
+        reason=(
+            "COALESCE(NULLIF(%(reason_given)s, ''), NULLIF(cur.reason, ''), 'rejected')"
+            if status == ItemStatus.REJECTED
+            else "''"
+        ),
+        returning=", ".join(f"t.{f.column}" for f in fields),
+        fk=f"{model.__name__.lower()}_id",
+        before=as_json("cur"),
+        after=as_json("upd"),
+        image_done=image_done,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    revision_id, done, *values = row
+    values = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    item = model.from_db(connection.alias, [f.attname for f in fields], values)
+    return ItemSaved(item=item, revision_id=revision_id, image_done=bool(done))
+
+
+_PG_PLAIN_LEASE_SQL = """
+lease AS (
+    UPDATE corpus_image AS i
+    SET review_status = CASE WHEN f.done THEN 'reviewed' ELSE i.review_status END,
+        leased_by_id = CASE WHEN f.done THEN NULL ELSE i.leased_by_id END,
+        lease_expires_at = CASE WHEN f.done THEN NULL ELSE %(until)s END
+    FROM cur, LATERAL (
+        SELECT %(decides)s
+            AND NOT EXISTS (
+                SELECT 1 FROM corpus_instruction WHERE image_id = cur.image_id AND status = 'draft'
+                AND id <> {instruction_excluded})
+            AND NOT EXISTS (
+                SELECT 1 FROM corpus_caption WHERE image_id = cur.image_id AND status = 'draft'
+                AND id <> {caption_excluded}) AS done
+    ) AS f
+    WHERE i.id = cur.image_id AND i.review_status = 'in_review' AND i.leased_by_id = %(actor)s
+    RETURNING i.id, i.review_status
+), finished AS (
+    INSERT INTO corpus_imageevent (image_id, from_status, to_status, actor_id, at, note)
+    SELECT id, 'in_review', 'reviewed', %(actor)s, %(now)s, 'all drafts decided' FROM lease
+    WHERE review_status = 'reviewed'
+),"""
+
+
+def _decide_portable(
+    item, *, actor, expected_version, status, changes, reason, note, holding_lease
+) -> ItemSaved:
+    """decide_item on databases without data-modifying CTEs (SQLite): the same checks and writes as a
+    few statements in one transaction — the lease renewed first, the row re-read, a compare-and-swap on
+    the version, the Revision, the image finished through transition() when no draft is left."""
+    model = type(item)
+    yours = {"version": expected_version, "changes": changes, "status": status}
+    image_done = False
+    with transaction.atomic():
+        if holding_lease and not Image.objects.filter(
+            pk=item.image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=actor
+        ).update(lease_expires_at=timezone.now() + lease_duration()):
+            current = model.objects.get(pk=item.pk)
+            if current.version != expected_version:
+                raise StaleVersion(current, yours=yours)
+            raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
+        current = model.objects.select_for_update().select_related("image").get(pk=item.pk)
+        if current.version != expected_version:
+            raise StaleVersion(current, yours=yours)
+        now = timezone.now()
+        plan = _plan(current, by=actor, changes=changes, status=status, reason=reason, now=now)
+        # Compare-and-swap on the version as well as the row lock: SQLite has no SELECT … FOR UPDATE.
+        swapped = model.objects.filter(pk=item.pk, version=expected_version).update(
+            version=F("version") + 1, **plan.updates
+        )
+        if swapped != 1:
+            raise StaleVersion(model.objects.get(pk=item.pk), yours=yours)
+        if plan.valid and not plan.remembered:
+            record_rules_check([current.pk])
+        saved = plan.current
+        saved.version = expected_version + 1
+        revision = Revision.objects.create(
+            version=saved.version,
+            action=plan.action,
+            by=actor,
+            at=now,
+            before=plan.before,
+            after=plan.after,
+            note=note,
+            **{model.__name__.lower(): saved},
+        )
+        if holding_lease and plan.after["status"] != ItemStatus.DRAFT:
+            image_done = finish_if_done(item.image_id, actor)
+    return ItemSaved(item=saved, revision_id=revision.pk, image_done=image_done)
+
+
 def update_item(
     item: Caption | Instruction,
     *,
@@ -221,82 +685,17 @@ def update_item(
     reason: str = "",
     note: str = "",
 ) -> Caption | Instruction:
-    """Edit and/or move the status of a caption or instruction, if it is still at `expected_version`.
-
-    Not idempotent by itself: a repeated call with the same expected_version raises StaleVersion, which
-    is how a double submit is told apart from a second edit. Raises InstructionRuleError when the result
-    breaks the type rules (a rejection may keep broken content) and, whatever the status, when the
-    changes are unusable (check_changes: unknown fields, wrong kinds, control characters) — nothing is
-    written then; InvalidTransition for a move the table does not allow. Returns the item as saved,
-    with its new version."""
-    model = type(item)
-    changes = dict(changes or {})
-    unusable = check_changes(model, changes, reason=reason, note=note)
-    if unusable:
-        raise InstructionRuleError(unusable)
-    with transaction.atomic():
-        current = model.objects.select_for_update().get(pk=item.pk)
-        if current.version != expected_version:
-            raise StaleVersion(current)
-        before = current.snapshot()
-        for field, value in changes.items():
-            setattr(current, field, value)
-        new_status = status or current.status
-        if new_status != current.status and new_status not in ALLOWED_MOVES.get(current.status, set()):
-            raise InvalidTransition(f"cannot move from {current.status} to {new_status}")
-        # What is kept for review or training must obey the rules; a rejected item may stay broken.
-        violations = None
-        if model is Instruction:
-            if new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
-                cleaned = clean_instruction_fields(
-                    current.type, current.question, current.options, current.answer
-                )
-                for field, value in cleaned.items():
-                    setattr(current, field, value)
-            violations = check_instruction(current.type, current.question, current.options, current.answer)
-            if violations and new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
-                raise InstructionRuleError(violations)
-        elif new_status in (ItemStatus.DRAFT, ItemStatus.ACCEPTED):
-            if not (current.text or "").strip():
-                raise InstructionRuleError(
-                    [RuleViolation("text", "required", "text: a caption must not be empty")]
-                )
-            if (violation := check_text("text", current.text)) is not None:
-                raise InstructionRuleError([violation])
-        if new_status == ItemStatus.REJECTED:
-            current.reason = reason or current.reason or "rejected"
-        elif status is not None:
-            current.reason = ""
-        now = timezone.now()
-        updates = {field: getattr(current, field) for field in model.EDITABLE_FIELDS}
-        updates.update(status=new_status, reason=current.reason, updated_at=now)
-        if status is not None and new_status != before["status"]:
-            updates.update(reviewed_by=by, reviewed_at=now)
-        # Compare-and-swap on the version as well as the row lock: SQLite has no SELECT … FOR UPDATE.
-        swapped = model.objects.filter(pk=item.pk, version=expected_version).update(
-            version=F("version") + 1, **updates
-        )
-        if swapped != 1:
-            raise StaleVersion(model.objects.get(pk=item.pk))
-        if violations == [] and not _check_remembered(current, before):
-            record_rules_check([current.pk])
-        current.refresh_from_db()
-        after = current.snapshot()
-        if new_status != before["status"]:
-            action = _ACTION_FOR_STATUS[new_status]
-        else:
-            action = RevisionAction.EDITED
-        Revision.objects.create(
-            version=current.version,
-            action=action,
-            by=by,
-            at=now,
-            before=before,
-            after=after,
-            note=note,
-            **({"caption": current} if model is Caption else {"instruction": current}),
-        )
-    return current
+    """Edit and/or move the status of a caption or instruction, if it is still at `expected_version`
+    (decide_item without a lease; `by` is the actor). Returns the item as saved, with its new version."""
+    return decide_item(
+        item,
+        actor=by,
+        expected_version=expected_version,
+        status=status,
+        changes=changes,
+        reason=reason,
+        note=note,
+    ).item
 
 
 def _check_remembered(instruction: Instruction, before: dict) -> bool:

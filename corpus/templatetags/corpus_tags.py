@@ -43,3 +43,14 @@ def option_slots(options) -> list[tuple[str, str]]:
     """Six (letter, text) slots for a Multiple-Choice question's options, filled from the list."""
     options = list(options or [])
     return [(option_label(i), options[i] if i < len(options) else "") for i in range(MCQ_MAX_OPTIONS)]
+
+
+@register.filter
+def option_rows(options) -> list[tuple[str, str]]:
+    """(letter, text) for each option a Multiple-Choice question has — at least two rows (the fewest
+    the rules allow), never empty rows past the last option; the page adds more on demand."""
+    options = [o for o in (options or [])]
+    while options and not str(options[-1]).strip():
+        options.pop()
+    options += [""] * max(0, 2 - len(options))
+    return [(option_label(i), text) for i, text in enumerate(options[:MCQ_MAX_OPTIONS])]

@@ -1,4 +1,4 @@
-"""Pages of the corpus: home, domains (list, detail, admin edit), the image browser and an image's
+"""Pages of the corpus: domains (list, detail, admin edit), the image browser and an image's
 detail."""
 
 from django.contrib import messages
@@ -15,11 +15,6 @@ from ..models import Caption, Domain, Image, Instruction, SeedQuestion
 from ..rules import InstructionType
 
 IMAGES_PER_PAGE = 48
-
-
-def home(request):
-    """The landing page after login: what this user's role can do."""
-    return render(request, "home.html")
 
 
 @role_required(*ALL_ROLES)
@@ -66,7 +61,12 @@ def image_list(request):
     page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"filter": filterset, "page": page, "query": query.urlencode()}
+    context = {
+        "filter": filterset,
+        "page": page,
+        "query": query.urlencode(),
+        "domains": Domain.objects.filter(is_active=True).order_by("name"),
+    }
     template = "corpus/_image_grid.html" if request.headers.get("HX-Request") else "corpus/image_list.html"
     return render(request, template, context)
 

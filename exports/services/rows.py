@@ -289,3 +289,34 @@ def _iter_copy_text(query: str) -> Iterator[list[str]]:
                 continue
             fields[-1] = fields[-1][:-1]
             yield fields
+
+
+def preview(selection: Selection, *, limit: int = 5) -> dict:
+    """What a selection matches before anything is built: instructions and distinct images (one
+    aggregate query) and the first `limit` rows in export order (one more). Reads only; the counts are
+    before the build's rule check, which may skip rows that break the rules."""
+    where, params = _where(selection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), count(DISTINCT i.image_id) {_FROM}WHERE {where}", params)
+        instructions, images = cursor.fetchone()
+        cursor.execute(
+            "SELECT i.id, i.type, i.question, i.options, i.answer, i.image_id, d.slug "
+            f"{_FROM}WHERE {where} ORDER BY i.image_id, i.id LIMIT %s",
+            [*params, limit],
+        )
+        sample = []
+        for iid, type_, question, options, answer, image_id, domain in cursor.fetchall():
+            if isinstance(options, str):
+                options = orjson.loads(options)
+            sample.append(
+                {
+                    "instruction_id": iid,
+                    "type": type_,
+                    "question": question,
+                    "options": options or [],
+                    "answer": answer,
+                    "image_id": image_id,
+                    "domain": domain,
+                }
+            )
+    return {"instructions": instructions, "images": images, "sample": sample}

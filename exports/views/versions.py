@@ -25,6 +25,7 @@ def version_detail(request, pk: int):
             "progress": selectors.progress_of(version),
             "events": selectors.history(version),
             "others": selectors.comparable_versions(version),
+            "identical": selectors.identical_earlier(version),
             "can_build": can_build(request.user),
         },
     )

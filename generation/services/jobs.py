@@ -96,6 +96,7 @@ def launch_job(
     seeds_per_prompt: int = 2,
     start: bool = True,
     force: bool = False,
+    image_ids: list[int] | None = None,
 ) -> GenerationJob:
     """Create a queued job for the selection and (unless start=False) queue its start task after commit.
 
@@ -145,6 +146,16 @@ def launch_job(
             prompts[f"{domain.pk}:{type_}"] = prompt_service.current_template(
                 PromptKind.INSTRUCTION, domain=domain, instruction_type=type_
             ).pk
+    if image_ids is not None:
+        # Chosen images (the image browser's bulk action): each must belong to one of the domains.
+        image_ids = sorted({int(i) for i in image_ids})
+        if not image_ids:
+            raise LaunchError("choose at least one image", field="image_ids")
+        known = Image.objects.filter(pk__in=image_ids, domain__slug__in=list(found)).count()
+        if known != len(image_ids):
+            raise LaunchError(
+                "some chosen images do not exist or are not in the chosen domains", field="image_ids"
+            )
     note = "launched" + (" despite: " + "; ".join(warnings) if warnings else "")
     with transaction.atomic():
         job = GenerationJob.objects.create(
@@ -154,6 +165,7 @@ def launch_job(
                 "statuses": sorted(statuses or []),
                 "limit": limit,
                 "include_drafts": bool(include_drafts),
+                **({"image_ids": image_ids} if image_ids else {}),
             },
             params={
                 "types": types,

@@ -80,6 +80,10 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "invalid": selectors.invalid_output(job),
         "events": selectors.job_events(job),
+        "controls": selectors.allowed_controls(job),
+        "in_words": selectors.job_in_words(job),
+        "drafted": selectors.units_with_drafts(job),
+        "failures": selectors.latest_errors(job, limit=50),
         **_progress_context(job),
     }
     return render(request, "generation/job_detail.html", context)

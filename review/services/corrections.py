@@ -1,21 +1,25 @@
 """Corrections of one image's caption and instructions by the lease holder: saves with the loaded
-version (accept / fix / reject), hallucination marks, instructions added by hand, regeneration requests,
-and the history of an item as diffs. Writes go through corpus.services."""
+version (accept / fix / reject), hallucination marks, instructions added by hand, regeneration requests.
+Writes go through corpus.services; the reads (an item, its history as diffs) are in review.selectors."""
 
-import difflib
+import contextlib
+import functools
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 
-from corpus.models import Caption, Image, Instruction, ItemStatus, Origin, Revision
-from corpus.rules import check_text, option_label
-from corpus.services.items import create_instruction, current_caption, update_item
+from corpus.models import Caption, Image, Instruction, ItemStatus, Origin
+from corpus.rules import check_text
+from corpus.services.items import create_instruction, current_caption, decide_item, decide_plain, update_item
+from corpus.services.review_state import NotHeld
 from generation import services as generation
 
 from ..models import HallucinationCategory, HallucinationMark
-from .queue import finish_if_done, renew_lease
+from ..selectors import ITEM_MODELS, get_item, item_kind
+from . import second_pass
+from .queue import renew_lease
 
-ITEM_MODELS: dict[str, type[Caption] | type[Instruction]] = {"caption": Caption, "instruction": Instruction}
 MARKABLE_FIELDS = {"caption": ("text",), "instruction": ("question", "options", "answer")}
 
 
@@ -26,6 +30,8 @@ class RegenerationRefused(Exception):
 
 class MarkError(ValueError):
     """A hallucination mark that does not fit its item (unknown category or field, span out of range)."""
+
+    field = "hallucinations"
 
 
 @dataclass(frozen=True)
@@ -44,25 +50,12 @@ class SaveResult:
     marks: list[HallucinationMark] = field(default_factory=list)
 
 
-def item_kind(item) -> str:
-    return "caption" if isinstance(item, Caption) else "instruction"
-
-
-def get_item(kind: str, item_id: int) -> Caption | Instruction:
-    """The caption or instruction, with its image and domain; raises LookupError for an unknown kind."""
-    try:
-        model = ITEM_MODELS[kind]
-    except KeyError:
-        raise LookupError(f"unknown item kind {kind!r}") from None
-    return model.objects.select_related("image", "image__domain").get(pk=item_id)
-
-
 def _field_text(item, name: str) -> str:
     value = getattr(item, name)
     return "\n".join(value) if isinstance(value, list) else str(value or "")
 
 
-def _build_marks(item, revision: Revision, marks: list[MarkInput], by) -> list[HallucinationMark]:
+def _build_marks(item, revision_id: int, marks: list[MarkInput], by) -> list[HallucinationMark]:
     kind = item_kind(item)
     rows = []
     for mark in marks:
@@ -93,7 +86,7 @@ def _build_marks(item, revision: Revision, marks: list[MarkInput], by) -> list[H
                 domain_id=item.image.domain_id,
                 item_type="caption" if kind == "caption" else item.type,
                 model_name=item.model_name,
-                revision=revision,
+                revision_id=revision_id,
                 by=by,
                 **{kind: item},
             )
@@ -115,30 +108,66 @@ def save_item(
 ) -> SaveResult:
     """Save the lease holder's edit and/or decision of one item, carrying the version they loaded, with
     the hallucination marks of that correction tied to its revision; the image becomes reviewed when
-    its last draft is decided. Not idempotent: a repeat raises StaleVersion (corpus.services), as does
-    any save against a version someone else changed. Only the holder saves (queue.renew_lease: a lapsed
-    lease nobody took comes back, an image never held is never taken): raises LeaseHeld/NotHeld
-    otherwise, and InstructionRuleError/InvalidTransition/MarkError for bad input — nothing is written
-    then."""
-    with transaction.atomic():
-        item = get_item(kind, item_id)
-        renew_lease(item.image_id, by)
-        saved = update_item(
-            item,
-            by=by,
+    its last draft is decided (and may be sampled for the second pass). Not idempotent: a repeat raises
+    StaleVersion (corpus.services.items), as does any save against a version someone else changed. Only
+    the holder saves (a lapsed lease nobody took comes back, an image never held is never taken): raises
+    LeaseHeld/NotHeld otherwise, NoSuchItem for an unknown item, and InstructionRuleError/
+    InvalidTransition/MarkError for bad input — nothing is written then.
+
+    On PostgreSQL a plain decision (a status, no edit, no marks) is one statement when its checks are
+    known to pass without reading the item (corpus.services.items.decide_plain; the second-pass sample
+    follows it when the image finished and falls in the share). Otherwise at most four: read the item; the save itself (corpus.services.items.
+    decide_item: lease, compare-and-swap, revision, image finished — one statement); the marks, when there
+    are any; the second-pass sample, when the image finished and falls in the share. The writes share one
+    transaction; a save with no marks of an image outside the second-pass share has one write statement,
+    atomic by itself, so it runs without BEGIN and COMMIT round trips (the read before it needs no
+    transaction: the write compare-and-swaps on what was read)."""
+    if status and not changes and not marks and kind in ITEM_MODELS:
+        # A plain decision: one statement, when it applies (else nothing was written and the full path
+        # below reads the item, then saves or says why not).
+        saved = decide_plain(
+            ITEM_MODELS[kind],
+            item_id,
+            actor=by,
+            expected_version=expected_version,
+            status=status,
+            reason=reason,
+            note=note,
+            holding_lease=True,
+        )
+        if saved is not None:
+            if saved.image_done:
+                # After the save committed: a crash in between leaves this image out of the sample.
+                second_pass.sample_for_second_pass(saved.item.image_id, first_reviewer=by)
+            return SaveResult(item=saved.item, image_done=saved.image_done)
+    item = get_item(kind, item_id)
+    one_write = (
+        connection.vendor == "postgresql"
+        and not marks
+        and not second_pass.is_sampled(item.image_id, settings.REVIEW_SECOND_PASS_SHARE)
+    )
+    with contextlib.nullcontext() if one_write else transaction.atomic():
+        decide = functools.partial(
+            decide_item,
+            actor=by,
             expected_version=expected_version,
             changes=changes,
             status=status,
             reason=reason,
             note=note,
+            holding_lease=True,
         )
-        saved.image = item.image
-        created = []
-        if marks:
-            revision = Revision.objects.get(**{kind: saved, "version": saved.version})
-            created = _build_marks(saved, revision, marks, by)
-        done = finish_if_done(item.image_id, by)
-    return SaveResult(item=saved, image_done=done, marks=created)
+        try:
+            saved = decide(item)
+        except NotHeld:
+            # Nothing was written. A holder whose lease lapsed and nobody took the image gets it back
+            # (renew_lease raises LeaseHeld/NotHeld otherwise); then the save runs again.
+            renew_lease(item.image_id, by)
+            saved = decide(item)
+        created = _build_marks(saved.item, saved.revision_id, marks, by) if marks else []
+        if saved.image_done:
+            second_pass.sample_for_second_pass(item.image_id, first_reviewer=by)
+    return SaveResult(item=saved.item, image_done=saved.image_done, marks=created)
 
 
 def add_instruction(
@@ -199,68 +228,3 @@ def request_regeneration(kind: str, item_id: int, *, by):
         raise RegenerationQuotaExceeded(str(exc), exc.retry_after) from exc
     except generation.LaunchError as exc:
         raise RegenerationRefused(str(exc)) from exc
-
-
-def image_items(image: Image) -> tuple[list[Caption], list[Instruction]]:
-    """What the review page shows: captions and instructions a person should see (not invalid model
-    output), oldest first, with the hallucination marks they already carry."""
-    captions = list(
-        Caption.objects.filter(image=image)
-        .exclude(status=ItemStatus.INVALID)
-        .prefetch_related("hallucinations")
-    )
-    instructions = list(
-        Instruction.objects.filter(image=image)
-        .exclude(status=ItemStatus.INVALID)
-        .prefetch_related("hallucinations")
-        .order_by("type", "id")
-    )
-    return captions, instructions
-
-
-# --- history -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldDiff:
-    name: str
-    segments: list[tuple[str, str]]  # ("equal" | "delete" | "insert", text)
-
-
-def _as_text(value) -> str:
-    if isinstance(value, list):
-        return "\n".join(f"{option_label(i)}. {v}" for i, v in enumerate(value))
-    return "" if value is None else str(value)
-
-
-def diff_snapshots(before: dict | None, after: dict) -> list[FieldDiff]:
-    """Word-level differences between two snapshots, field by field (only the fields that changed)."""
-    before = before or {}
-    out = []
-    for name in after:
-        old, new = _as_text(before.get(name)), _as_text(after.get(name))
-        if old == new:
-            continue
-        a, b = old.split(" "), new.split(" ")
-        segments: list[tuple[str, str]] = []
-        for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-            if op == "equal":
-                segments.append(("equal", " ".join(a[i1:i2])))
-                continue
-            if op in ("delete", "replace"):
-                segments.append(("delete", " ".join(a[i1:i2])))
-            if op in ("insert", "replace"):
-                segments.append(("insert", " ".join(b[j1:j2])))
-        out.append(FieldDiff(name, [s for s in segments if s[1]]))
-    return out
-
-
-def item_history(item) -> list[dict]:
-    """The item's revisions, newest first, each with who, when, action, note, marks and its diff."""
-    revisions = (
-        Revision.objects.filter(**{item_kind(item): item})
-        .select_related("by")
-        .prefetch_related("hallucinations")
-        .order_by("-version")
-    )
-    return [{"revision": r, "diffs": diff_snapshots(r.before, r.after)} for r in revisions]

@@ -1,173 +1,31 @@
-"""The annotator queue: claim the next image, take or reopen one by intent, renew and release its
-lease, finish it, and the sweep that returns expired leases to the queue.
+"""The annotator queue on top of the image review state (corpus.services.review_state, which holds
+every move of it): the next image of an annotator, release with the second-pass sampling of a finished
+image, and the scheduled sweep of expired review and second-pass leases (the queue's reads are in
+review.selectors).
 
-One lease covers an image with its caption and instructions. Claims never hand one image to two
-people: on PostgreSQL one statement locks candidates with FOR UPDATE SKIP LOCKED; on SQLite a
-compare-and-swap UPDATE (via transitions.transition) decides, and the loser retries with the next id.
-Leases come only from intent — a claim, "Review this image", "Reopen" (all POSTs) —; reading an image,
-renewing or saving never leases an image the user did not hold.
+The claim, take, reopen, renew and release moves — and their errors — are corpus's; review imports them
+from there (`queue.claim_next` is `corpus.services.review_state.claim_next`).
 """
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from django.db import transaction
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q
-from django.utils import timezone
-
-from corpus.models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
-
-from ..models import EventSubject, ReviewEvent
-from . import second_pass
-from .transitions import transition
-
-
-class LeaseError(Exception):
-    """The user cannot work on this image now; the message says why."""
-
-
-class LeaseHeld(LeaseError):
-    """Someone else holds an unexpired lease on the image."""
-
-    def __init__(self, image: Image, holder_name: str):
-        self.image = image
-        self.holder_name = holder_name
-        super().__init__(
-            f"{holder_name} is reviewing this image now (lease until {image.lease_expires_at:%H:%M:%S} UTC)"
-        )
-
-
-class NotHeld(LeaseError):
-    """The user does not hold the image: a renew or a save does not take it (taking is a POST of its own)."""
-
-
-def lease_duration() -> timedelta:
-    return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
-
-
-def active_domain_ids() -> list[int]:
-    return list(Domain.objects.filter(is_active=True).values_list("id", flat=True))
-
-
-# The claim in one round trip (see docs/performance.md, "Claiming the next image"):
-#  - `swept` returns expired leases to the queue. It reads image_lease_expiry_idx (lease_expires_at
-#    WHERE review_status='in_review'), so it costs one empty index probe when nothing expired, and
-#    SKIP LOCKED leaves alone an image whose holder is saving right now (the save locks the row).
-#  - `pick` does one lookup per requested domain on review_claim_idx ((domain_id, id + 0) WHERE
-#    review_status='pending', migration review/0002) and keeps the smallest id. A single
-#    `domain_id = ANY(…) ORDER BY id` scan walks past rows other claimers hold locked and is no better
-#    than no index. `ORDER BY id + 0` is an order only that index provides, so the planner cannot fall
-#    back to walking the primary key through the reviewed rows (it would at random_page_cost = 4).
-#  - `claimed` swaps pending → in_review (the move IMAGE_MOVES allows) and the events are written in
-#    the same statement, like transitions.transition() does for one image.
-# Rows swept here become claimable from the next statement on (CTEs share one snapshot).
-_PG_CLAIM_SQL = """
-WITH swept AS (
-    -- Back to the queue when drafts remain; an image someone only reopened to look at is reviewed.
-    UPDATE corpus_image AS i
-    SET review_status = CASE
-            WHEN EXISTS (SELECT 1 FROM corpus_instruction WHERE image_id = i.id AND status = 'draft')
-              OR EXISTS (SELECT 1 FROM corpus_caption WHERE image_id = i.id AND status = 'draft')
-            THEN 'pending' ELSE 'reviewed' END,
-        leased_by_id = NULL, lease_expires_at = NULL
-    WHERE i.id IN (
-        SELECT id FROM corpus_image
-        WHERE review_status = 'in_review' AND lease_expires_at < now()
-        ORDER BY lease_expires_at LIMIT 100
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING i.id, i.review_status
-), swept_events AS (
-    INSERT INTO {events} (image_id, subject, from_status, to_status, actor_id, at, note)
-    SELECT id, 'queue', 'in_review', review_status, NULL, now(), 'lease expired' FROM swept
-), pick AS (
-    SELECT c.id
-    FROM unnest(COALESCE(%(domains)s::bigint[], ARRAY(SELECT id FROM corpus_domain WHERE is_active))) AS d(dom)
-    CROSS JOIN LATERAL (
-        SELECT id FROM corpus_image
-        WHERE domain_id = d.dom AND review_status = 'pending'
-        ORDER BY id + 0 LIMIT 1
-        FOR UPDATE SKIP LOCKED
-    ) AS c
-    ORDER BY c.id LIMIT 1
-), claimed AS (
-    UPDATE corpus_image AS i
-    SET review_status = 'in_review', leased_by_id = %(user)s,
-        lease_expires_at = now() + make_interval(secs => %(secs)s)
-    FROM pick WHERE i.id = pick.id AND i.review_status = 'pending'
-    RETURNING i.id, i.domain_id, i.file, i.width, i.height, i.lease_expires_at
-), claim_events AS (
-    INSERT INTO {events} (image_id, subject, from_status, to_status, actor_id, at, note)
-    SELECT id, 'queue', 'pending', 'in_review', %(user)s, now(), 'claimed' FROM claimed
+from corpus.models import Image, ReviewStatus
+from corpus.services import review_state
+from corpus.services.review_state import (  # noqa: F401  (the queue's public names)
+    PG_PICK_SQL,
+    Claim,
+    LeaseError,
+    LeaseHeld,
+    NotHeld,
+    claim_next,
+    has_drafts,
+    lease_duration,
+    renew_lease,
+    sweep_expired_leases,
+    take_image,
 )
-SELECT c.id, c.domain_id, d.slug, c.file, c.width, c.height, c.lease_expires_at
-FROM claimed AS c JOIN corpus_domain AS d ON d.id = c.domain_id
-"""
 
-# The pick alone, for the EXPLAIN test and the benchmark's plan check.
-PG_PICK_SQL = """
-SELECT c.id
-FROM unnest(%s::bigint[]) AS d(dom)
-CROSS JOIN LATERAL (
-    SELECT id FROM corpus_image
-    WHERE domain_id = d.dom AND review_status = 'pending'
-    ORDER BY id + 0 LIMIT 1
-    FOR UPDATE SKIP LOCKED
-) AS c
-ORDER BY c.id LIMIT 1
-"""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What a claim returns in its one round trip: enough to show or fetch the image."""
-
-    image_id: int
-    domain_id: int
-    domain_slug: str
-    file: str  # storage name
-    width: int
-    height: int
-    lease_expires_at: datetime
-
-
-def claim_next(annotator, *, domain_ids: list[int] | None = None) -> Claim | None:
-    """Lease the next pending image of the given domains (all active ones if none) to `annotator`, or
-    None when the queue is empty. Not idempotent: each call claims another image. On PostgreSQL this is
-    one statement (sweep, pick, swap, events and the image's fields)."""
-    if connection.vendor == "postgresql":
-        # No domains chosen: the statement reads the active ones itself (NULL → every active domain).
-        domains = [int(d) for d in domain_ids] if domain_ids else None
-        # A second try when the first finds nothing: images its sweep just returned are visible only
-        # to the next statement. Costs one more round trip only when the queue looks empty.
-        for _ in range(2):
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    _PG_CLAIM_SQL.format(events=ReviewEvent._meta.db_table),
-                    {"domains": domains, "user": annotator.pk, "secs": settings.REVIEW_LEASE_SECONDS},
-                )
-                row = cursor.fetchone()
-            if row:
-                return Claim(*row)
-        return None
-    domains = [int(d) for d in (domain_ids or active_domain_ids())]
-    if not domains:
-        return None
-    image_id = _claim_compare_and_swap(annotator, domains)
-    if image_id is None:
-        return None
-    image = Image.objects.select_related("domain").get(pk=image_id)
-    return Claim(
-        image.pk,
-        image.domain_id,
-        image.domain.slug,
-        image.file.name,
-        image.width,
-        image.height,
-        image.lease_expires_at,
-    )
+from . import second_pass
 
 
 def claim_next_image(annotator, *, domain_ids: list[int] | None = None) -> int | None:
@@ -196,62 +54,6 @@ def next_image_for(
     return chosen
 
 
-def _claim_compare_and_swap(annotator, domains: list[int], attempts: int = 20) -> int | None:
-    """The portable claim (SQLite): read the smallest pending id, swap it to in_review if it is still
-    pending; a lost race retries with the next candidate."""
-    sweep_expired_leases()
-    for _ in range(attempts):
-        candidate = (
-            Image.objects.filter(review_status=ReviewStatus.PENDING, domain_id__in=domains)
-            .order_by("id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if candidate is None:
-            return None
-        if transition(
-            candidate,
-            from_status=ReviewStatus.PENDING,
-            to_status=ReviewStatus.IN_REVIEW,
-            actor=annotator,
-            note="claimed",
-            leased_by=annotator,
-            lease_expires_at=timezone.now() + lease_duration(),
-        ):
-            return candidate
-    return None
-
-
-def sweep_expired_leases(limit: int = 100) -> int:
-    """Return images whose lease expired to the queue (or to reviewed when no drafts are left, e.g. an
-    image someone reopened only to look at). Idempotent; returns how many this call moved (a batch of
-    at most `limit`; a lease another sweep returned first is not counted). The PostgreSQL claim also
-    does this in its statement; the scheduled `sweep` loops over batches of it."""
-    return _sweep_batch(limit)[1]
-
-
-def _sweep_batch(limit: int) -> tuple[int, int]:
-    """(expired leases found, leases this call moved) for one batch."""
-    now = timezone.now()
-    expired = list(
-        Image.objects.filter(review_status=ReviewStatus.IN_REVIEW, lease_expires_at__lt=now)
-        .order_by("lease_expires_at")
-        .values_list("id", "leased_by_id")[:limit]
-    )
-    returned = 0
-    for image_id, holder_id in expired:
-        returned += transition(
-            image_id,
-            from_status=ReviewStatus.IN_REVIEW,
-            to_status=ReviewStatus.PENDING if has_drafts(image_id) else ReviewStatus.REVIEWED,
-            note="lease expired",
-            expect={"leased_by_id": holder_id, "lease_expires_at__lt": now},
-            leased_by=None,
-            lease_expires_at=None,
-        )
-    return len(expired), returned
-
-
 def sweep(*, batch: int = 100, max_batches: int = 100) -> dict[str, int]:
     """The scheduled sweep (Celery beat runs it every SWEEP_INTERVAL seconds as `review.sweep`): every
     expired review lease and second-pass lease goes back, so images return to the queue without anyone
@@ -259,7 +61,7 @@ def sweep(*, batch: int = 100, max_batches: int = 100) -> dict[str, int]:
     event only when it wins. Returns how many of each it returned."""
     leases = 0
     for _ in range(max_batches):
-        found, moved = _sweep_batch(batch)
+        found, moved = review_state.sweep_batch(batch)
         leases += moved
         # A full batch may hide more behind it, even when another sweep won some of its swaps.
         if found < batch:
@@ -267,202 +69,21 @@ def sweep(*, batch: int = 100, max_batches: int = 100) -> dict[str, int]:
     return {"leases": leases, "second_passes": second_pass.sweep_expired_second_passes()}
 
 
-def take_image(image_id: int, user, *, reopen: bool = False) -> datetime:
-    """Take the image for review by intent (the page's "Review this image" and "Reopen" buttons, the
-    API's take and reopen): a pending image is claimed; a reviewed one is reopened only with
-    `reopen`; an image whose holder's lease expired goes back (to the queue, or reviewed) and from there
-    to this user. Each move writes an event. The user's own lease is renewed (idempotent for the
-    holder). Returns the new expiry; the image row stays locked until the end of the caller's
-    transaction. Raises LeaseHeld when someone else holds it, LeaseError when there is nothing to take."""
-    if not transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
-            return take_image(image_id, user, reopen=reopen)
-    until = timezone.now() + lease_duration()
-    # The holder asking again: one round trip (the UPDATE locks the row like FOR UPDATE).
-    if Image.objects.filter(pk=image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=user).update(
-        lease_expires_at=until
-    ):
-        return until
-    image = Image.objects.select_for_update().filter(pk=image_id).first()
-    if image is None:
-        raise LeaseError("There is no such image.")
-    now = timezone.now()
-    if image.review_status == ReviewStatus.IN_REVIEW:
-        if image.lease_expires_at and image.lease_expires_at > now:
-            raise LeaseHeld(image, _holder_name(image))
-        # The other person's lease expired: it goes back (to the queue, or reviewed when nothing is
-        # left), as the sweep would have done, and from there to this user.
-        back_to = ReviewStatus.PENDING if has_drafts(image_id) else ReviewStatus.REVIEWED
-        transition(
-            image_id,
-            from_status=ReviewStatus.IN_REVIEW,
-            to_status=back_to,
-            actor=user,
-            note="lease expired",
-            expect={"leased_by_id": image.leased_by_id},
-            leased_by=None,
-            lease_expires_at=None,
-        )
-        image.review_status = back_to
-    if image.review_status == ReviewStatus.NEW:
-        raise LeaseError("This image has no drafts to review yet.")
-    if image.review_status == ReviewStatus.REVIEWED and not reopen:
-        raise LeaseError("This image is reviewed; reopen it to change it.")
-    taken = transition(
-        image_id,
-        from_status=image.review_status,
-        to_status=ReviewStatus.IN_REVIEW,
-        actor=user,
-        note="opened" if image.review_status == ReviewStatus.PENDING else "reopened",
-        leased_by=user,
-        lease_expires_at=until,
-    )
-    if not taken:  # pragma: no cover - the row lock makes this unreachable on PostgreSQL
-        raise LeaseError("The image changed while you opened it; try again.")
-    return until
-
-
-def _holder_name(image: Image) -> str:
-    if not image.leased_by_id:
-        return "someone"
-    holder = get_user_model().objects.filter(pk=image.leased_by_id).values_list("username", flat=True)
-    return holder.first() or "someone"
-
-
-def renew_lease(image_id: int, user) -> datetime:
-    """Extend the lease the user holds (the page's heartbeat; every save and added instruction calls
-    it too) and return its new expiry. Idempotent. A holder whose lease lapsed gets the image back when
-    nobody took it meanwhile — still leased to them, or returned to the queue by the sweep and claimed
-    by no one since (that is still their image). Never takes an image the user did not hold: raises
-    LeaseHeld when someone else holds it, NotHeld otherwise. The image row stays locked until the end
-    of the caller's transaction, so no sweep or claim takes it meanwhile."""
-    if not transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
-            return renew_lease(image_id, user)
-    until = timezone.now() + lease_duration()
-    # The usual case in one round trip, whether or not the lease ran out (nobody took it: it is theirs).
-    if Image.objects.filter(pk=image_id, review_status=ReviewStatus.IN_REVIEW, leased_by=user).update(
-        lease_expires_at=until
-    ):
-        return until
-    image = Image.objects.select_for_update().filter(pk=image_id).first()
-    if image is None:
-        raise NotHeld("There is no such image.")
-    if image.review_status == ReviewStatus.IN_REVIEW:
-        if image.lease_expires_at and image.lease_expires_at > timezone.now():
-            raise LeaseHeld(image, _holder_name(image))
-        raise NotHeld("You do not hold this image; its last holder's lease ran out. Take it to review it.")
-    if (
-        image.review_status in (ReviewStatus.PENDING, ReviewStatus.REVIEWED)
-        and _lapsed_holder_id(image_id) == user.pk
-    ):
-        if transition(
-            image_id,
-            from_status=image.review_status,
-            to_status=ReviewStatus.IN_REVIEW,
-            actor=user,
-            note="lease taken back",
-            leased_by=user,
-            lease_expires_at=until,
-        ):
-            return until
-    raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
-
-
-def _lapsed_holder_id(image_id: int) -> int | None:
-    """Who held the image when its lease last expired, if nothing happened to it in the queue since
-    (the expiry is its latest event): the person who may take it back by renewing."""
-    events = list(
-        ReviewEvent.objects.filter(image_id=image_id, subject=EventSubject.QUEUE)
-        .order_by("-at", "-id")
-        .values_list("from_status", "to_status", "actor_id", "note")[:2]
-    )
-    if len(events) < 2:
-        return None
-    (last_from, _, _, last_note), (_, before_to, before_actor, _) = events
-    if (
-        last_from != ReviewStatus.IN_REVIEW
-        or last_note != "lease expired"
-        or before_to != ReviewStatus.IN_REVIEW
-    ):
-        return None
-    return before_actor
-
-
-def has_drafts(image_id: int) -> bool:
-    """Whether a caption or instruction of the image still waits for a decision (one query)."""
-    drafts = Q(Exists(Instruction.objects.filter(image_id=OuterRef("pk"), status=ItemStatus.DRAFT))) | Q(
-        Exists(Caption.objects.filter(image_id=OuterRef("pk"), status=ItemStatus.DRAFT))
-    )
-    return Image.objects.filter(drafts, pk=image_id).exists()
-
-
 def release_lease(image_id: int, user) -> str | None:
-    """Give the image back (skip): to the queue when drafts remain, else it is reviewed. Idempotent:
-    releasing an image one does not hold changes nothing. Returns the image's review status (None when
-    there is no such image)."""
+    """Give the image back (skip): to the queue when drafts remain, else it is reviewed (and may be
+    sampled for the second pass). Idempotent: releasing an image one does not hold changes nothing.
+    Returns the image's review status (None when there is no such image)."""
     with transaction.atomic():
-        if has_drafts(image_id):
-            transition(
-                image_id,
-                from_status=ReviewStatus.IN_REVIEW,
-                to_status=ReviewStatus.PENDING,
-                actor=user,
-                note="released",
-                expect={"leased_by": user},
-                leased_by=None,
-                lease_expires_at=None,
-            )
-        else:
-            finish_if_done(image_id, user)
-        return Image.objects.filter(pk=image_id).values_list("review_status", flat=True).first()
+        status, finished = review_state.release_lease(image_id, user)
+        if finished:
+            second_pass.sample_for_second_pass(image_id, first_reviewer=user)
+    return status
 
 
 def finish_if_done(image_id: int, user) -> bool:
     """When the user's leased image has no drafts left it becomes reviewed, its lease ends, and it may
     be sampled for the second pass. Idempotent; returns True when this call finished it."""
-    if has_drafts(image_id):
-        return False
-    done = transition(
-        image_id,
-        from_status=ReviewStatus.IN_REVIEW,
-        to_status=ReviewStatus.REVIEWED,
-        actor=user,
-        note="all drafts decided",
-        expect={"leased_by": user},
-        leased_by=None,
-        lease_expires_at=None,
-    )
+    done = review_state.finish_if_done(image_id, user)
     if done:
         second_pass.sample_for_second_pass(image_id, first_reviewer=user)
     return done
-
-
-def pending_counts(domain_ids: list[int] | None = None) -> dict[int, int]:
-    """Images waiting per domain (one grouped query on the pending partial index)."""
-    qs = Image.objects.filter(review_status=ReviewStatus.PENDING)
-    if domain_ids:
-        qs = qs.filter(domain_id__in=domain_ids)
-    return dict(qs.values_list("domain_id").annotate(n=Count("id")).values_list("domain_id", "n"))
-
-
-def leases_of(user):
-    """The images the user holds now."""
-    return (
-        Image.objects.filter(review_status=ReviewStatus.IN_REVIEW, leased_by=user)
-        .select_related("domain")
-        .order_by("lease_expires_at")
-    )
-
-
-def previous_image_id(user, *, before: int | None = None) -> int | None:
-    """The image this user opened last before `before` (the "previous" shortcut)."""
-    qs = ReviewEvent.objects.filter(
-        actor=user, subject=EventSubject.QUEUE, to_status=ReviewStatus.IN_REVIEW
-    ).order_by("-at", "-id")
-    if before is not None:
-        anchor = qs.filter(image_id=before).values_list("at", flat=True).first()
-        qs = qs.exclude(image_id=before)
-        if anchor is not None:
-            qs = qs.filter(at__lte=anchor)
-    return qs.values_list("image_id", flat=True).first()

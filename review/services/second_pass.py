@@ -6,50 +6,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from corpus.models import Caption, Instruction, ItemStatus
 from corpus.rules import check_text
+from corpus.transitions import claim_first, record_event, transition
 
-from ..models import EventSubject, ReviewEvent, SecondPass, SecondPassStatus, SecondVerdict
+from ..models import SecondPass, SecondPassStatus, SecondVerdict
+from ..selectors import items_to_check
 
 
 class SecondPassError(Exception):
     """The second-pass action is not possible (not yours, already done, unknown item)."""
 
 
-# The one table of allowed moves of a second pass's status.
-SECOND_PASS_MOVES: dict[str, frozenset[str]] = {
-    SecondPassStatus.PENDING: frozenset({SecondPassStatus.IN_REVIEW}),
-    SecondPassStatus.IN_REVIEW: frozenset({SecondPassStatus.PENDING, SecondPassStatus.DONE}),
-    SecondPassStatus.DONE: frozenset(),
-}
-
-
-def transition_second_pass(
-    pass_id: int, *, from_status: str, to_status: str, actor=None, note: str = "", expect=None, **fields
-) -> bool:
-    """Compare-and-swap the second pass's status with an event row; False when the race was lost."""
-    if to_status not in SECOND_PASS_MOVES[from_status]:
-        raise SecondPassError(f"a second pass cannot move from {from_status} to {to_status}")
-    with transaction.atomic(savepoint=False):
-        swapped = SecondPass.objects.filter(pk=pass_id, status=from_status, **(expect or {})).update(
-            status=to_status, **fields
-        )
-        if swapped != 1:
-            return False
-        image_id = SecondPass.objects.values_list("image_id", flat=True).get(pk=pass_id)
-        ReviewEvent.objects.create(
-            image_id=image_id,
-            subject=EventSubject.SECOND_PASS,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            note=note,
-        )
-    return True
+def _row(pass_id: int, status: str) -> SecondPass:
+    """A bare second-pass row for transition(): its id and the status the caller saw."""
+    return SecondPass(pk=pass_id, status=status)
 
 
 def is_sampled(image_id: int, share: float) -> bool:
@@ -63,20 +37,59 @@ def is_sampled(image_id: int, share: float) -> bool:
     return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
+# The sample on PostgreSQL in one statement (the save's last one): the second pass and its first event,
+# only when the image has an accepted item; a second pass the image already has is left alone.
+_PG_SAMPLE_SQL = """
+WITH sampled AS (
+    INSERT INTO review_secondpass (image_id, first_reviewer_id, status, created_at)
+    SELECT %(image)s, %(user)s, 'pending', %(now)s
+    WHERE EXISTS (SELECT 1 FROM corpus_instruction WHERE image_id = %(image)s AND status = 'accepted')
+       OR EXISTS (SELECT 1 FROM corpus_caption WHERE image_id = %(image)s AND status = 'accepted')
+    ON CONFLICT (image_id) DO NOTHING
+    RETURNING id
+), first_event AS (
+    INSERT INTO review_secondpassevent (second_pass_id, from_status, to_status, actor_id, at, note)
+    SELECT id, '', 'pending', %(user)s, %(now)s, 'sampled' FROM sampled
+)
+SELECT id FROM sampled
+"""
+
+
 def sample_for_second_pass(image_id: int, *, first_reviewer) -> SecondPass | None:
     """Put a just-reviewed image in the second-pass queue if it falls in the configured share and has
-    accepted items. Idempotent (one second pass per image)."""
+    accepted items, with its first event ("sampled"). Idempotent (one second pass per image). Returns
+    the image's second pass, or None when it is not sampled."""
     if not is_sampled(image_id, settings.REVIEW_SECOND_PASS_SHARE):
         return None
+    user_id = first_reviewer.pk if first_reviewer is not None else None
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_SAMPLE_SQL, {"image": image_id, "user": user_id, "now": now})
+            row = cursor.fetchone()
+        if row is not None:
+            return SecondPass(
+                pk=row[0],
+                image_id=image_id,
+                first_reviewer_id=user_id,
+                status=SecondPassStatus.PENDING,
+                created_at=now,
+            )
+        return SecondPass.objects.filter(image_id=image_id).first()
     has_accepted = (
         Instruction.objects.filter(image_id=image_id, status=ItemStatus.ACCEPTED).exists()
         or Caption.objects.filter(image_id=image_id, status=ItemStatus.ACCEPTED).exists()
     )
     if not has_accepted:
         return None
-    second, _ = SecondPass.objects.get_or_create(
-        image_id=image_id, defaults={"first_reviewer": first_reviewer}
-    )
+    with transaction.atomic(savepoint=False):
+        second, created = SecondPass.objects.get_or_create(
+            image_id=image_id, defaults={"first_reviewer": first_reviewer}
+        )
+        if created:
+            record_event(
+                second, from_status="", to_status=second.status, actor=first_reviewer, note="sampled"
+            )
     return second
 
 
@@ -89,14 +102,13 @@ def sweep_expired_second_passes(limit: int = 1000) -> int:
     for expired_id in SecondPass.objects.filter(
         status=SecondPassStatus.IN_REVIEW, lease_expires_at__lt=now
     ).values_list("id", flat=True)[:limit]:
-        moved += transition_second_pass(
-            expired_id,
-            from_status=SecondPassStatus.IN_REVIEW,
-            to_status=SecondPassStatus.PENDING,
+        moved += transition(
+            _row(expired_id, SecondPassStatus.IN_REVIEW),
+            "status",
+            SecondPassStatus.PENDING,
             note="lease expired",
             expect={"lease_expires_at__lt": now},
-            reviewer=None,
-            lease_expires_at=None,
+            fields={"reviewer": None, "lease_expires_at": None},
         )
     return moved
 
@@ -110,34 +122,17 @@ def claim_second_pass(user) -> SecondPass | None:
     if mine:
         return mine
     sweep_expired_second_passes(limit=20)
-    for _ in range(20):
-        candidate = (
-            SecondPass.objects.filter(status=SecondPassStatus.PENDING)
-            .exclude(first_reviewer=user)
-            .order_by("id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if candidate is None:
-            return None
-        if transition_second_pass(
-            candidate,
-            from_status=SecondPassStatus.PENDING,
-            to_status=SecondPassStatus.IN_REVIEW,
-            actor=user,
-            note="claimed",
-            reviewer=user,
-            lease_expires_at=until,
-        ):
-            return SecondPass.objects.select_related("image", "image__domain").get(pk=candidate)
-    return None
-
-
-def items_to_check(second: SecondPass) -> tuple[list[Caption], list[Instruction]]:
-    """The accepted caption(s) and instructions of the image, as the first reviewer left them."""
-    captions = list(Caption.objects.filter(image_id=second.image_id, status=ItemStatus.ACCEPTED))
-    instructions = list(Instruction.objects.filter(image_id=second.image_id, status=ItemStatus.ACCEPTED))
-    return captions, instructions
+    claimed = claim_first(
+        SecondPass.objects.filter(status=SecondPassStatus.PENDING).exclude(first_reviewer=user),
+        "status",
+        SecondPassStatus.IN_REVIEW,
+        actor=user,
+        note="claimed",
+        fields={"reviewer": user, "lease_expires_at": until},
+    )
+    if claimed is None:
+        return None
+    return SecondPass.objects.select_related("image", "image__domain").get(pk=claimed)
 
 
 @dataclass(frozen=True)
@@ -185,30 +180,13 @@ def submit_verdicts(pass_id: int, *, by, verdicts: list[VerdictInput]) -> Second
                 )
             )
         SecondVerdict.objects.bulk_create(rows)
-        transition_second_pass(
-            pass_id,
-            from_status=SecondPassStatus.IN_REVIEW,
-            to_status=SecondPassStatus.DONE,
+        transition(
+            second,
+            "status",
+            SecondPassStatus.DONE,
             actor=by,
             note=f"{sum(not r.agrees for r in rows)} disagreement(s)",
-            completed_at=timezone.now(),
-            lease_expires_at=None,
+            fields={"completed_at": timezone.now(), "lease_expires_at": None},
         )
     second.refresh_from_db()
     return second
-
-
-def agreement() -> dict:
-    """Agreement rate over every verdict: {'verdicts', 'agreed', 'rate'} (rate None with no verdicts)."""
-    counts = SecondVerdict.objects.aggregate(verdicts=Count("id"), agreed=Count("id", filter=Q(agrees=True)))
-    counts["rate"] = counts["agreed"] / counts["verdicts"] if counts["verdicts"] else None
-    return counts
-
-
-def disagreements():
-    """Verdicts that disagree with the first reviewer, newest first, with what the page shows."""
-    return (
-        SecondVerdict.objects.filter(agrees=False)
-        .select_related("caption", "instruction", "by", "second_pass__first_reviewer", "second_pass__image")
-        .order_by("-at", "-id")
-    )

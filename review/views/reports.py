@@ -2,13 +2,15 @@
 pass and its disagreements, the statistics of corrections (admins)."""
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER, role_required
 from corpus.models import ItemStatus
 
-from ..services import corrections, second_pass, stats
+from .. import selectors
+from ..services import second_pass, stats
 from .work import item_or_404
 
 # --- history (annotators and researchers read it) ------------------------------------------------------
@@ -19,7 +21,7 @@ from .work import item_or_404
 def item_history(request, kind: str, item_id: int):
     item = item_or_404(kind, item_id)
     template = "review/_history.html" if request.headers.get("HX-Request") else "review/history.html"
-    return render(request, template, {"item": item, "kind": kind, "history": corrections.item_history(item)})
+    return render(request, template, {"item": item, "kind": kind, "history": selectors.item_history(item)})
 
 
 # --- second pass ---------------------------------------------------------------------------------------
@@ -35,21 +37,19 @@ def second_pass_queue(request):
             return redirect("review:second_pass")
         return redirect("review:second_pass_image", pass_id=claimed.pk)
     # The first reviewer sees where a second reviewer disagreed with them: the feedback loop.
-    about_me = list(second_pass.disagreements().filter(second_pass__first_reviewer=request.user)[:50])
+    about_me = list(selectors.disagreements().filter(second_pass__first_reviewer=request.user)[:50])
     return render(
-        request, "review/second_pass.html", {"agreement": second_pass.agreement(), "about_me": about_me}
+        request, "review/second_pass.html", {"agreement": selectors.agreement(), "about_me": about_me}
     )
 
 
 @role_required(ANNOTATOR)
 @require_http_methods(["GET", "POST"])
 def second_pass_image(request, pass_id: int):
-    second = get_object_or_404(
-        second_pass.SecondPass.objects.select_related("image", "image__domain", "first_reviewer"),
-        pk=pass_id,
-        reviewer=request.user,
-    )
-    captions, instructions = second_pass.items_to_check(second)
+    second = selectors.second_pass_of(pass_id, request.user)
+    if second is None:
+        raise Http404("No such second pass of yours.")
+    captions, instructions = selectors.items_to_check(second)
     error = ""
     if request.method == "POST":
         verdicts = []
@@ -84,8 +84,8 @@ def second_pass_image(request, pass_id: int):
 @role_required(ADMIN)
 @require_GET
 def disagreements(request):
-    rows = list(second_pass.disagreements()[:200])
-    return render(request, "review/disagreements.html", {"rows": rows, "agreement": second_pass.agreement()})
+    rows = list(selectors.disagreements()[:200])
+    return render(request, "review/disagreements.html", {"rows": rows, "agreement": selectors.agreement()})
 
 
 # --- statistics (admins) ---------------------------------------------------------------------------------
@@ -101,6 +101,6 @@ def stats_page(request):
             "rates": stats.correction_rates(),
             "hallucinations": stats.hallucination_counts(),
             "throughput": stats.throughput(),
-            "agreement": second_pass.agreement(),
+            "agreement": selectors.agreement(),
         },
     )

@@ -13,13 +13,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.db import OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import ANNOTATOR, role_required
 from accounts.throttles import throttle
-from corpus.models import Caption, Domain, Image, Instruction, ItemStatus, ReviewStatus
+from corpus.models import Image, Instruction, ItemStatus, ReviewStatus
 from corpus.rules import (
     ANSWER_RULE,
     MCQ_MAX_OPTIONS,
@@ -29,14 +29,16 @@ from corpus.rules import (
 )
 from corpus.serializers import INT_MAX
 from corpus.services.items import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
+from web.api_errors import mapped_status
 
+from .. import selectors
 from ..models import HallucinationCategory
-from ..services import corrections, queue, second_pass
+from ..services import corrections, queue
 from ..services.corrections import MarkError, MarkInput, RegenerationRefused
 from ..services.queue import LeaseError, LeaseHeld
+from ..session import SESSION_DOMAINS, chosen_domain_ids
 
 log = logging.getLogger(__name__)
-SESSION_DOMAINS = "review_domains"
 # Ids are bigint: more digits than this can only be wrong (and would overflow a query parameter).
 _ID = re.compile(r"[0-9]{1,18}")
 
@@ -48,7 +50,7 @@ def parse_id(value) -> int | None:
 
 
 def _chosen_domains(request) -> list[int]:
-    return [int(d) for d in request.session.get(SESSION_DOMAINS, [])]
+    return chosen_domain_ids(request)
 
 
 def retry_on_database_error(view):
@@ -90,27 +92,32 @@ def queue_page(request):
         ids = [parse_id(d) for d in request.POST.getlist("domains")]
         if None in ids:
             return _render_queue(request, status=400, error="domains: choose domains from the list.")
-        request.session[SESSION_DOMAINS] = list(
-            Domain.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True)
+        request.session[SESSION_DOMAINS] = list(selectors.active_domain_ids(ids))
+        chosen = len(request.session[SESSION_DOMAINS])
+        messages.success(
+            request,
+            f"Saved: you review images of {chosen} domain{'s' if chosen != 1 else ''}."
+            if chosen
+            else "Saved: you review images of every domain.",
         )
         return redirect("review:queue")
     return _render_queue(request)
 
 
 def _render_queue(request, *, status: int = 200, error: str = "") -> HttpResponse:
-    counts = queue.pending_counts()
+    counts = selectors.pending_counts()
     chosen = set(_chosen_domains(request))
     domains = [
         {"domain": d, "pending": counts.get(d.pk, 0), "chosen": d.pk in chosen}
-        for d in Domain.objects.filter(is_active=True)
+        for d in selectors.active_domains()
     ]
     return render(
         request,
         "review/queue.html",
         {
             "domains": domains,
-            "leases": queue.leases_of(request.user),
-            "agreement": second_pass.agreement(),
+            "leases": selectors.leases_of(request.user),
+            "agreement": selectors.agreement(),
             "error": error,
         },
         status=status,
@@ -124,7 +131,7 @@ def next_image(request):
     """Release the current image (if any) and go to the next: one the user still holds, else a new claim."""
     current = request.POST.get("current", "").strip()
     leaving = parse_id(current) if current else None
-    if current and (leaving is None or not Image.objects.filter(pk=leaving).exists()):
+    if current and (leaving is None or not selectors.image_exists(leaving)):
         return _render_queue(
             request,
             status=400,
@@ -140,7 +147,7 @@ def next_image(request):
 @role_required(ANNOTATOR)
 @require_GET
 def previous_image(request, image_id: int):
-    previous = queue.previous_image_id(request.user, before=image_id)
+    previous = selectors.previous_image_id(request.user, before=image_id)
     if previous is None:
         messages.info(request, "There is no earlier image in your history.")
         return redirect("review:image", image_id=image_id)
@@ -151,7 +158,7 @@ def previous_image(request, image_id: int):
 
 
 def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -> dict:
-    captions, instructions = corrections.image_items(image)
+    captions, instructions = selectors.image_items(image)
     groups = []
     for type_value, label in InstructionType.choices:
         items = [i for i in instructions if i.type == type_value]
@@ -175,7 +182,9 @@ def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -
 def _show_image(request, image_id: int) -> dict:
     """The panel's context, read-only unless the user holds the image. Reads only: opening a page never
     claims (the page offers "Review this image" or "Reopen", which are POSTs)."""
-    image = get_object_or_404(Image.objects.select_related("domain", "leased_by"), pk=image_id)
+    image = selectors.image_for_page(image_id)
+    if image is None:
+        raise Http404("No such image.")
     if image.review_status == ReviewStatus.IN_REVIEW and image.leased_by_id == request.user.pk:
         return _panel_context(request, image, readonly=False)
     take = reopen = False
@@ -208,13 +217,14 @@ def image_panel(request, image_id: int):
 
 
 def _take(request, image_id: int, *, reopen: bool) -> HttpResponse:
-    get_object_or_404(Image, pk=image_id)
+    if not selectors.image_exists(image_id):
+        raise Http404("No such image.")
     try:
         queue.take_image(image_id, request.user, reopen=reopen)
     except LeaseError as exc:
         context = _show_image(request, image_id)
         context["notice"] = str(exc)
-        return render(request, "review/review.html", context, status=409)
+        return render(request, "review/review.html", context, status=mapped_status(exc))
     return redirect("review:image", image_id=image_id)
 
 
@@ -236,17 +246,14 @@ def reopen_image(request, image_id: int):
 
 def item_or_404(kind: str, item_id: int):
     try:
-        return corrections.get_item(kind, item_id)
-    except (LookupError, Caption.DoesNotExist, Instruction.DoesNotExist):
+        return selectors.get_item(kind, item_id)
+    except selectors.NoSuchItem:
         raise Http404("No such item.") from None
 
 
 def _render_item(request, item, *, status: int = 200, **extra) -> HttpResponse:
-    kind = corrections.item_kind(item)
-    if kind == "caption":
-        item = Caption.objects.prefetch_related("hallucinations").get(pk=item.pk)
-    else:
-        item = Instruction.objects.prefetch_related("hallucinations").get(pk=item.pk)
+    kind = selectors.item_kind(item)
+    item = selectors.item_with_marks(item)
     context = {
         "item": item,
         "kind": kind,
@@ -316,7 +323,13 @@ def _submitted_marks(post) -> list[MarkInput]:
     return marks
 
 
-ACTIONS = {"save": None, "accept": ItemStatus.ACCEPTED, "reject": ItemStatus.REJECTED}
+# "undo" takes the item back to draft: the page offers it for the last decision while the lease holds.
+ACTIONS = {
+    "save": None,
+    "accept": ItemStatus.ACCEPTED,
+    "reject": ItemStatus.REJECTED,
+    "undo": ItemStatus.DRAFT,
+}
 
 
 @role_required(ANNOTATOR)
@@ -349,34 +362,40 @@ def save_item(request, kind: str, item_id: int):
             reason=reason,
             marks=_submitted_marks(request.POST),
         )
-    except StaleVersion as exc:
+    except (StaleVersion, LeaseError, InstructionRuleError, InvalidTransition, MarkError) as exc:
+        return _refused_save(
+            request, item, exc, changes=changes, version=version, action=action, reason=reason
+        )
+    response = _render_item(request, result.item, saved=True)
+    if result.image_done:
+        response["HX-Trigger-After-Settle"] = json.dumps({"imageDone": {"image": item.image_id}})
+    return response
+
+
+def _refused_save(
+    request, item, exc, *, changes: dict, version: int, action: str, reason: str
+) -> HttpResponse:
+    """The item partial for a save a service refused, with the status API_ERROR_STATUS gives the error (a
+    stale version or a lease that is not the caller's 409, bad input 400) and what the annotator typed: a
+    stale save shows both versions, the others the error above the annotator's values."""
+    status = mapped_status(exc)
+    if isinstance(exc, StaleVersion):
         return _render_item(
             request,
             exc.current,
-            status=409,
+            status=status,
             conflict=True,
             yours=changes,
             yours_version=version,
             action=action,
             reason=reason,
         )
-    except LeaseError as exc:
-        return _render_item(request, item, status=409, error=str(exc), lease_lost=True, yours=changes)
-    except InstructionRuleError as exc:
-        return _render_item(
-            request,
-            item,
-            status=400,
-            error="; ".join(v.message for v in exc.violations),
-            yours=changes,
-            action=action,
-        )
-    except (InvalidTransition, MarkError) as exc:
-        return _render_item(request, item, status=400, error=str(exc), yours=changes)
-    response = _render_item(request, result.item, saved=True)
-    if result.image_done:
-        response["HX-Trigger-After-Settle"] = json.dumps({"imageDone": {"image": item.image_id}})
-    return response
+    if isinstance(exc, LeaseError):
+        return _render_item(request, item, status=status, error=str(exc), lease_lost=True, yours=changes)
+    if isinstance(exc, InstructionRuleError):
+        error = "; ".join(v.message for v in exc.violations)
+        return _render_item(request, item, status=status, error=error, yours=changes, action=action)
+    return _render_item(request, item, status=status, error=str(exc), yours=changes)
 
 
 @role_required(ANNOTATOR)
@@ -384,19 +403,19 @@ def save_item(request, kind: str, item_id: int):
 @retry_on_database_error
 def add_instruction(request, image_id: int):
     """Add a missing instruction by hand (htmx): the new item, or 400 with the broken rules."""
-    get_object_or_404(Image, pk=image_id)
+    if not selectors.image_exists(image_id):
+        raise Http404("No such image.")
     changes = _submitted_changes("instruction", request.POST)
     try:
         created = corrections.add_instruction(image_id, by=request.user, **changes)
-    except InstructionRuleError as exc:
-        return render(
-            request,
-            "review/_add_result.html",
-            {"error": "; ".join(v.message for v in exc.violations)},
-            status=400,
+    except (InstructionRuleError, LeaseError) as exc:
+        # The status API_ERROR_STATUS gives it: a broken rule 400, a lease that is not the caller's 409.
+        error = (
+            "; ".join(v.message for v in exc.violations)
+            if isinstance(exc, InstructionRuleError)
+            else str(exc)
         )
-    except LeaseError as exc:
-        return render(request, "review/_add_result.html", {"error": str(exc)}, status=409)
+        return render(request, "review/_add_result.html", {"error": error}, status=mapped_status(exc))
     return _render_item(request, created, saved=True, added=True)
 
 

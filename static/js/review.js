@@ -1,5 +1,8 @@
 /* Review page behaviour: keyboard shortcuts, zoom and pan, the lease heartbeat, autosaved drafts
-   (localStorage, per item and version), hallucination marks, and the prefetched next image.
+   (localStorage, per item and version), hallucination marks that follow the text as it is edited, the
+   answer widgets per type (Judgement Yes/No, Multiple-Choice rows and letters, growing Long VQA), the
+   compact mode, undo of the last decision, and the prefetched next image.
+   The read-only view (an image you do not hold) answers no shortcut but help, zoom and moving around.
    The server renders every piece of HTML; this file never builds markup from model text (it only
    sets textContent and form values), so nothing a model wrote can run here. */
 (function () {
@@ -18,6 +21,10 @@
   let prefetching = false;
   let queueEmpty = false;
   let zoom = { scale: 1, x: 0, y: 0 };
+  let lastDecided = null; // the article of the last accept/reject (u undoes it while the lease holds)
+  let startedDone = false; // every item was decided when the page opened (a reopened image)
+  const previousValue = new WeakMap(); // field -> its value before the current edit (marks follow it)
+  const COMPACT_KEY = "mmi-review-compact";
 
   function csrfToken() {
     try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
@@ -40,6 +47,7 @@
     if (!article) return;
     items().forEach((a) => a.classList.toggle("current", a === article));
     current = article;
+    refold();
     if (focus) { article.focus({ preventScroll: true }); article.scrollIntoView({ block: "nearest" }); }
   }
   function move(delta) {
@@ -91,12 +99,26 @@
       const el = form.elements.namedItem(name);
       if (el && state[name] !== undefined && !(el instanceof RadioNodeList)) el.value = state[name];
     });
+    const block = a.querySelector(".options");
+    while (block && form.querySelectorAll('input[name="options"]').length < (state.options || []).length) {
+      if (!addOption(block)) break;
+    }
     form.querySelectorAll('input[name="options"]').forEach((el, i) => { el.value = state.options[i] || ""; });
+    a.querySelectorAll(".new-mark").forEach((chip) => chip.remove());
     (state.marks || []).forEach((m) => addMarkChip(a, m.category, m.field, m.start, m.end, m.label));
     toggleOptions(a);
+    syncWidgets(a);
     a.classList.add("dirty");
     const flash = a.querySelector(".flash");
-    if (flash) flash.textContent = "Restored your unsaved edits from this browser.";
+    if (!flash) return;
+    // A refused save's reason (the server's words) and a failure with its Retry stay: the note about the
+    // restored edits goes beside them, never over them.
+    const note = document.createElement("p");
+    note.className = "muted restored";
+    note.textContent = "Restored your unsaved edits from this browser.";
+    flash.querySelectorAll(".restored").forEach((n) => n.remove());
+    if (flash.querySelector(".error")) flash.appendChild(note);
+    else { flash.textContent = ""; flash.appendChild(note); }
   }
 
   // --- hallucination marks ------------------------------------------------------------------------
@@ -122,6 +144,52 @@
     });
     holder.appendChild(chip);
   }
+  // When a field is edited, the marks on it follow: a mark before the edit stays, one after it moves by
+  // the change in length, one the edit touched is looked for again by its text (nearest occurrence) and
+  // dropped, with a word, when its text is gone. A remembered selection in that field is forgotten: it
+  // named characters that are not there any more (the select-all-and-retype bug).
+  function followEdit(a, el) {
+    const before = previousValue.has(el) ? previousValue.get(el) : el.defaultValue;
+    const after = el.value;
+    previousValue.set(el, after);
+    const remembered = lastSelection.get(a);
+    if (remembered && remembered.el === el) lastSelection.delete(a);
+    if (before === after || !el.dataset.field) return;
+    let head = 0;
+    while (head < before.length && head < after.length && before[head] === after[head]) head++;
+    let tail = 0;
+    while (tail < before.length - head && tail < after.length - head
+           && before[before.length - 1 - tail] === after[after.length - 1 - tail]) tail++;
+    const editEnd = before.length - tail; // the edit replaced before[head, editEnd)
+    const delta = after.length - before.length;
+    a.querySelectorAll(`.new-mark[data-field="${el.dataset.field}"]`).forEach((chip) => {
+      if (chip.dataset.start === "") return; // a mark on the whole field has no span to move
+      const start = Number(chip.dataset.start), end = Number(chip.dataset.end);
+      let ns = start, ne = end;
+      if (end <= head) { /* entirely before the edit */ }
+      else if (start >= editEnd) { ns = start + delta; ne = end + delta; }
+      else {
+        const label = chip.dataset.label;
+        let best = -1;
+        for (let at = after.indexOf(label); label && at !== -1; at = after.indexOf(label, at + 1)) {
+          if (best === -1 || Math.abs(at - start) < Math.abs(best - start)) best = at;
+        }
+        if (best === -1) {
+          chip.remove();
+          say(`A mark was removed: its text “${label}” is no longer in the ${el.dataset.field}.`);
+          return;
+        }
+        ns = best; ne = best + label.length;
+      }
+      setChipSpan(chip, ns, ne);
+    });
+  }
+  function setChipSpan(chip, start, end) {
+    chip.dataset.start = String(start);
+    chip.dataset.end = String(end);
+    chip.querySelector('input[name="mark_start"]').value = String(start);
+    chip.querySelector('input[name="mark_end"]').value = String(end);
+  }
   function markHallucination(a, index, fieldEl) {
     const btn = categoryButtons(a)[index];
     if (!btn || readonly()) return;
@@ -135,7 +203,10 @@
     const field = sel ? sel.field : defaultField;
     let start = "", end = "", label = "";
     if (sel && sel.field !== "options") {
-      start = sel.start; end = sel.end; label = sel.el.value.slice(sel.start, sel.end);
+      // Checked against the text as it is now: a span past its end is no span.
+      if (sel.end <= sel.el.value.length && sel.start < sel.end) {
+        start = sel.start; end = sel.end; label = sel.el.value.slice(sel.start, sel.end);
+      }
     }
     // Collapse the used selection so that the next mark does not take the same span again.
     if (sel && sel.el && sel.el.setSelectionRange) sel.el.setSelectionRange(sel.end, sel.end);
@@ -158,10 +229,94 @@
     form.elements.namedItem("action").value = action;
     form.requestSubmit();
   }
+  function typeOf(a) {
+    const select = a && a.querySelector('select[name="type"]');
+    return select ? select.value : (a && a.dataset.kind === "caption" ? "caption" : "");
+  }
+  function answerOf(a) { return formOf(a) && formOf(a).querySelector('[name="answer"]'); }
+  // The answer widgets follow the type: options for Multiple-Choice, Yes/No for Judgement, a growing
+  // textarea for Long VQA (the one `answer` field is swapped between <input> and <textarea>).
   function toggleOptions(a) {
-    const select = a.querySelector('select[name="type"]');
+    const type = typeOf(a);
     const block = a.querySelector(".options");
-    if (select && block) block.hidden = select.value !== "multiple_choice";
+    if (block) block.hidden = type !== "multiple_choice";
+    const yn = a.querySelector(".yn");
+    if (yn) yn.hidden = type !== "judgement";
+    const label = a.querySelector(".answer-field");
+    if (label) label.hidden = type === "judgement";
+    const answer = answerOf(a);
+    if (!answer) return;
+    const wantArea = type === "long_vqa";
+    if (wantArea !== (answer.tagName === "TEXTAREA")) {
+      const next = document.createElement(wantArea ? "textarea" : "input");
+      if (wantArea) { next.rows = 3; next.className = "autogrow long-answer"; } else { next.type = "text"; next.autocomplete = "off"; }
+      next.name = "answer"; next.dataset.field = "answer"; next.value = answer.value;
+      answer.replaceWith(next);
+      grow(next);
+    }
+    syncWidgets(a);
+  }
+  function syncWidgets(a) {
+    const answer = answerOf(a);
+    const value = answer ? answer.value.trim() : "";
+    a.querySelectorAll(".yn-btn").forEach((b) => {
+      const on = b.dataset.value.toLowerCase() === value.toLowerCase();
+      b.classList.toggle("picked", on); b.setAttribute("aria-pressed", String(on));
+    });
+    a.querySelectorAll(".option-pick").forEach((b) => {
+      const on = b.dataset.letter === value.toUpperCase();
+      b.classList.toggle("picked", on); b.setAttribute("aria-pressed", String(on));
+    });
+  }
+  function setAnswer(a, value) {
+    const answer = answerOf(a);
+    if (!answer || readonly() || answer.disabled) return;
+    answer.value = value;
+    answer.dispatchEvent(new Event("input", { bubbles: true })); // the rule check and the draft
+    answer.dispatchEvent(new Event("change", { bubbles: true }));
+    syncWidgets(a);
+    say(`Answer: ${value}. Press a to accept.`);
+  }
+  function addOption(block) {
+    const rows = block.querySelectorAll(".option");
+    const max = parseInt(block.dataset.max, 10) || 6;
+    if (!rows.length || rows.length >= max) { say(`A Multiple-Choice question has at most ${max} options.`); return null; }
+    const row = rows[rows.length - 1].cloneNode(true);
+    const letter = String.fromCharCode(65 + rows.length);
+    const input = row.querySelector("input");
+    input.value = ""; input.placeholder = input.placeholder.replace(/^option [A-Z]/, `option ${letter}`);
+    input.setAttribute("aria-label", `Option ${letter}`);
+    const pick = row.querySelector(".option-pick, .option-label");
+    pick.textContent = letter;
+    if (pick.dataset.letter) {
+      pick.dataset.letter = letter; pick.title = `The answer is ${letter} (Shift+${letter})`;
+      pick.classList.remove("picked"); pick.setAttribute("aria-pressed", "false");
+    }
+    rows[rows.length - 1].after(row);
+    return input;
+  }
+  function grow(el) {
+    // Chromium sizes these by their content (field-sizing in review.css); elsewhere, rows follow lines.
+    if (!el || el.tagName !== "TEXTAREA" || CSS.supports("field-sizing", "content")) return;
+    el.rows = Math.max(el.classList.contains("long-answer") ? 3 : 2, Math.min(20, el.value.split("\n").length + 1));
+  }
+
+  // --- compact mode: the current item open, decided ones folded to one line ---------------------------
+  function compact() { return root.classList.contains("compact"); }
+  function refold() {
+    if (!panel) return;
+    items().forEach((a) => {
+      const decided = a.dataset.status !== "draft";
+      const busy = a.classList.contains("dirty") || a.querySelector(".conflict, .flash .error");
+      a.classList.toggle("folded", compact() && decided && a !== current && !busy);
+    });
+  }
+  function setCompact(on) {
+    root.classList.toggle("compact", on);
+    try { localStorage.setItem(COMPACT_KEY, on ? "1" : "0"); } catch (e) { /* private mode */ }
+    const box = panel && panel.querySelector(".compact-mode");
+    if (box) box.checked = on;
+    refold();
   }
 
   // --- next image, prefetched --------------------------------------------------------------------------
@@ -258,6 +413,12 @@
     panel = document.getElementById("review-panel");
     if (!panel) return;
     items().forEach(restoreDraft);
+    startedDone = !readonly() && undecided() === 0 && items().length > 0;
+    lastDecided = null;
+    let on = true;
+    try { on = localStorage.getItem(COMPACT_KEY) !== "0"; } catch (e) { /* private mode */ }
+    setCompact(on);
+    panel.querySelectorAll("textarea.autogrow").forEach(grow);
     setupViewer();
     startHeartbeat();
     const first = items().find((a) => a.dataset.status === "draft") || items()[0];
@@ -275,15 +436,38 @@
       formOf(a).elements.namedItem("action").value = action;
       return;
     }
+    const yn = e.target.closest(".yn-btn");
+    if (yn) { const a = yn.closest("article.item"); setCurrent(a, false); setAnswer(a, yn.dataset.value); return; }
+    const pick = e.target.closest(".option-pick");
+    if (pick) { const a = pick.closest("article.item"); setCurrent(a, false); setAnswer(a, pick.dataset.letter); return; }
+    const add = e.target.closest(".add-option");
+    if (add) {
+      const input = addOption(add.closest(".options"));
+      if (input) { input.focus(); const a = input.closest("article.item"); if (a) saveDraft(a); }
+      return;
+    }
+    if (e.target.closest(".release")) { release(); return; }
+    const folded = e.target.closest("article.item.folded");
+    if (folded && !e.target.closest("a, button")) { setCurrent(folded, true); return; }
     const markBtn = e.target.closest(".mark-btn");
     if (markBtn) { const a = markBtn.closest("article.item"); markHallucination(a, categoryButtons(a).indexOf(markBtn), null); }
   });
   document.addEventListener("focusin", (e) => { const a = e.target.closest && e.target.closest("article.item"); if (a && a !== current) setCurrent(a, false); });
+  document.addEventListener("focusin", (e) => {
+    const el = e.target;
+    if (el.dataset && el.dataset.field && !previousValue.has(el)) previousValue.set(el, el.value);
+  });
   document.addEventListener("input", (e) => {
     const a = e.target.closest && e.target.closest("article.item");
-    if (a && e.target.form && e.target.form.classList.contains("item-form")) saveDraft(a);
+    if (e.target.classList && e.target.classList.contains("autogrow")) grow(e.target);
+    if (a && e.target.form && e.target.form.classList.contains("item-form")) {
+      followEdit(a, e.target);
+      if (e.target.name === "answer") syncWidgets(a);
+      saveDraft(a);
+    }
   });
   document.addEventListener("change", (e) => {
+    if (e.target.classList && e.target.classList.contains("compact-mode")) { setCompact(e.target.checked); return; }
     const a = e.target.closest && e.target.closest("article.item");
     if (a && e.target.name === "type") { toggleOptions(a); saveDraft(a); }
   });
@@ -321,17 +505,31 @@
       clearDrafts(swapped);
       updateCount();
       const decided = swapped.dataset.status !== "draft";
+      lastDecided = decided ? swapped.id : null;
       setCurrent(decided ? nextUndecidedAfter(swapped) : swapped, true);
-      say(`Saved ${swapped.dataset.kind} ${swapped.dataset.id} (v${swapped.dataset.version}, ${swapped.dataset.status}).`);
+      say(`Saved ${swapped.dataset.kind} ${swapped.dataset.id} (v${swapped.dataset.version}, ${swapped.dataset.status}).${decided ? " u undoes it." : ""}`);
       maybePrefetch();
     } else if (status === 409) {
       setCurrent(swapped, true);
-      say("Conflict: this item changed meanwhile. Press m to keep yours or t to keep theirs.");
+      const reason = swapped.querySelector(".flash .error");
+      if (swapped.querySelector(".conflict")) say("Conflict: this item changed meanwhile. Press m to keep yours or t to keep theirs.");
+      else say(`Not saved: ${reason ? reason.textContent : "refused by the server"} Your edits are kept in this browser.`);
+      restoreDraft(swapped);
     } else if (status === 400) {
       restoreDraft(swapped);
       setCurrent(swapped, true);
-      say("Not saved: see the message on the item.");
+      const reason = swapped.querySelector(".flash .error");
+      say(`Not saved: ${reason ? reason.textContent : "see the message on the item."}`);
     }
+    swapped.querySelectorAll("textarea.autogrow").forEach(grow);
+    refold();
+  });
+  // htmx settles a swapped item by putting its new attributes back after a short delay: the classes this
+  // script sets (current, folded) are set again once that is done.
+  document.body.addEventListener("htmx:afterSettle", () => {
+    if (!panel) return;
+    if (current && current.isConnected) current.classList.add("current");
+    refold();
   });
   // --- failures: a visible message with a Retry, never silence ------------------------------------------
   function failureText(xhr) {
@@ -377,12 +575,37 @@
   document.body.addEventListener("htmx:responseError", (e) => showFailure(e.detail.elt, e.detail.xhr));
   document.body.addEventListener("htmx:sendError", (e) => showFailure(e.detail.elt, null));
   document.body.addEventListener("imageDone", () => {
+    if (startedDone) {
+      // A reopened image: the change is saved and the image is reviewed again; stay on it.
+      say("Saved; this image is reviewed again. Reopen it to change more, or press n for the next image.");
+      fetch(`/review/image/${panel.dataset.imageId}/panel/`, { credentials: "same-origin" })
+        .then((r) => r.text())
+        .then((html) => { root.innerHTML = html; htmx.process(root); init(); });
+      return;
+    }
     say("Image done.");
     goNext(true);
   });
+  function release() {
+    if (readonly()) { window.location.href = "/review/"; return; }
+    clearInterval(heartbeat);
+    api(panel.dataset.releaseUrl)
+      .then((r) => {
+        if (r.ok) { window.location.href = "/review/"; return; }
+        return r.json().then((body) => say(`Not released: ${body.detail || `HTTP ${r.status}`}`));
+      })
+      .catch(() => say("Not released: the connection dropped. Try again."));
+  }
+  function undo() {
+    const a = lastDecided && document.getElementById(lastDecided);
+    if (!a || a.dataset.status === "draft") { say("Nothing to undo: u undoes your last accept or reject on this image."); return; }
+    setCurrent(a, true);
+    submit(a, "undo");
+  }
 
   function fix(a) {
     if (!a || readonly()) return;
+    if (typeOf(a) === "judgement") { say("A Judgement answer is Yes or No: press y or n (the question: click it to edit)."); return; }
     const field = a.querySelector('[data-field="answer"]') || a.querySelector('[data-field="text"]');
     if (field) { field.focus(); const end = field.value.length; field.setSelectionRange?.(end, end); }
   }
@@ -396,11 +619,25 @@
       if (e.key === "Escape" || e.key === "?") { e.preventDefault(); toggleOverlay(false); }
       return;
     }
+    if (readonly()) {
+      // Nothing here may change anything: only help, zoom, full resolution and moving between items.
+      if (inField || e.ctrlKey || e.metaKey || e.altKey) return;
+      const safe = { "?": () => toggleOverlay(true), j: () => move(1), k: () => move(-1), ArrowDown: () => move(1),
+        ArrowUp: () => move(-1), z: () => zoomBy(1.5), x: () => zoomBy(1 / 1.5),
+        0: () => { zoom = { scale: 1, x: 0, y: 0 }; applyZoom(); },
+        o: () => window.open(panel.querySelector("a.full-res").href, "_blank", "noopener"), c: () => setCompact(!compact()) };
+      if (safe[e.key]) { e.preventDefault(); safe[e.key](); }
+      return;
+    }
     if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") { e.preventDefault(); submit(a, "save"); return; }
     if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); submit(a, "accept"); return; }
     if (inField) {
       if (e.key === "Escape") { t.blur(); if (a) setCurrent(a, true); return; }
       if (e.altKey && /^[1-6]$/.test(e.key)) { e.preventDefault(); markHallucination(a, Number(e.key) - 1, t); return; }
+      if (e.key === "Enter" && t.tagName === "TEXTAREA" && t.name === "answer" && !e.shiftKey) {
+        // A Long VQA answer takes new lines with Shift+Enter; Enter alone does what it does in a line.
+        return;
+      }
       if (e.key === "Enter" && t.tagName === "INPUT") {
         e.preventDefault();
         if (t.classList.contains("reason")) submit(a, "reject");
@@ -409,6 +646,15 @@
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const conflict = a && a.querySelector(".conflict");
+    const type = typeOf(a);
+    if (type === "judgement" && (e.key === "y" || e.key === "n")) { e.preventDefault(); setAnswer(a, e.key === "y" ? "Yes" : "No"); return; }
+    if (type === "multiple_choice" && /^[A-F]$/.test(e.key)) {
+      const pick = a.querySelector(`.option-pick[data-letter="${e.key}"]`);
+      if (pick && !pick.closest(".option").querySelector("input").value.trim()) { say(`Option ${e.key} is empty: type it first.`); }
+      else if (pick) setAnswer(a, e.key);
+      e.preventDefault();
+      return;
+    }
     switch (e.key) {
       case "?": toggleOverlay(true); break;
       case "j": case "ArrowDown": move(1); break;
@@ -417,7 +663,9 @@
       case "e": case "f": fix(a); break;
       case "r": a?.querySelector("input.reason")?.focus(); say("Type why you reject it, then press Enter."); break;
       case "1": case "2": case "3": case "4": case "5": case "6": markHallucination(a, Number(e.key) - 1, null); break;
-      case "n": goNext(false); break;
+      case "n": case "N": goNext(false); break;
+      case "u": undo(); break;
+      case "c": setCompact(!compact()); break;
       case "p": window.location.href = panel.dataset.previousUrl; break;
       case "h": if (a) window.open(a.dataset.historyUrl, "_blank", "noopener"); break;
       case "i": { const d = panel.querySelector(".add-instruction"); if (d) { d.open = true; d.querySelector("select").focus(); } break; }

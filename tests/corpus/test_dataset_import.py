@@ -22,6 +22,7 @@ from corpus.models import (
     DatasetImport,
     Domain,
     Image,
+    ImageEvent,
     ImportBatchStatus,
     Instruction,
     ItemStatus,
@@ -240,8 +241,12 @@ def test_a_llava_file_with_a_zip_imports_names_the_broken_records_and_reuses_poo
     # The rules' verdict is remembered as the database computes the digest: exports need not check again.
     assert not imported.exclude(checked_digest=F("content_digest")).exists()
 
-    # In the review queue, with their origin.
+    # In the review queue, with their origin; each image's move there has its event.
     assert set(Image.objects.values_list("review_status", flat=True)) == {ReviewStatus.PENDING}
+    moves = ImageEvent.objects.filter(from_status=ReviewStatus.NEW, to_status=ReviewStatus.PENDING)
+    assert (
+        moves.count() == 200 and moves.filter(actor=admin_user, note__startswith="new drafts").count() == 200
+    )
     held = claim_next_image(annotator, domain_ids=[domain.pk])
     assert held is not None
     client.force_login(annotator)

@@ -271,7 +271,10 @@ def test_diff_page_and_downloads_show_the_changed_instruction(client, researcher
     page_client(client, researcher)
     url = reverse("exports:diff", args=[v2.pk])
     html = client.get(url, {"against": v1.pk}).content.decode()
-    assert "1 changed" in html and "0 added" in html and f"<td>{edited.pk}</td>" in html
+    history = f"/review/item/instruction/{edited.pk}/history/"
+    assert "1 changed" in html and "0 added" in html and f'<a href="{history}">{edited.pk}</a>' in html
+    # The id opens the item's history, where the edit shows as a content diff (<del>/<ins>).
+    assert "<ins>dark</ins>" in client.get(history).content.decode()
     data = json.loads(client.get(url, {"against": v1.pk, "format": "json"}).content)
     assert data["changed"] == 1
     assert data["changes"] == [

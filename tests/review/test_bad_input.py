@@ -6,9 +6,9 @@ import json
 import pytest
 from django.urls import reverse
 
-from corpus.models import Caption, ItemStatus, Revision
+from corpus.models import Caption, ImageEvent, ItemStatus, Revision
 from corpus.rules import InstructionType
-from review.models import HallucinationMark, ReviewEvent, SecondVerdict
+from review.models import HallucinationMark, SecondVerdict
 from review.services.queue import claim_next_image
 from tests.conftest import field_errors
 from tests.review.conftest import make_pending_image
@@ -189,12 +189,12 @@ def test_ids_beyond_64_bits_in_urls_are_404(client, held):
 
 
 def test_next_with_a_current_image_that_does_not_exist_says_so(client, held):
-    before = list(ReviewEvent.objects.values_list("id", flat=True))
+    before = list(ImageEvent.objects.values_list("id", flat=True))
     for current in ("999999", str(HUGE), "²", "abc"):
         response = client.post(reverse("review:next"), {"current": current})
         assert response.status_code == 400, current
         assert "current: there is no image" in response.content.decode()
-    assert list(ReviewEvent.objects.values_list("id", flat=True)) == before
+    assert list(ImageEvent.objects.values_list("id", flat=True)) == before
 
 
 def test_queue_domains_that_are_no_ids_are_refused(client, held):

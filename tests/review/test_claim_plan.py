@@ -4,8 +4,7 @@ here, not in production."""
 import pytest
 from django.db import connection
 
-from review.models import ReviewEvent
-from review.services.queue import _PG_CLAIM_SQL, PG_PICK_SQL
+from corpus.services.review_state import _PG_CLAIM_SQL, PG_PICK_SQL
 from tests.corpus.factories import DomainFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,13 +35,13 @@ def test_claim_plan_uses_the_pending_index(postgres, random_page_cost):
         cursor.execute("EXPLAIN " + PG_PICK_SQL, [[d.pk for d in domains]])
         pick_plan = "\n".join(r[0] for r in cursor.fetchall())
         cursor.execute(
-            "EXPLAIN " + _PG_CLAIM_SQL.format(events=ReviewEvent._meta.db_table),
+            "EXPLAIN " + _PG_CLAIM_SQL,
             {"domains": [d.pk for d in domains], "user": 1, "secs": 900},
         )
         claim_plan = "\n".join(r[0] for r in cursor.fetchall())
         # No domains chosen: the statement reads the active domains itself.
         cursor.execute(
-            "EXPLAIN " + _PG_CLAIM_SQL.format(events=ReviewEvent._meta.db_table),
+            "EXPLAIN " + _PG_CLAIM_SQL,
             {"domains": None, "user": 1, "secs": 900},
         )
         all_domains_plan = "\n".join(r[0] for r in cursor.fetchall())

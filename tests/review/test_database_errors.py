@@ -7,8 +7,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from corpus.models import Caption, Revision
-from review.models import ReviewEvent
+from corpus.models import Caption, ImageEvent, Revision
 from review.services.queue import claim_next_image
 from tests.review.test_api import save_url
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def _no_trigger_left(postgres):
     yield
     with connection.cursor() as cursor:
-        for table in ("corpus_caption", "review_reviewevent"):
+        for table in ("corpus_caption", "corpus_imageevent"):
             cursor.execute(f"DROP TRIGGER IF EXISTS mmi_test_refuse ON {table}")
 
 
@@ -43,6 +42,9 @@ def fail_writes_to(table: str):
     return undo
 
 
+# transaction=True: as in a request, the save's one write statement runs on its own (no transaction of the
+# test's around it, which the refused statement would abort).
+@pytest.mark.django_db(transaction=True)
 def test_an_api_save_the_database_refuses_is_503_with_retry_after_and_writes_nothing(
     postgres, client, annotator, pending_image
 ):
@@ -67,6 +69,7 @@ def test_an_api_save_the_database_refuses_is_503_with_retry_after_and_writes_not
     assert retried.status_code == 200 and retried.json()["version"] == 2
 
 
+@pytest.mark.django_db(transaction=True)
 def test_an_htmx_save_the_database_refuses_answers_a_plain_message_to_show(
     postgres, client, annotator, pending_image
 ):
@@ -90,12 +93,12 @@ def test_next_image_the_database_refuses_offers_try_again_with_the_same_form(
     postgres, client, annotator, pending_image
 ):
     client.force_login(annotator)
-    undo = fail_writes_to("review_reviewevent")
+    undo = fail_writes_to("corpus_imageevent")
     response = client.post(reverse("review:next"))
     assert response.status_code == 503
     html = response.content.decode()
     assert "nothing was saved" in html and 'action="/review/next/"' in html and "Try again" in html
-    assert not ReviewEvent.objects.exists()
+    assert not ImageEvent.objects.exists()
     pending_image.refresh_from_db()
     assert pending_image.leased_by is None  # the claim's swap was rolled back with its event
     undo()

@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from corpus.models import Image, ItemStatus, ReviewStatus, Revision
-from review.models import ReviewEvent, SecondPass
+from corpus.models import Image, ImageEvent, ItemStatus, ReviewStatus, Revision
+from review.models import SecondPass
 from review.services.queue import claim_next_image, sweep_expired_leases
 from tests.corpus.factories import DomainFactory
 from tests.review.conftest import make_pending_image
@@ -22,7 +22,7 @@ def queue_state():
     images = list(
         Image.objects.order_by("pk").values_list("pk", "review_status", "leased_by", "lease_expires_at")
     )
-    return images, ReviewEvent.objects.count(), SecondPass.objects.count()
+    return images, ImageEvent.objects.count(), SecondPass.objects.count()
 
 
 def reviewed_image(domain, user):
@@ -75,7 +75,7 @@ def test_review_this_image_takes_it_and_its_page_becomes_editable(client, annota
     assert response.status_code == 302 and response.url == reverse("review:image", args=[pending_image.pk])
     pending_image.refresh_from_db()
     assert (pending_image.review_status, pending_image.leased_by) == (ReviewStatus.IN_REVIEW, annotator)
-    event = ReviewEvent.objects.get(image=pending_image)
+    event = ImageEvent.objects.get(image=pending_image)
     assert (event.from_status, event.to_status, event.actor, event.note) == (
         "pending",
         "in_review",
@@ -113,7 +113,7 @@ def test_reopening_a_reviewed_image_is_an_explicit_post_that_writes_an_event(cli
     for image in (by_page, by_api):
         image.refresh_from_db()
         assert (image.review_status, image.leased_by) == (ReviewStatus.IN_REVIEW, annotator)
-        event = ReviewEvent.objects.filter(image=image).latest("at", "id")
+        event = ImageEvent.objects.filter(image=image).latest("at", "id")
         assert (event.from_status, event.to_status, event.actor, event.note) == (
             "reviewed",
             "in_review",
@@ -164,7 +164,7 @@ def test_save_on_an_image_never_held_is_refused_and_writes_nothing(client, annot
     assert added.status_code == 409
     caption.refresh_from_db()
     assert caption.version == 1 and caption.status == ItemStatus.DRAFT
-    assert not Revision.objects.exists() and not ReviewEvent.objects.exists()
+    assert not Revision.objects.exists() and not ImageEvent.objects.exists()
     assert pending_image.instructions.count() == 2
 
 
@@ -181,7 +181,7 @@ def test_a_lapsed_lease_nobody_took_comes_back_on_renew_even_after_the_sweep(
     assert response.status_code == 200, response.json()
     pending_image.refresh_from_db()
     assert (pending_image.review_status, pending_image.leased_by) == (ReviewStatus.IN_REVIEW, annotator)
-    assert ReviewEvent.objects.filter(image=pending_image).latest("at", "id").note == "lease taken back"
+    assert ImageEvent.objects.filter(image=pending_image).latest("at", "id").note == "lease taken back"
 
 
 def test_a_lapsed_lease_nobody_took_comes_back_on_save(client, annotator, pending_image):
@@ -246,7 +246,7 @@ def test_another_persons_expired_lease_is_taken_only_by_a_post(
     pending_image.refresh_from_db()
     assert pending_image.leased_by == annotator
     notes = list(
-        ReviewEvent.objects.filter(image=pending_image).order_by("at", "id").values_list("note", flat=True)
+        ImageEvent.objects.filter(image=pending_image).order_by("at", "id").values_list("note", flat=True)
     )
     assert notes == ["claimed", "lease expired", "opened"]
 

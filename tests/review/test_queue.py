@@ -5,20 +5,19 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from corpus.models import Caption, Image, ItemStatus, ReviewStatus
-from review.models import EventSubject, ReviewEvent
+from corpus.models import Caption, Image, ImageEvent, ItemStatus, ReviewStatus
+from corpus.services.review_state import claim_by_swap
+from corpus.transitions import InvalidTransition, transition
+from review.selectors import previous_image_id
 from review.services.queue import (
     LeaseError,
     LeaseHeld,
-    _claim_compare_and_swap,
     claim_next_image,
-    previous_image_id,
     release_lease,
     renew_lease,
     sweep_expired_leases,
     take_image,
 )
-from review.services.transitions import InvalidImageTransition, transition
 from tests.corpus.factories import DomainFactory, ImageFactory
 from tests.review.conftest import make_pending_image
 
@@ -32,8 +31,8 @@ def test_claim_leases_the_smallest_pending_image_and_logs_the_event(annotator, d
     first.refresh_from_db()
     assert first.review_status == ReviewStatus.IN_REVIEW and first.leased_by == annotator
     assert first.lease_expires_at > timezone.now() + timedelta(minutes=14)
-    event = ReviewEvent.objects.get(image=first, to_status=ReviewStatus.IN_REVIEW)
-    assert (event.from_status, event.actor, event.subject) == ("pending", annotator, EventSubject.QUEUE)
+    event = ImageEvent.objects.get(image=first, to_status=ReviewStatus.IN_REVIEW)
+    assert (event.from_status, event.actor, event.note) == ("pending", annotator, "claimed")
     assert claim_next_image(annotator, domain_ids=[domain.pk]) == second.pk
     assert claim_next_image(annotator, domain_ids=[domain.pk]) is None
 
@@ -74,7 +73,7 @@ def test_an_expired_lease_goes_back_to_the_queue(annotator, second_annotator, do
     assert got == image.pk
     image.refresh_from_db()
     assert image.leased_by == second_annotator
-    assert ReviewEvent.objects.filter(image=image, note="lease expired", to_status="pending").count() == 1
+    assert ImageEvent.objects.filter(image=image, note="lease expired", to_status="pending").count() == 1
 
 
 def test_sweep_returns_only_expired_leases(annotator, domain):
@@ -122,15 +121,17 @@ def test_an_image_without_drafts_cannot_be_opened_for_review(annotator):
 
 
 def test_transition_refuses_moves_outside_the_table_and_loses_races_quietly(annotator, pending_image):
-    with pytest.raises(InvalidImageTransition):
-        transition(pending_image.pk, from_status=ReviewStatus.PENDING, to_status=ReviewStatus.REVIEWED)
+    with pytest.raises(InvalidTransition):
+        transition(
+            Image(pk=pending_image.pk, review_status=ReviewStatus.PENDING), "review_status", "reviewed"
+        )
     # The image is pending, not reviewed: the swap finds nothing and changes nothing.
     assert not transition(
-        pending_image.pk, from_status=ReviewStatus.REVIEWED, to_status=ReviewStatus.IN_REVIEW
+        Image(pk=pending_image.pk, review_status=ReviewStatus.REVIEWED), "review_status", "in_review"
     )
     pending_image.refresh_from_db()
     assert pending_image.review_status == ReviewStatus.PENDING
-    assert not ReviewEvent.objects.filter(image=pending_image).exists()
+    assert not ImageEvent.objects.filter(image=pending_image).exists()
 
 
 def test_previous_image_is_the_one_opened_before(annotator, domain):
@@ -177,7 +178,7 @@ def _claim_in_threads(users, domain_ids, per_thread, claim=claim_next_image):
 
 
 def _compare_and_swap_claim(user, *, domain_ids):
-    return _claim_compare_and_swap(user, domain_ids)
+    return claim_by_swap(user, domain_ids=domain_ids)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -222,7 +223,7 @@ def test_concurrent_claims_never_lease_one_image_twice_and_nothing_stays_stuck(
     assert len(claimed) == total, "every pending image was claimed"
     assert len(set(claimed)) == len(claimed), "no image was leased twice"
     # The event log agrees: one claim per image.
-    assert ReviewEvent.objects.filter(to_status="in_review").count() == total
+    assert ImageEvent.objects.filter(to_status="in_review").count() == total
 
     # Everyone walks away: after expiry nothing stays stuck — all come back and are claimed again once.
     Image.objects.filter(review_status=ReviewStatus.IN_REVIEW).update(
@@ -248,4 +249,4 @@ def test_an_expired_lease_on_an_image_without_drafts_goes_back_to_reviewed(
     sweep_expired_leases()
     image.refresh_from_db()
     assert image.review_status == ReviewStatus.REVIEWED and image.leased_by is None
-    assert ReviewEvent.objects.filter(image=image, note="lease expired", to_status="reviewed").exists()
+    assert ImageEvent.objects.filter(image=image, note="lease expired", to_status="reviewed").exists()

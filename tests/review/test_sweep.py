@@ -9,8 +9,8 @@ from django.conf import settings as django_settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from corpus.models import Caption, Image, ItemStatus, ReviewStatus
-from review.models import ReviewEvent, SecondPass, SecondPassStatus
+from corpus.models import Caption, Image, ImageEvent, ItemStatus, ReviewStatus
+from review.models import SecondPass, SecondPassEvent, SecondPassStatus
 from review.services.queue import claim_next_image
 from review.tasks import sweep
 from tests.corpus.factories import DomainFactory
@@ -61,10 +61,14 @@ def test_sweep_returns_expired_leases_without_anyone_claiming(annotator, second_
     busy.refresh_from_db()
     assert (gone.status, gone.reviewer) == (SecondPassStatus.PENDING, None)
     assert busy.status == SecondPassStatus.IN_REVIEW
-    expired_events = ReviewEvent.objects.filter(note="lease expired")
-    assert sorted(expired_events.values_list("to_status", flat=True)) == ["pending", "pending", "reviewed"]
+    expired_events = ImageEvent.objects.filter(note="lease expired")
+    assert sorted(expired_events.values_list("to_status", flat=True)) == ["pending", "reviewed"]
+    assert list(gone.events.values_list("from_status", "to_status", "note")) == [
+        ("in_review", "pending", "lease expired")
+    ]
     assert sweep() == {"leases": 0, "second_passes": 0}  # idempotent
-    assert ReviewEvent.objects.filter(note="lease expired").count() == 3
+    assert ImageEvent.objects.filter(note="lease expired").count() == 2
+    assert SecondPassEvent.objects.filter(note="lease expired").count() == 1
 
 
 def test_sweep_takes_every_expired_lease_in_batches(annotator, domain):
@@ -123,7 +127,7 @@ def test_two_sweeps_at_once_return_each_lease_exactly_once(postgres, django_user
         t.join()
     assert not errors, errors
     assert sum(moved) == 300
-    assert ReviewEvent.objects.filter(note="lease expired").count() == 300
+    assert ImageEvent.objects.filter(note="lease expired").count() == 300
     assert Image.objects.filter(review_status=ReviewStatus.PENDING).count() == 301
     assert connection.vendor == "postgresql"
 
@@ -157,7 +161,7 @@ def test_two_celery_beats_return_expired_leases_once_with_nobody_claiming(worker
     wait_for(lambda: sent() >= floor + 4, 30, "the beats to send four more sweeps", interval=0.5)
     for image in images:
         events = list(
-            ReviewEvent.objects.filter(image=image).order_by("at", "id").values_list("note", "actor")
+            ImageEvent.objects.filter(image=image).order_by("at", "id").values_list("note", "actor")
         )
         assert events == [("claimed", holder.pk), ("lease expired", None)]
     assert Image.objects.filter(review_status=ReviewStatus.PENDING).count() == 3

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0010_import_batch_events'),
+        ('corpus', '0012_plural_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,27 @@
+"""The Django admin names every model in correct English: "Import batches", not "Import batchs"."""
+
+import re
+
+import pytest
+from django.apps import apps
+
+pytestmark = pytest.mark.django_db
+PROJECT_APPS = {"corpus", "generation", "review", "exports"}
+
+
+def test_no_model_is_pluralised_by_a_bare_s_after_s_x_ch_or_sh():
+    wrong = [
+        f"{m._meta.label}: {m._meta.verbose_name_plural}"
+        for m in apps.get_models()
+        if m._meta.app_label in PROJECT_APPS
+        and re.search(r"(s|x|ch|sh)$", str(m._meta.verbose_name))
+        and str(m._meta.verbose_name_plural) == f"{m._meta.verbose_name}s"
+    ]
+    assert not wrong
+
+
+def test_the_admin_index_says_import_batches_and_second_passes(client, admin_user):
+    client.force_login(admin_user)
+    html = client.get("/django-admin/").content.decode()
+    assert "Import batches" in html and "Second passes" in html
+    assert "batchs" not in html and "passs" not in html
