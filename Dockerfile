@@ -12,7 +12,10 @@ COPY corpus ./corpus
 COPY generation ./generation
 COPY review ./review
 COPY exports ./exports
-RUN pip install --no-cache-dir .
+# libGL and GLib: OpenCV, which the OCR engine (the ocr extra) imports, links against them.
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+  && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir '.[ocr]'
 COPY . .
 RUN useradd --create-home --uid 10001 app && mkdir -p /app/var /data/media /data/exports /data/staging && chown -R app /app/var /data
 USER app

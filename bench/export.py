@@ -214,7 +214,7 @@ def child_stages() -> None:
     started = time.perf_counter()
     with transaction.atomic():
         for *_image, instructions in iter_images(selection):
-            for _iid, _ver, typ, question, options, answer, _checked in instructions:
+            for _iid, _ver, typ, question, options, answer, _checked, _dialogue, _turn in instructions:
                 check_instruction(typ, question, options, answer)
     checked = time.perf_counter() - started
     print(json.dumps({"read": read, "read_check": checked}))

@@ -82,7 +82,8 @@ class InstructionFilter(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(choices=InstructionType.choices)
     status = django_filters.ChoiceFilter(choices=ItemStatus.choices)
     image = IdFilter(field_name="image_id")
+    conversation = IdFilter(field_name="conversation_id", label="The turns of this dialogue")
 
     class Meta:
         model = Instruction
-        fields = ["domain", "type", "status", "image", "origin"]
+        fields = ["domain", "type", "status", "image", "origin", "conversation"]

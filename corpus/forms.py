@@ -29,7 +29,7 @@ class RefuseControlCharacters:
 class DomainForm(RefuseControlCharacters, forms.ModelForm):
     class Meta:
         model = Domain
-        fields = ["name", "description", "guidelines", "is_active"]
+        fields = ["name", "description", "guidelines", "is_active", "ocr_enabled"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "guidelines": forms.Textarea(attrs={"rows": 10}),

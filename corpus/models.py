@@ -41,6 +41,12 @@ class Domain(models.Model):
     description = models.TextField(blank=True)
     guidelines = models.TextField(blank=True, help_text="Annotation guidelines, in Markdown.")
     is_active = models.BooleanField(default=True)
+    ocr_enabled = models.BooleanField(
+        "OCR on",
+        default=False,
+        help_text="Text-heavy images (charts, documents, screenshots): the ocr stage may run on this "
+        "domain's images, and their captions are written with the text it found.",
+    )
 
     objects = DomainQuerySet.as_manager()
 
@@ -260,6 +266,36 @@ class Caption(ReviewedItem):
         return {"text": self.text, "status": self.status, "reason": self.reason}
 
 
+class Conversation(models.Model):
+    """A multi-turn dialogue about one image. Its turns are Instructions (`conversation`, `turn` from 1):
+    each is reviewed, revised and checked like any other instruction; the exports write the accepted
+    turns of a dialogue as one multi-turn record. No status of its own: its turns carry theirs."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="conversations")
+    caption = models.ForeignKey(
+        Caption,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The caption the dialogue was generated from.",
+    )
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.MODEL)
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    generation_unit_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["image_id", "id"]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.pk} of image {self.image_id}"
+
+
 class Instruction(ReviewedItem):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="instructions")
     caption = models.ForeignKey(
@@ -270,6 +306,12 @@ class Instruction(ReviewedItem):
         related_name="instructions",
         help_text="The caption this instruction was generated from.",
     )
+    # A turn of a multi-turn dialogue (both set), or a single instruction (both null). No index of its
+    # own: the unique (conversation, turn) index serves the lookups and the cascade.
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="turns", db_index=False
+    )
+    turn = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1, 2, … within its dialogue.")
     type = models.CharField(max_length=20, choices=InstructionType.choices)
     question = models.TextField()
     options = models.JSONField(default=list, blank=True, help_text="MCQ options in order, without labels.")
@@ -316,6 +358,17 @@ class Instruction(ReviewedItem):
             models.Index(fields=["image", "status"], name="instruction_image_status_idx"),
             # Serves filters and statistics by type and status.
             models.Index(fields=["status", "type"], name="instruction_status_type_idx"),
+        ]
+        constraints = [
+            # The unique index also serves "the turns of a dialogue, in order".
+            models.UniqueConstraint(
+                fields=["conversation", "turn"], name="instruction_conversation_turn_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(conversation__isnull=True, turn__isnull=True)
+                | Q(conversation__isnull=False, turn__gte=1),
+                name="instruction_turn_with_conversation",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -92,7 +92,16 @@ class DomainSerializer(RefuseControlCharacters, serializers.ModelSerializer):
 
     class Meta:
         model = Domain
-        fields = ["id", "name", "slug", "description", "guidelines", "is_active", "seed_questions"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "description",
+            "guidelines",
+            "is_active",
+            "ocr_enabled",
+            "seed_questions",
+        ]
 
 
 class ImageSerializer(serializers.ModelSerializer):
@@ -216,6 +225,8 @@ class InstructionSerializer(serializers.ModelSerializer):
             "image",
             "domain",
             "caption",
+            "conversation",
+            "turn",
             "type",
             "question",
             "options",

@@ -171,7 +171,9 @@ class LaunchSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    endpoint = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    endpoint = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True, help_text="null for a local stage (OCR)."
+    )
     launched_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     total = serializers.SerializerMethodField()
     done = serializers.IntegerField(source="n_done", read_only=True)

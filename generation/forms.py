@@ -55,7 +55,8 @@ class LaunchForm(forms.Form):
         empty_label="Default endpoint of the stage's kind",
     )
     include_drafts = forms.BooleanField(
-        required=False, help_text="Instructions: also from draft captions (otherwise accepted captions only)."
+        required=False,
+        help_text="Instructions and conversations: also from draft captions (otherwise accepted captions only).",
     )
     types = forms.MultipleChoiceField(
         choices=InstructionType.choices,

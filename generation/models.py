@@ -101,6 +101,7 @@ class Endpoint(models.Model):
 class PromptKind(models.TextChoices):
     CAPTION = "caption", "Caption"
     INSTRUCTION = "instruction", "Instruction"
+    CONVERSATION = "conversation", "Conversation"
 
 
 class PromptTemplate(models.Model):
@@ -156,6 +157,13 @@ class PromptTemplate(models.Model):
 class Stage(models.TextChoices):
     CAPTIONS = "captions", "Captions"
     INSTRUCTIONS = "instructions", "Instructions"
+    CONVERSATION = "conversation", "Conversations"
+    OCR = "ocr", "OCR"
+
+
+# Stages that run on this machine, without a model endpoint or a prompt (their jobs and units have
+# neither; cost 0): generation/services/ocr.py.
+LOCAL_STAGES = frozenset({Stage.OCR})
 
 
 class JobStatus(models.TextChoices):
@@ -192,7 +200,10 @@ class GenerationJob(models.Model):
     selection = models.JSONField(default=dict)
     # {"types": [...], "n_per_type": int, "seeds_per_prompt": int, "regeneration": bool}
     params = models.JSONField(default=dict)
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="jobs")
+    # None for a local stage (OCR): no model is called.
+    endpoint = models.ForeignKey(
+        Endpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
     # The prompt versions in use: {"<domain id or 'default'>/<type or 'caption'>": template id}
     prompts = models.JSONField(default=dict)
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
@@ -280,8 +291,11 @@ class GenerationUnit(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=20, choices=Stage.choices)
     instruction_type = models.CharField(max_length=20, blank=True)
-    prompt = models.ForeignKey(PromptTemplate, on_delete=models.PROTECT, related_name="+")
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="+")
+    # Both None for a local stage (OCR), whose key is (image, stage, round): generation_unit_local_key.
+    prompt = models.ForeignKey(
+        PromptTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    endpoint = models.ForeignKey(Endpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     # 0 for the first generation of a key; a regeneration asked for by review takes the next round, so it
     # is a new unit that may run although the round before it is done.
     round = models.PositiveIntegerField(default=0)
@@ -309,6 +323,13 @@ class GenerationUnit(models.Model):
             models.UniqueConstraint(
                 fields=["image", "stage", "instruction_type", "prompt", "endpoint", "round"],
                 name="generation_unit_key",
+            ),
+            # NULLs are distinct in the key above: a local stage's units (no prompt, no endpoint) need
+            # their own, or a redelivered planning task would plan them twice.
+            models.UniqueConstraint(
+                fields=["image", "stage", "round"],
+                condition=Q(prompt__isnull=True, endpoint__isnull=True),
+                name="generation_unit_local_key",
             ),
         ]
         indexes = [

@@ -81,3 +81,39 @@ on one line, without a full sentence. "options" is an empty list.
 """
     + _INSTRUCTION_TAIL,
 }
+
+CONVERSATION = """You write training data for a visual assistant in the domain "{{ domain }}": a natural \
+multi-round conversation between a user and the assistant about one image. You cannot see the image; the \
+following caption describes it faithfully and in detail.
+
+<caption>
+{{ caption }}
+</caption>
+What was known about the image before (may be empty): {{ prior_knowledge }}
+Text found in the image by OCR (may be empty or noisy): {{ ocr_text }}
+
+Questions and answers about this image that reviewers have already checked (true, but do not repeat \
+them word for word):
+{{ instructions }}
+
+Write one conversation of {{ min_turns }} to {{ max_turns }} turns. In each turn the user asks one \
+question about the image and the assistant answers it. Later questions build on earlier answers (a \
+follow-up, a comparison, a why or how), the way a curious person talks, and the conversation moves from \
+what is seen to simple reasoning about it. Ask about "the image" or "the picture", never about "the \
+caption" or "the description".
+
+Every answer must agree with the caption and the checked answers: never state anything they do not \
+state. If the user asks about something they do not say, the assistant says it cannot tell from the image.
+
+Give each turn one of these types, and make its answer follow the type's rule:
+- "long_vqa": an explanation or description; the answer is one to four complete sentences ending with a \
+full stop (most turns should be this type);
+- "short_vqa": one short factual answer, at most 8 words, on one line;
+- "judgement": a yes/no question; the answer is exactly "Yes" or "No";
+- "multiple_choice": the question offers 2 to 6 options in "options" (without letters); the answer is \
+the letter of the correct one ("A" for the first).
+"options" is an empty list for every type but "multiple_choice".
+
+Answer with JSON only, with no prose and no code fence, in exactly this shape:
+{"turns": [{"type": "long_vqa", "question": "…", "options": [], "answer": "…"}]}
+"""

@@ -385,6 +385,15 @@ def job_in_words(job: GenerationJob) -> list[str]:
             if sel.get("include_drafts")
             else "Written from accepted captions only."
         )
+    elif job.stage == "conversation":
+        lines.append(
+            "One conversation of 3 to 6 turns per image, from its caption and its accepted instructions "
+            + ("(accepted and draft captions)." if sel.get("include_drafts") else "(accepted captions only).")
+        )
+    elif job.stage == "ocr":
+        lines.append(
+            "The text a local OCR engine finds in each image without OCR text yet (no model, no cost)."
+        )
     else:
         lines.append("One caption per image.")
     versions = sorted(set((job.prompts or {}).values()))

@@ -205,8 +205,8 @@ def stream_records(
     split, and note the instruction's revision in the index. It is the one place a conversation is built:
     alternating human/gpt turns, the image token in front of the first human turn only; one record per
     image (multi-turn) or per instruction (tests/exports/test_writers.py holds its output to the golden
-    files). `images` (from rows.iter_images) come in image-id order, each with its
-    instructions in id order.
+    files), and one per generated dialogue (its turns in order, after the image's other records).
+    `images` (from rows.iter_images) come in image-id order, each with its instructions in id order.
 
     Written for a million rows: names bound to locals, per-image work done once per image (on its
     first valid instruction: an image whose instructions are all skipped is not exported), per-row
@@ -237,14 +237,20 @@ def stream_records(
     seen = 0
     next_report = 8192
     for image_id, sha, file_name, dom, instructions in images:
-        conv = None  # set on the image's first valid instruction
-        for iid, ver, typ, question, options, answer, checked in instructions:
+        conv = None  # set on the image's first valid single instruction
+        dialogues = None  # conversation id → its valid turns, when the image has dialogues
+        for iid, ver, typ, question, options, answer, checked, dialogue, turn in instructions:
             # Content that passed the current rules when it was written (and has not changed since,
             # as the database's content digest shows) is not checked again.
             if not checked and check(typ, question, options, answer):
                 skipped[check(typ, question, options, answer)[0].rule] += 1
                 continue
             human = fmt_question(typ, question, options) if typ == mcq else question.strip() + suffix[typ]
+            if dialogue:
+                if dialogues is None:
+                    dialogues = {}
+                dialogues.setdefault(dialogue, []).append((turn, iid, ver, typ, human, answer.strip()))
+                continue
             if conv is None:
                 split = split_for(sha)
                 writers = sinks.writers(split)
@@ -284,6 +290,50 @@ def stream_records(
             for writer in writers:
                 writer.write(record)
             records[split] += 1
+        if dialogues:
+            # One multi-turn record per dialogue, whatever the conversation mode: its turns 1, 2, … in
+            # order, up to the first one missing (not selected — a draft, a rejection, another type — or
+            # broken): a later turn may build on the missing one, so the dialogue ends before it.
+            for dialogue in sorted(dialogues):
+                turns = sorted(dialogues[dialogue])
+                if turns[0][0] != 1:
+                    continue
+                if conv is None:  # the image's first exported item: its per-image work, as above
+                    conv = []
+                    split = split_for(sha)
+                    writers = sinks.writers(split)
+                    type_counts = counts_by_group.get((dom, split))
+                    if type_counts is None:
+                        type_counts = counts_by_group[(dom, split)] = no_counts.copy()
+                    index_dom = f',"{dom}","'
+                    index_split = f'","{split}"],\n'
+                    abs_file = f"{media_root}/{file_name}"
+                    if copy_images:
+                        path = image_arcname(dom, sha, file_name)
+                        image_lines.append(f"{path}\t{file_name}\t{sha}\n")
+                    else:
+                        path = file_name
+                    result.images += 1
+                dconv: list[dict] = []
+                dids: list[int] = []
+                dtypes: list[str] = []
+                for number, (turn, iid, ver, typ, human, answer) in enumerate(turns, start=1):
+                    if turn != number:
+                        break
+                    dconv += (
+                        {"from": "human", "value": token + human if number == 1 else human},
+                        {"from": "gpt", "value": answer},
+                    )
+                    dids.append(iid)
+                    dtypes.append(typ)
+                    type_counts[typ] += 1
+                    index_append(f"[{iid},{ver}{index_dom}{typ}{index_split}")
+                record = new_record(
+                    Record, (f"conversation-{dialogue}", path, dom, dconv, dids, dtypes, abs_file)
+                )
+                for writer in writers:
+                    writer.write(record)
+                records[split] += 1
         seen += len(instructions)
         if seen >= next_report:
             next_report = seen + 8192

@@ -73,7 +73,8 @@ def render_card(head: dict) -> str:
         f"{counts['images']:,} images",
         f"- Splits (by image, seed {spec['seed']}, train ratio {spec['train_ratio']}): "
         + ", ".join(f"{s} {counts['by_split'][s]:,}" for s in splits),
-        f"- Conversations: {'one multi-turn conversation per image' if spec['conversation_mode'] == 'multi_turn' else 'one record per instruction'}",
+        f"- Conversations: {'one multi-turn conversation per image' if spec['conversation_mode'] == 'multi_turn' else 'one record per instruction'}"
+        "; each generated dialogue is one multi-turn record of its own",
         f"- Skipped because they break the type rules now: {counts['skipped_invalid']:,}",
         f"- Selection: statuses {', '.join(sel['statuses'])}; domains {', '.join(sel['domains']) or 'all'}; "
         f"types {', '.join(sel['types']) or 'all'}; models {', '.join(sel['models']) or 'all'}; "

@@ -40,6 +40,8 @@ COLUMNS = (
     "file",
     "domain",
     "checked",
+    "conversation",
+    "turn",
 )
 # COPY's text format escapes these (and nothing else: no NULLs are selected).
 _UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
@@ -58,6 +60,8 @@ class Row(NamedTuple):
     file: str
     domain: str
     checked: bool  # its content passed the current rules when written (corpus.services)
+    conversation: int  # the dialogue it is a turn of, 0 for a single instruction
+    turn: int  # its turn in that dialogue (1, 2, …), 0 for a single instruction
 
 
 def _where(selection: Selection) -> tuple[str, list]:
@@ -97,6 +101,9 @@ _FROM = (
 # Whether an instruction's content is the content corpus.services found valid under the current rules
 # (the database keeps content_digest up to date on every write); such rows need no second check.
 _CHECKED = "(i.checked_rules = %s AND i.checked_digest = i.content_digest)"
+# A dialogue's turn: its conversation and turn number, 0 and 0 for a single instruction (no NULLs: COPY's
+# text format would spell them \N).
+_DIALOGUE = "COALESCE(i.conversation_id, 0), COALESCE(i.turn, 0)"
 
 
 def select_sql(selection: Selection, *, vendor: str | None = None) -> tuple[str, list]:
@@ -107,7 +114,8 @@ def select_sql(selection: Selection, *, vendor: str | None = None) -> tuple[str,
     where, params = _where(selection)
     sql = (
         f"SELECT i.id, i.version, i.type, i.question, {options}, i.answer, "
-        f"im.id, im.sha256, im.file, d.slug, {_CHECKED} {_FROM}WHERE {where} ORDER BY i.image_id, i.id"
+        f"im.id, im.sha256, im.file, d.slug, {_CHECKED}, {_DIALOGUE} {_FROM}WHERE {where} "
+        "ORDER BY i.image_id, i.id"
     )
     return sql, [RULES_VERSION, *params]
 
@@ -147,11 +155,13 @@ def iter_rows(selection: Selection, *, chunk_size: int = 2000) -> Iterator[tuple
 
 def images_sql(selection: Selection) -> tuple[str, list]:
     """The same rows as select_sql, one row per image: a JSON array [image id, sha256, file, domain,
-    [[instruction id, version, type, question, options, answer, checked], …]] (PostgreSQL only)."""
+    [[instruction id, version, type, question, options, answer, checked, conversation, turn], …]]
+    (PostgreSQL only)."""
     where, params = _where(selection)
     sql = (
         "SELECT json_build_array(im.id, im.sha256, im.file, d.slug, "
-        f"json_agg(json_build_array(i.id, i.version, i.type, i.question, i.options, i.answer, {_CHECKED}))) "
+        "json_agg(json_build_array(i.id, i.version, i.type, i.question, i.options, i.answer, "
+        f"{_CHECKED}, {_DIALOGUE}))) "
         f"{_FROM}WHERE {where} GROUP BY im.id, d.id ORDER BY im.id"
     )
     return sql, [RULES_VERSION, *params]
@@ -159,8 +169,8 @@ def images_sql(selection: Selection) -> tuple[str, list]:
 
 def iter_images(selection: Selection) -> Iterator[list]:
     """An iterator of [image id, sha256, file, domain, instructions] per image in image-id order, each
-    image's instructions as [id, version, type, question, options (parsed), answer, checked] in id
-    order — the
+    image's instructions as [id, version, type, question, options (parsed), answer, checked,
+    conversation, turn] in id order — the
     rows of iter_rows grouped by image. Call (and iterate) inside transaction.atomic().
 
     On PostgreSQL the server groups and JSON-encodes (binary COPY of one json column, parsed by orjson):
@@ -174,12 +184,12 @@ def iter_images(selection: Selection) -> Iterator[list]:
 def _group_rows(rows: Iterator[tuple]) -> Iterator[list]:
     loads = orjson.loads
     group: list | None = None
-    for iid, ver, typ, question, options, answer, image_id, sha, file_name, dom, checked in rows:
+    for iid, ver, typ, question, options, answer, image_id, sha, file_name, dom, checked, dlg, turn in rows:
         if group is None or group[0] != image_id:
             if group is not None:
                 yield group
             group = [image_id, sha, file_name, dom, []]
-        group[4].append([iid, ver, typ, question, loads(options), answer, bool(checked)])
+        group[4].append([iid, ver, typ, question, loads(options), answer, bool(checked), int(dlg), int(turn)])
     if group is not None:
         yield group
 

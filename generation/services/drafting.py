@@ -24,6 +24,7 @@ from corpus.models import Caption, Image, ItemStatus
 from corpus.services import items as corpus_services
 
 from ..models import GenerationUnit, Stage
+from . import conversation as conversation_stage
 from . import prompts as prompt_service
 from . import units as unit_service
 
@@ -81,6 +82,8 @@ def caption_for_instructions(image: Image, *, include_drafts: bool) -> Caption |
 def prepare(unit: GenerationUnit, params: dict) -> Request:
     """Everything the call needs, read from the database (no network)."""
     image = unit.image  # loaded with its domain by the claim
+    if unit.stage == Stage.CONVERSATION:
+        return conversation_stage.prepare(unit, params)
     if unit.stage == Stage.CAPTIONS:
         text = prompt_service.caption_prompt(unit.prompt, image)
         return Request(
@@ -166,6 +169,16 @@ def exactly_n(items: list, request: Request) -> list:
     return own[: request.n]
 
 
+def parse_answer(request: Request, text: str) -> tuple[str, list | None]:
+    """(text, items) of a model answer for write_result, or MalformedOutput: the caption as it is, the
+    instructions (exactly n) or the turns of a dialogue."""
+    if request.stage == Stage.CAPTIONS:
+        return check_caption(text), None
+    if request.stage == Stage.CONVERSATION:
+        return text, conversation_stage.parse_turns(text)
+    return text, exactly_n(parse_instructions(text), request)
+
+
 def check_caption(text: str) -> str:
     text = (text or "").strip()
     if not text:
@@ -198,7 +211,7 @@ def write_result(
     comes first in the transaction: its compare-and-swap on the claim token takes the unit's row lock, so
     a worker whose claim was lost writes nothing, and a redelivered or duplicated task can never make a
     second draft."""
-    if unit.stage == Stage.INSTRUCTIONS:
+    if unit.stage != Stage.CAPTIONS:
         items = [
             item if isinstance(item, dict) else {"question": str(item)[:2000], "answer": ""}
             for item in items or []
@@ -234,6 +247,11 @@ def write_result(
                 cost=usage.cost,
                 **provenance,
             )
+            return True
+        if unit.stage == Stage.CONVERSATION:
+            invalid = conversation_stage.store(unit, request, items, provenance=provenance)
+            if invalid:
+                GenerationUnit.objects.filter(pk=unit.pk).update(invalid=invalid)
             return True
         caption = Caption.objects.filter(pk=request.caption_id).first()
         invalid = 0

@@ -16,16 +16,32 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
-from corpus.models import Caption, Image, ItemStatus, ReviewStatus
+from corpus.models import Caption, Image, Instruction, ItemStatus, ReviewStatus
 from corpus.rules import InstructionType
 from corpus.transitions import record_event, transition
 
 from .. import selectors
-from ..models import EndpointKind, GenerationJob, GenerationUnit, JobStatus, PromptKind, Stage, UnitStatus
+from ..models import (
+    LOCAL_STAGES,
+    EndpointKind,
+    GenerationJob,
+    GenerationUnit,
+    JobStatus,
+    PromptKind,
+    Stage,
+    UnitStatus,
+)
 from . import endpoints as endpoint_service
+from . import ocr as ocr_stage
 from . import prompts as prompt_service
 
-STAGE_KIND = {Stage.CAPTIONS: EndpointKind.VISION, Stage.INSTRUCTIONS: EndpointKind.TEXT}
+STAGE_KIND = {
+    Stage.CAPTIONS: EndpointKind.VISION,
+    Stage.INSTRUCTIONS: EndpointKind.TEXT,
+    Stage.CONVERSATION: EndpointKind.TEXT,
+}
+# The one prompt (not per type) of the stages that have one.
+STAGE_PROMPT = {Stage.CAPTIONS: PromptKind.CAPTION, Stage.CONVERSATION: PromptKind.CONVERSATION}
 PLAN_BATCH = 1000
 # The largest image limit a launch accepts: the range of a database integer (a limit beyond 64 bits was
 # once accepted and broke planning, leaving the job running with no units).
@@ -130,18 +146,22 @@ def launch_job(
         raise LaunchError("questions per type must be between 1 and 20", field="n_per_type")
     if not 0 <= seeds_per_prompt <= 10:
         raise LaunchError("seed questions per prompt must be between 0 and 10", field="seeds_per_prompt")
-    try:
-        endpoint = endpoint_service.resolve_endpoint(STAGE_KIND[stage], endpoint_name)
-    except endpoint_service.UnknownEndpoint as e:
-        raise LaunchError(str(e), field="endpoint") from e
-    warnings = endpoint_service.launch_warnings(endpoint)
+    if stage == Stage.OCR:
+        check_ocr_launch(found.values(), endpoint_name=endpoint_name)
+        endpoint, warnings = None, []
+    else:
+        try:
+            endpoint = endpoint_service.resolve_endpoint(STAGE_KIND[stage], endpoint_name)
+        except endpoint_service.UnknownEndpoint as e:
+            raise LaunchError(str(e), field="endpoint") from e
+        warnings = endpoint_service.launch_warnings(endpoint)
     if warnings and not force:
         raise NeedsConfirmation(warnings)
     prompt_service.ensure_default_prompts()
     prompts = {}
     for domain in found.values():
-        if stage == Stage.CAPTIONS:
-            prompts[f"{domain.pk}:"] = prompt_service.current_template(PromptKind.CAPTION, domain=domain).pk
+        if stage in STAGE_PROMPT:
+            prompts[f"{domain.pk}:"] = prompt_service.current_template(STAGE_PROMPT[stage], domain=domain).pk
         for type_ in types:
             prompts[f"{domain.pk}:{type_}"] = prompt_service.current_template(
                 PromptKind.INSTRUCTION, domain=domain, instruction_type=type_
@@ -182,6 +202,20 @@ def launch_job(
     return job
 
 
+def check_ocr_launch(domains, *, endpoint_name: str | None) -> None:
+    """An OCR job runs the local engine on domains that have OCR on: LaunchError otherwise."""
+    if endpoint_name:
+        raise LaunchError("the ocr stage runs a local OCR engine: it takes no endpoint", field="endpoint")
+    off = sorted(d.slug for d in domains if not d.ocr_enabled)
+    if off:
+        raise LaunchError(
+            f"OCR is off for domain(s) {', '.join(off)}: an admin turns it on on the domain's edit page",
+            field="domains",
+        )
+    if not ocr_stage.engine_available():
+        raise LaunchError(ocr_stage.INSTALL_HINT, field="stage")
+
+
 def selected_images(job: GenerationJob):
     """The images of the job's selection, in id order (limit applied)."""
     sel = job.selection
@@ -198,6 +232,20 @@ def selected_images(job: GenerationJob):
                 else [ItemStatus.ACCEPTED]
             )
             qs = qs.filter(pk__in=Caption.objects.filter(status__in=wanted).values("image_id"))
+        elif job.stage == Stage.CONVERSATION:
+            wanted = (
+                [ItemStatus.ACCEPTED, ItemStatus.DRAFT]
+                if sel.get("include_drafts")
+                else [ItemStatus.ACCEPTED]
+            )
+            qs = qs.filter(pk__in=Caption.objects.filter(status__in=wanted).values("image_id")).filter(
+                pk__in=Instruction.objects.filter(
+                    status=ItemStatus.ACCEPTED, conversation__isnull=True
+                ).values("image_id")
+            )
+        elif job.stage == Stage.OCR:
+            # An OCR text already there (typed at import, found before) is kept, never redone.
+            qs = qs.filter(domain__ocr_enabled=True, ocr_text="")
     qs = qs.order_by("pk")
     if sel.get("limit"):
         qs = qs[: sel["limit"]]
@@ -206,7 +254,9 @@ def selected_images(job: GenerationJob):
 
 def _keys_for(job: GenerationJob, image_id: int, domain_id: int) -> list[tuple[str, int]]:
     """(instruction_type, prompt id) of each unit one image gets in this job."""
-    if job.stage == Stage.CAPTIONS:
+    if job.stage in LOCAL_STAGES:
+        return [("", None)]
+    if job.stage in STAGE_PROMPT:
         return [("", job.prompts[f"{domain_id}:"])]
     return [(t, job.prompts[f"{domain_id}:{t}"]) for t in job.params.get("types", [])]
 
@@ -327,6 +377,10 @@ def explain_plan(job: GenerationJob, *, own: int, skipped: int) -> str:
             )
         elif uncaptioned:
             notes.append(f"{_plural(uncaptioned, 'image')} without a caption were left out")
+    if job.stage == Stage.CONVERSATION and not own and not skipped:
+        notes.append("no image has both a caption and an accepted instruction: review instructions first")
+    if job.stage == Stage.OCR and not own and not skipped and images.exists():
+        notes.append("every image already has its OCR text")
     if not own and not skipped and not notes:
         notes.append(f"no image in {where}")
     if skipped and not own:

@@ -20,8 +20,13 @@ _COMMON = {"domain", "domain_description", "prior_knowledge", "ocr_text"}
 ALLOWED = {
     PromptKind.CAPTION: _COMMON,
     PromptKind.INSTRUCTION: _COMMON | {"caption", "seed_questions", "n", "type", "type_name", "answer_rule"},
+    PromptKind.CONVERSATION: _COMMON | {"caption", "instructions", "min_turns", "max_turns"},
 }
-REQUIRED = {PromptKind.CAPTION: set(), PromptKind.INSTRUCTION: {"caption", "n"}}
+REQUIRED = {
+    PromptKind.CAPTION: set(),
+    PromptKind.INSTRUCTION: {"caption", "n"},
+    PromptKind.CONVERSATION: {"caption", "instructions"},
+}
 
 
 class TemplateError(ValueError):
@@ -71,7 +76,7 @@ def save_template(
         raise TemplateError(
             f"instruction_type must be one of {', '.join(InstructionType.values)}", field="instruction_type"
         )
-    if kind == PromptKind.CAPTION:
+    if kind != PromptKind.INSTRUCTION:
         instruction_type = ""
     problems = check_template(kind, text)
     if problems:
@@ -105,6 +110,8 @@ def ensure_default_prompts() -> None:
     existing = set(PromptTemplate.objects.filter(domain__isnull=True).values_list("kind", "instruction_type"))
     if (PromptKind.CAPTION, "") not in existing:
         save_template(kind=PromptKind.CAPTION, text=prompt_defaults.CAPTION, note="shipped default")
+    if (PromptKind.CONVERSATION, "") not in existing:
+        save_template(kind=PromptKind.CONVERSATION, text=prompt_defaults.CONVERSATION, note="shipped default")
     for type_, text in prompt_defaults.INSTRUCTION.items():
         if (PromptKind.INSTRUCTION, type_) not in existing:
             save_template(

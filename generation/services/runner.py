@@ -29,8 +29,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from .. import llm, ratelimit
-from ..models import GenerationJob, JobStatus, Stage
-from . import drafting
+from ..models import LOCAL_STAGES, GenerationJob, JobStatus, Stage
+from . import drafting, ocr
 from . import endpoints as endpoint_service
 from . import jobs as job_service
 from . import units as unit_service
@@ -106,6 +106,10 @@ def run_chunk(job_id: int, unit_ids: list[int]) -> ChunkResult:
         return result
     # A redelivered chunk, or one whose units other lanes already took: skip the finished ones quickly.
     unit_ids = unit_service.open_unit_ids(unit_ids)
+    if job.stage in LOCAL_STAGES:
+        ocr.run_units(job, unit_ids, result)  # no model, no event loop: this process's OCR engine
+        close_old_connections()
+        return result
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -273,11 +277,7 @@ async def _process(
             usage.cost = endpoint_service.cost_of(endpoint, usage.tokens_in, usage.tokens_out)
             usage.latency_ms = answer.latency_ms
             try:
-                if request.stage == Stage.CAPTIONS:
-                    text, items = drafting.check_caption(answer.text), None
-                else:
-                    items = drafting.parse_instructions(answer.text)
-                    text, items = answer.text, drafting.exactly_n(items, request)
+                text, items = drafting.parse_answer(request, answer.text)
             except drafting.MalformedOutput as e:
                 last_error = f"malformed output: {e}"
                 wait = backoff(attempt)

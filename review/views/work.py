@@ -28,6 +28,7 @@ from corpus.rules import (
     check_instruction,
 )
 from corpus.serializers import INT_MAX
+from corpus.services.conversations import split_turns
 from corpus.services.items import InvalidTransition, StaleVersion, check_changes, clean_instruction_fields
 from web.api_errors import mapped_status
 
@@ -161,13 +162,15 @@ def _panel_context(request, image: Image, *, readonly: bool, notice: str = "") -
     captions, instructions = selectors.image_items(image)
     groups = []
     for type_value, label in InstructionType.choices:
-        items = [i for i in instructions if i.type == type_value]
+        # A dialogue's turns are shown with their dialogue (review/_conversations.html), not by type.
+        items = [i for i in instructions if i.type == type_value and i.conversation_id is None]
         groups.append({"type": type_value, "label": label, "rule": ANSWER_RULE[type_value], "items": items})
     undecided = sum(1 for i in [*captions, *instructions] if i.status == ItemStatus.DRAFT)
     return {
         "image": image,
         "captions": captions,
         "groups": groups,
+        "conversations": split_turns(instructions)[1],
         "undecided": undecided,
         "readonly": readonly,
         "notice": notice,

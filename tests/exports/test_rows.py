@@ -60,13 +60,24 @@ def _grouped_rows(selection) -> list:
     import orjson
 
     groups: list = []
-    for iid, ver, typ, question, options, answer, image_id, sha, file_name, dom, checked in iter_rows(
-        selection
-    ):
+    for row in iter_rows(selection):
+        iid, ver, typ, question, options, answer, image_id, sha, file_name, dom, checked, dialogue, turn = row
         if not groups or groups[-1][0] != int(image_id):
             groups.append([int(image_id), sha, file_name, dom, []])
         checked = checked in (True, 1, "t")  # SQLite gives 1/0, PostgreSQL's text COPY t/f
-        groups[-1][4].append([int(iid), int(ver), typ, question, orjson.loads(options), answer, checked])
+        groups[-1][4].append(
+            [
+                int(iid),
+                int(ver),
+                typ,
+                question,
+                orjson.loads(options),
+                answer,
+                checked,
+                int(dialogue),
+                int(turn),
+            ]
+        )
     return groups
 
 

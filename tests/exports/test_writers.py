@@ -60,7 +60,8 @@ RECORDS = [
     ),
 ]
 # The same two records as the database hands them to the build (rows.iter_images): per image its id,
-# sha256, file, domain and instructions [id, revision, type, question, options, answer, checked] —
+# sha256, file, domain and instructions [id, revision, type, question, options, answer, checked,
+# conversation, turn] (0, 0: not a dialogue's turn) —
 # stored text, untrimmed, without hints or image token.
 IMAGES = [
     [
@@ -69,9 +70,9 @@ IMAGES = [
         "images/aa/cat.png",
         "animals",
         [
-            [1, 1, "short_vqa", "What animal is this? ", [], " a cat", False],
-            [2, 3, "multiple_choice", " Which colour is its fur?", ["black", " ginger "], "B\n", False],
-            [3, 1, "judgement", "Is it asleep?\n", [], " No", False],
+            [1, 1, "short_vqa", "What animal is this? ", [], " a cat", False, 0, 0],
+            [2, 3, "multiple_choice", " Which colour is its fur?", ["black", " ginger "], "B\n", False, 0, 0],
+            [3, 1, "judgement", "Is it asleep?\n", [], " No", False, 0, 0],
         ],
     ],
     [
@@ -88,6 +89,8 @@ IMAGES = [
                 [],
                 "It shows sales rising in 2024.",
                 False,
+                0,
+                0,
             ]
         ],
     ],

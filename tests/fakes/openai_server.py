@@ -1,8 +1,10 @@
 """A fake OpenAI-compatible server on loopback, for tests and benchmarks.
 
 It speaks just enough of POST /v1/chat/completions for the real `openai` client: captions for requests
-that carry an image, JSON instructions for the others (the type comes from the JSON-schema name or the
-first type slug in the prompt, the count from "exactly N"). Faults are configurable per test:
+that carry an image, a JSON dialogue of CONVERSATION_TURNS turns for conversation requests (schema name
+"conversation", or a prompt asking for {"turns": …}), JSON instructions for the others (the type comes
+from the JSON-schema name or the first type slug in the prompt, the count from "exactly N"). Faults are
+configurable per test:
 
     with FakeOpenAI(latency=0.02, faults={"429": 0.1, "500": 0.05}) as fake:
         fake.base_url              # "http://127.0.0.1:PORT/v1"
@@ -14,6 +16,8 @@ Outcomes: "ok", "400" (a bad request: not worth retrying), "401" (a wrong key), 
 (a 200 whose body is not JSON), "bad_content" (instruction content that is not JSON), "fenced" (JSON in a
 ```json fence with prose around it), "mcq_bad" (an MCQ whose answer letter is not among its options),
 "too_many" (the seed questions of the prompt copied back, then twice the N asked for), "too_few" (N - 1).
+For a conversation: "bad_content", "fenced" and "mcq_bad" likewise; "too_many" answers 8 turns (more than
+the 6 allowed), "too_few" 2 (fewer than the 3 asked for). `requests[i].prompt` keeps each request's text.
 
 With `api_key="…"`, every request whose bearer token differs gets a 401, as OpenAI answers a wrong or
 missing key; `auth_seen` logs the Authorization headers that arrived.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TYPES = ("judgement", "multiple_choice", "long_vqa", "short_vqa")
+CONVERSATION_TURNS = 4
 OUTCOMES = (
     "ok", "400", "401", "404", "429", "500", "hang", "malformed", "bad_content", "fenced", "mcq_bad", "too_many",
     "too_few",
@@ -59,6 +64,7 @@ class FakeRequest:
     outcome: str
     schema_name: str = ""  # response_format.json_schema.name, when structured output was asked for
     image_url: str = ""  # the data URL of a caption request (first 64 characters)
+    prompt: str = ""  # the text of the request's messages
 
 
 class FakeOpenAI:
@@ -208,6 +214,7 @@ class FakeOpenAI:
                     outcome,
                     schema_name,
                     _image_url(payload),
+                    _prompt_text(payload),
                 )
             )
         if outcome == "429":
@@ -252,6 +259,13 @@ class FakeOpenAI:
             return
         if kind == "caption":
             content = CAPTION_WORDS
+        elif kind == "conversation":
+            count = {"too_many": 8, "too_few": 2}.get(outcome, CONVERSATION_TURNS)
+            content = json.dumps({"turns": _turns(count, mcq_bad=outcome == "mcq_bad")})
+            if outcome == "bad_content":
+                content = content[: len(content) // 2]
+            elif outcome == "fenced":
+                content = f"Here is the conversation:\n```json\n{content}\n```\nEnjoy."
         else:
             count = {"too_many": 2 * n, "too_few": max(0, n - 1)}.get(outcome, n)
             with self._lock:
@@ -292,6 +306,51 @@ def _image_url(payload: dict) -> str:
     return ""
 
 
+def _prompt_text(payload: dict) -> str:
+    texts = []
+    for message in payload.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p.get("text", "") for p in content if p.get("type") == "text")
+    return "\n".join(texts)
+
+
+def _turns(n: int, *, mcq_bad: bool = False) -> list[dict]:
+    """A dialogue of n turns: a description, then follow-ups of each type (the third turn an MCQ)."""
+    turns = [
+        {
+            "type": "long_vqa",
+            "question": "What is happening in the picture?",
+            "options": [],
+            "answer": "A grey cat sits on a chair beside a wooden table in a quiet room.",
+        }
+    ]
+    follow_ups = [
+        {"type": "short_vqa", "question": "What colour is the cat?", "options": [], "answer": "grey"},
+        {
+            "type": "multiple_choice",
+            "question": "What lies on the table besides the cup?",
+            "options": ["a newspaper", "a laptop", "a vase"],
+            "answer": "E" if mcq_bad else "A",
+        },
+        {"type": "judgement", "question": "Is the cat sitting on the table?", "options": [], "answer": "No"},
+        {
+            "type": "long_vqa",
+            "question": "Why does the room look calm?",
+            "options": [],
+            "answer": "Soft daylight falls through the window and nothing in the room is moving.",
+        },
+    ]
+    while len(turns) < n:
+        turn = dict(follow_ups[(len(turns) - 1) % len(follow_ups)])
+        if len(turns) > len(follow_ups):
+            turn["question"] = f"{turn['question'][:-1]}, looking again ({len(turns)})?"
+        turns.append(turn)
+    return turns[:n]
+
+
 def _describe(payload: dict) -> tuple[str, str | None, int]:
     """(kind, instruction type, N) from a chat-completions request."""
     texts, has_image = [], False
@@ -310,6 +369,8 @@ def _describe(payload: dict) -> tuple[str, str | None, int]:
     text = "\n".join(texts)
     type_ = None
     schema_name = ((payload.get("response_format") or {}).get("json_schema") or {}).get("name", "")
+    if schema_name == "conversation" or '{"turns"' in text:
+        return "conversation", None, CONVERSATION_TURNS
     for t in TYPES:
         if t in schema_name:
             type_ = t

@@ -1,4 +1,4 @@
-"""python manage.py generate captions|instructions --domain SLUG [--domain …] [--model NAME] [--limit N]
+"""python manage.py generate captions|instructions|conversation|ocr --domain SLUG [--domain …] [--model NAME] [--limit N]
 [--force] [--wait]
 
 --wait only watches: recovery of dead workers' work is Celery beat's sweep, not this command's."""
@@ -11,15 +11,17 @@ from tqdm import tqdm
 
 from corpus.rules import InstructionType
 from generation import selectors
-from generation.models import GenerationJob, JobStatus
+from generation.models import GenerationJob, JobStatus, Stage
 from generation.services import jobs as job_service
 
 
 class Command(BaseCommand):
-    help = "Launch a caption or instruction generation job (run by the Celery workers)."
+    help = (
+        "Launch a generation job — captions, instructions, conversations or OCR (run by the Celery workers)."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("stage", choices=["captions", "instructions"])
+        parser.add_argument("stage", choices=Stage.values)
         parser.add_argument(
             "--domain", action="append", required=True, dest="domains", help="Domain slug (repeat)."
         )
@@ -34,7 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--n", type=int, default=3, help="Questions per type (instructions).")
         parser.add_argument("--seeds", type=int, default=2, help="Seed questions per prompt (instructions).")
         parser.add_argument(
-            "--include-drafts", action="store_true", help="Instructions from draft captions too."
+            "--include-drafts",
+            action="store_true",
+            help="Instructions (and conversations) from draft captions too.",
         )
         parser.add_argument(
             "--force",
@@ -63,7 +67,8 @@ class Command(BaseCommand):
             raise CommandError(f"not launched: {'; '.join(e.warnings)}. Add --force to launch anyway.") from e
         except job_service.LaunchError as e:
             raise CommandError(f"{e.field}: {e}" if e.field else str(e)) from e
-        self.stdout.write(f"Job {job.pk} queued ({job.stage}, endpoint {job.endpoint.name}).")
+        runs_on = f"endpoint {job.endpoint.name}" if job.endpoint else "the local OCR engine"
+        self.stdout.write(f"Job {job.pk} queued ({job.stage}, {runs_on}).")
         if not opts["wait"]:
             return
         bar = tqdm(total=0, unit="unit", file=self.stderr._out, dynamic_ncols=True)
