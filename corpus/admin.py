@@ -1,6 +1,17 @@
 from django.contrib import admin
 
-from .models import Caption, Domain, Image, ImageEvent, ImportBatch, Instruction, Revision, SeedQuestion
+from .models import (
+    Caption,
+    DatasetImport,
+    DatasetImportEvent,
+    Domain,
+    Image,
+    ImageEvent,
+    ImportBatch,
+    Instruction,
+    Revision,
+    SeedQuestion,
+)
 
 
 class SeedQuestionInline(admin.TabularInline):
@@ -68,7 +79,7 @@ class InstructionAdmin(admin.ModelAdmin):
     list_display = ("id", "image", "type", "status", "origin", "model_name", "version")
     list_filter = ("type", "status", "origin")
     search_fields = ("question", "answer")
-    raw_id_fields = ("image", "caption", "created_by", "reviewed_by")
+    raw_id_fields = ("image", "caption", "created_by", "reviewed_by", "dataset_import")
     inlines = [RevisionInline]
 
 
@@ -77,3 +88,25 @@ class ImportBatchAdmin(admin.ModelAdmin):
     list_display = ("id", "domain", "status", "n_files", "created_by", "created_at", "finished_at")
     list_filter = ("status",)
     readonly_fields = ("summary", "error", "staging_dir", "started_at", "finished_at")
+
+
+class DatasetImportEventInline(admin.TabularInline):
+    model = DatasetImportEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("from_status", "to_status", "actor", "at", "note")
+
+
+@admin.register(DatasetImport)
+class DatasetImportAdmin(admin.ModelAdmin):
+    """Read-only: imports are made by the command, the page and the API, and move by their state machine."""
+
+    list_display = ("id", "name", "format", "domain", "status", "records_done", "created_by", "created_at")
+    list_filter = ("status", "format")
+    inlines = [DatasetImportEventInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

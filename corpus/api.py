@@ -9,9 +9,11 @@ from rest_framework.response import Response
 from accounts.roles import ADMIN, ALL_ROLES
 
 from .filters import CaptionFilter, ImageFilter, InstructionFilter
-from .models import Caption, Domain, Image, ImportBatch, Instruction
+from .models import Caption, DatasetImport, Domain, Image, ImportBatch, Instruction
 from .serializers import (
     CaptionSerializer,
+    DatasetImportSerializer,
+    DatasetUploadSerializer,
     DomainSerializer,
     ImageSerializer,
     ImageUploadSerializer,
@@ -20,6 +22,7 @@ from .serializers import (
     InstructionSerializer,
     RequestErrorSerializer,
 )
+from .services.dataset_import import stage_dataset_upload
 from .services.import_batches import needs_background, stage_upload
 from .services.imports import import_images, sources_from_uploads
 
@@ -110,6 +113,47 @@ class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
+    list=extend_schema(responses={200: DatasetImportSerializer(many=True), **LIST_ERRORS}),
+    retrieve=extend_schema(responses={200: DatasetImportSerializer, **READ_ERRORS}),
+    create=extend_schema(
+        request={"multipart/form-data": DatasetUploadSerializer},
+        responses={202: DatasetImportSerializer, 400: BAD_REQUEST},
+        description="Import an instruction dataset (docs/datasets.md): the data file (`data`) and a .zip of "
+        "its images (`images`, unless the records embed them) are staged and imported by a worker — 202 with "
+        "the import, whose `records_done` grows while it runs and whose `summary` names every skipped record "
+        "and reused image once its status is done.",
+    ),
+)
+class DatasetImportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Instruction datasets brought in, with their progress and summary. Admins only."""
+
+    serializer_class = DatasetImportSerializer
+    allowed_roles = (ADMIN,)
+    parser_classes = [MultiPartParser]
+    queryset = DatasetImport.objects.select_related("domain").order_by("-id")
+
+    def create(self, request, *args, **kwargs):
+        data = {key: request.data.get(key) for key in ("format", "domain", "name", "status")}
+        data = {key: value for key, value in data.items() if value is not None}
+        for key in ("data", "images"):
+            if key in request.FILES:
+                data[key] = request.FILES[key]
+        serializer = DatasetUploadSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        form = serializer.validated_data
+        dataset_import = stage_dataset_upload(
+            form["data"],
+            images_upload=form.get("images"),
+            format=form["format"],
+            domain=form["domain"],
+            name=form["name"],
+            status=form["status"],
+            by=request.user,
+        )
+        return Response(DatasetImportSerializer(dataset_import).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
     list=extend_schema(responses={200: CaptionSerializer(many=True), **LIST_ERRORS}),
     retrieve=extend_schema(responses={200: CaptionSerializer, **READ_ERRORS}),
 )
@@ -141,6 +185,7 @@ def register(router) -> None:
     router.register("domains", DomainViewSet, basename="domain")
     router.register("images", ImageViewSet, basename="image")
     router.register("import-batches", ImportBatchViewSet, basename="import-batch")
+    router.register("dataset-imports", DatasetImportViewSet, basename="dataset-import")
     router.register("captions", CaptionViewSet, basename="caption")
     router.register("instructions", InstructionViewSet, basename="instruction")
 

@@ -1,9 +1,11 @@
 """Forms of the corpus pages: domain and seed-question editing, image upload."""
 
+import zipfile
+
 from django import forms
 from django.forms import inlineformset_factory
 
-from .models import Domain, SeedQuestion
+from .models import DatasetFormat, Domain, SeedQuestion
 from .rules import (
     ANSWER_RULE,
     InstructionType,
@@ -87,3 +89,33 @@ class ImportForm(RefuseControlCharacters, forms.Form):
     prior_knowledge = forms.CharField(
         required=False, max_length=500, help_text="Optional title or tags known for every image."
     )
+
+
+class DatasetImportForm(RefuseControlCharacters, forms.Form):
+    """An instruction dataset to import: the data file, an optional .zip of its images, and how to read
+    and file it (docs/datasets.md)."""
+
+    data = forms.FileField(label="Data file", help_text="LLaVA JSON, ShareGPT/InternVL JSONL or Parquet.")
+    images = forms.FileField(
+        label="Images (.zip)",
+        required=False,
+        help_text="The images the records name (Parquet may embed them).",
+    )
+    format = forms.ChoiceField(choices=DatasetFormat.choices)
+    domain = forms.ModelChoiceField(queryset=Domain.objects.filter(is_active=True), to_field_name="slug")
+    name = forms.CharField(
+        required=False, max_length=200, help_text="The source dataset's name (default: the file's)."
+    )
+    status = forms.ChoiceField(
+        choices=[("draft", "Drafts, to review"), ("accepted", "Accepted")],
+        initial="draft",
+        help_text="Instructions that break the type rules stay drafts, flagged for a person to type.",
+    )
+
+    def clean_images(self):
+        images = self.cleaned_data.get("images")
+        if images is not None:
+            if not zipfile.is_zipfile(images):
+                raise forms.ValidationError("Must be a .zip archive of the images.")
+            images.seek(0)
+        return images

@@ -222,6 +222,7 @@ class Origin(models.TextChoices):
     MODEL = "model", "Model"
     PERSON = "person", "Person"
     SAMPLE = "sample", "Sample data"
+    IMPORTED = "imported", "Imported"
 
 
 class ReviewedItem(models.Model):
@@ -357,6 +358,15 @@ class Instruction(ReviewedItem):
     question_key = models.CharField(max_length=32, blank=True, db_default="", editable=False)
     # The corpus.checks version whose findings the flags hold (None: never checked).
     checked_quality = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+
+    # Provenance of an imported instruction: the import that brought it in (whose name is the source
+    # dataset's) and the record's id in that dataset (its record number when it has none).
+    dataset_import = models.ForeignKey(
+        "DatasetImport", null=True, blank=True, on_delete=models.PROTECT, related_name="instructions"
+    )
+    # A database default as well: rows written by raw SQL that does not name the column (benchmarks, the
+    # exports' test helpers) get "" rather than a NOT NULL violation.
+    source_record = models.CharField(max_length=200, blank=True, db_default="")
 
     EDITABLE_FIELDS = ("type", "question", "options", "answer")
     STATUS_MOVES = {"status": ITEM_STATUS_MOVES}
@@ -601,3 +611,65 @@ class ImportBatchEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         indexes = [models.Index(fields=["batch", "at"], name="import_batch_event_idx")]
+
+
+class DatasetFormat(models.TextChoices):
+    LLAVA = "llava", "LLaVA JSON"
+    SHAREGPT = "sharegpt", "ShareGPT / InternVL JSONL"
+    PARQUET = "parquet", "Parquet with embedded images"
+
+
+class DatasetImport(models.Model):
+    """One existing instruction dataset brought in (corpus/services/dataset_import.py): from the command
+    (read in place, run at once) or from the page and the API (staged under IMPORT_STAGING_ROOT and run
+    by a worker). `records_done` is the checkpoint: records read and committed with `summary`, in the
+    batch's own transaction, so a redelivered task resumes after them instead of importing them twice."""
+
+    # The same moves as ImportBatch: queued → running (a worker starts it; running → running when a
+    # redelivered task resumes it) → done | failed; the sweep fails an abandoned one.
+    STATUS_MOVES = ImportBatch.STATUS_MOVES
+    EVENT_MODEL = "corpus.DatasetImportEvent"
+    EVENT_FK = "dataset_import"
+
+    name = models.CharField(max_length=200, help_text="The source dataset's name.")
+    format = models.CharField(max_length=10, choices=DatasetFormat.choices)
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="dataset_imports")
+    # --status accepted: valid instructions come in accepted (what breaks the type rules stays a draft).
+    as_accepted = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(
+        max_length=10, choices=ImportBatchStatus.choices, default=ImportBatchStatus.QUEUED
+    )
+    # Staged files (page, API) live in staging_dir under IMPORT_STAGING_ROOT and data_file/images are
+    # relative to it; a command's import reads the paths it was given (staging_dir empty).
+    staging_dir = models.CharField(max_length=500, blank=True)
+    data_file = models.CharField(max_length=1000)
+    images = models.CharField(max_length=1000, blank=True, help_text="An image folder or .zip, if any.")
+    records_done = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life (a batch of records committed); the sweep fails an import silent for
+    # IMPORT_ABANDONED_SECONDS.
+    progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Dataset import {self.pk} {self.name} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ImportBatchStatus.DONE, ImportBatchStatus.FAILED)
+
+
+class DatasetImportEvent(StatusEvent):
+    """One status move of a dataset import."""
+
+    dataset_import = models.ForeignKey(DatasetImport, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        indexes = [models.Index(fields=["dataset_import", "at"], name="dataset_import_event_idx")]

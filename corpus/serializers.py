@@ -2,10 +2,23 @@
 select and prefetch what is read). Also the input pieces every app's API shares: bounded ids, strict
 text fields (a string, without control characters), the error bodies for the schema."""
 
+import zipfile
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Caption, Domain, Image, ImportBatch, Instruction, QualityFlag, SeedQuestion, Verdict
+from .models import (
+    Caption,
+    DatasetFormat,
+    DatasetImport,
+    Domain,
+    Image,
+    ImportBatch,
+    Instruction,
+    QualityFlag,
+    SeedQuestion,
+    Verdict,
+)
 from .rules import find_control_character, refuse_control_characters
 
 # Bounds of the integers the API accepts: ids are bigint, versions and text offsets int (PostgreSQL's
@@ -259,5 +272,45 @@ class InstructionSerializer(serializers.ModelSerializer):
             "reviewed_at",
             "flags",
             "verdicts",
+        ]
+        read_only_fields = fields
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    """What a dataset upload sends beside its files: the data file, an optional .zip of the images its
+    records name, the format, the domain, the source dataset's name and the status to import as."""
+
+    data = serializers.FileField(help_text="The data file: LLaVA JSON, ShareGPT/InternVL JSONL or Parquet.")
+    images = serializers.FileField(required=False, help_text="A .zip of the images the records name.")
+    format = serializers.ChoiceField(choices=DatasetFormat.choices)
+    domain = DomainSlugField(slug_field="slug", queryset=Domain.objects.filter(is_active=True))
+    name = TextField(required=False, max_length=200, default="", help_text="Default: the data file's name.")
+    status = serializers.ChoiceField(choices=[("draft", "draft"), ("accepted", "accepted")], default="draft")
+
+    def validate_images(self, value):
+        if value is not None and not zipfile.is_zipfile(value):
+            raise serializers.ValidationError("Must be a .zip archive of the images.")
+        value.seek(0)
+        return value
+
+
+class DatasetImportSerializer(serializers.ModelSerializer):
+    domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = DatasetImport
+        fields = [
+            "id",
+            "name",
+            "format",
+            "domain",
+            "as_accepted",
+            "status",
+            "records_done",
+            "summary",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .services import import_batches
+from .services import dataset_import, import_batches
 
 
 @shared_task(name="corpus.import_batch")
@@ -13,6 +13,14 @@ def import_batch(batch_id: int) -> None:
 
 @shared_task(name="corpus.sweep")
 def sweep() -> None:
-    """Run by Celery beat every SWEEP_INTERVAL: fail abandoned import batches and delete the staging
-    folders of ended ones. Idempotent; safe with two beats."""
+    """Run by Celery beat every SWEEP_INTERVAL: fail abandoned import batches and dataset imports and delete the
+    staging folders of ended ones. Idempotent; safe with two beats."""
     import_batches.sweep_import_batches()
+    dataset_import.sweep_dataset_imports()
+
+
+@shared_task(name="corpus.import_dataset")
+def import_dataset(import_id: int) -> None:
+    """Run a staged dataset import (corpus/services/dataset_import.py). Idempotent: a redelivery resumes
+    after the last committed record, a finished import is left alone."""
+    dataset_import.run_dataset_import(import_id)

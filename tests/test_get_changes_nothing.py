@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from corpus.models import Image, ItemStatus, ReviewStatus
 from corpus.rules import InstructionType
+from corpus.services.dataset_import import stage_dataset_upload
 from corpus.services.import_batches import stage_upload
 from exports.services.build import build_version
 from exports.services.specs import allocate_version, create_spec
@@ -60,6 +61,9 @@ def world(admin_user, annotator, researcher, settings):
     v1 = build_version(allocate_version(spec, by=researcher))
     v2 = build_version(allocate_version(spec, by=researcher))
     batch = stage_upload([SimpleUploadedFile("staged.png", png_bytes(99))], domain=domain, by=admin_user)
+    dataset_import = stage_dataset_upload(
+        SimpleUploadedFile("data.json", b"[]"), format="llava", domain=domain, by=admin_user
+    )
     caption = images[1].captions.get()
     instruction = images[1].instructions.filter(status=ItemStatus.DRAFT).get()
     return {
@@ -77,6 +81,7 @@ def world(admin_user, annotator, researcher, settings):
         "v1": v1,
         "v2": v2,
         "batch": batch,
+        "dataset_import": dataset_import,
     }
 
 
@@ -96,6 +101,8 @@ def walk(w) -> list[str]:
         "/images/import/",
         "/images/bulk/",
         f"/images/import/{w['batch'].pk}/",
+        "/datasets/import/",
+        f"/datasets/import/{w['dataset_import'].pk}/",
         img.file.url,
         img.thumbnail.url if img.thumbnail else img.file.url,
         "/generation/",
@@ -147,6 +154,8 @@ def walk(w) -> list[str]:
         f"/api/v1/images/{img.pk}/",
         "/api/v1/images/upload/",
         "/api/v1/import-batches/",
+        "/api/v1/dataset-imports/",
+        f"/api/v1/dataset-imports/{w['dataset_import'].pk}/",
         f"/api/v1/import-batches/{w['batch'].pk}/",
         f"/api/v1/captions/?image={held.pk}",
         f"/api/v1/captions/{cap.pk}/",

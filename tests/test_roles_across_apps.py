@@ -5,6 +5,7 @@ pages, 401 with WWW-Authenticate for the API). Nothing is created: a refused req
 import pytest
 from django.test import Client
 
+from corpus.models import DatasetImport
 from exports.models import ExportSpec
 from generation.models import GenerationJob
 
@@ -18,6 +19,7 @@ ADMIN_ONLY_PAGES = [
     "/generation/prompts/",
     "/generation/costs/",
     "/review/stats/",
+    "/datasets/import/",
 ]
 ANNOTATOR_PAGES = ["/review/"]
 RESEARCHER_PAGES = ["/exports/", "/exports/new/"]
@@ -71,6 +73,15 @@ def test_annotator_cannot_launch_jobs_or_build_exports(client, annotator):
     assert not GenerationJob.objects.exists() and not ExportSpec.objects.exists()
 
 
+@pytest.mark.parametrize("person", ["annotator", "researcher", "outsider"])
+def test_only_admins_import_datasets(client, request, person):
+    client.force_login(request.getfixturevalue(person))
+    assert client.post("/datasets/import/", {"format": "llava"}).status_code == 403
+    assert client.post("/api/v1/dataset-imports/", {"format": "llava"}).status_code == 403
+    assert client.get("/api/v1/dataset-imports/").status_code == 403
+    assert not DatasetImport.objects.exists()
+
+
 @pytest.mark.parametrize(
     "method,url",
     [
@@ -78,6 +89,7 @@ def test_annotator_cannot_launch_jobs_or_build_exports(client, annotator):
         ("get", "/api/v1/generation/jobs/"),
         ("post", "/api/v1/review/images/next/"),
         ("get", "/api/v1/exports/"),
+        ("post", "/api/v1/dataset-imports/"),
     ],
 )
 def test_anonymous_api_request_is_refused_with_401_and_how_to_authenticate(client, method, url):

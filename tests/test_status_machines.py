@@ -10,7 +10,7 @@ import pytest
 from django.apps import apps
 from django.db import DatabaseError, transaction
 
-from corpus.models import Caption, Image, ImportBatch, Instruction, Revision
+from corpus.models import Caption, DatasetImport, Image, ImportBatch, Instruction, Revision
 from corpus.rules import InstructionType
 from corpus.services.items import StaleVersion, update_item
 from corpus.transitions import InvalidTransition, event_model, moves_of, transition
@@ -31,6 +31,10 @@ pytestmark = pytest.mark.django_db
 
 def make_import_batch():
     return ImportBatch.objects.create(domain=DomainFactory(), staging_dir="x")
+
+
+def make_dataset_import():
+    return DatasetImport.objects.create(domain=DomainFactory(), name="status-machine", format="llava")
 
 
 def make_export_version():
@@ -85,6 +89,7 @@ def make_instruction():
 # One row maker per model with a table of moves (the row may be in any status: the test sets it).
 ROW_MAKERS = {
     ImportBatch: ("status", make_import_batch),
+    DatasetImport: ("status", make_dataset_import),
     ExportVersion: ("status", make_export_version),
     GenerationJob: ("status", make_generation_job),
     GenerationUnit: ("status", make_generation_unit),

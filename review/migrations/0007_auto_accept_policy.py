@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0017_revision_origin'),
+        ('corpus', '0018_revision_origin'),
         ('review', '0006_plural_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0016_quality_flags_and_verdicts'),
+        ('corpus', '0017_quality_flags_and_verdicts'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0014_ocr_on_for_text_heavy_seed_domains'),
+        ('corpus', '0015_dataset_import'),
     ]
 
     operations = [

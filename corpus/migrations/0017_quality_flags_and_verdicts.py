@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('corpus', '0015_item_language'),
+        ('corpus', '0016_item_language'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
