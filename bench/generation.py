@@ -3,6 +3,10 @@ processes under a shared per-minute limit, as a ratio to the ideal min(limit/60,
 the busiest 60-second window (must stay ≤ the limit) and the workers' CPU time per request.
 
     python bench/generation.py [--units 900] [--latency 1.0] [--rpm 600] [--concurrency 16]
+                               [--stage captions|verify]
+
+--stage verify: each image gets a caption and ten draft instructions first; a unit is one verification
+request (the image, its caption and its drafts) and stores ten verdicts.
 
 Uses its own PostgreSQL database (mmi_bench_generation, created if missing) and Redis db 5 (flushed).
 """
@@ -69,6 +73,7 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--stage", choices=["captions", "verify"], default="captions")
     args = parser.parse_args()
 
     ensure_database()
@@ -79,7 +84,7 @@ def main() -> None:
     from django.core.files.base import ContentFile
     from PIL import Image as PILImage
 
-    from corpus.models import Caption, Domain, Image
+    from corpus.models import Caption, Domain, Image, Instruction
     from generation import services
     from generation.models import Endpoint, GenerationJob, GenerationUnit, JobStatus
     from tests.fakes.openai_server import FakeOpenAI
@@ -89,7 +94,7 @@ def main() -> None:
     png = buf.getvalue()
     ideal = min(args.rpm / 60, args.concurrency / args.latency)
     print(f"fake latency {args.latency} s, limit {args.rpm} rpm, concurrency {args.concurrency}/worker, "
-          f"{args.units} caption requests per run; ideal {ideal:.2f} req/s")  # fmt: skip
+          f"{args.units} {args.stage} requests per run; ideal {ideal:.2f} req/s")  # fmt: skip
     rows = []
     for n_workers in [int(x) for x in args.workers.split(",")]:
         redis.Redis.from_url(REDIS_URL).flushdb()
@@ -102,9 +107,23 @@ def main() -> None:
         for i in range(args.units):
             content = png + i.to_bytes(4, "big")  # distinct bytes per image; PIL ignores the trailer
             sha = hashlib.sha256(content).hexdigest()
-            Image.objects.create(
+            image = Image.objects.create(
                 domain=domain, sha256=sha, format="PNG", file=ContentFile(content, name=f"{sha}.png")
             )
+            if args.stage == "verify":
+                caption = Caption.objects.create(image=image, text="A brown square.", status="accepted")
+                Instruction.objects.bulk_create(
+                    [
+                        Instruction(
+                            image=image,
+                            caption=caption,
+                            type="short_vqa",
+                            answer="brown",
+                            question=f"What colour is square {i}-{k}?",
+                        )  # fmt: skip
+                        for k in range(10)
+                    ]
+                )
         fake = FakeOpenAI(latency=args.latency).start()
         services.ensure_default_endpoints()
         Endpoint.objects.filter(kind="vision").update(
@@ -116,6 +135,12 @@ def main() -> None:
         )
         env = {
             **os.environ,
+            # Workers re-sync the default endpoints from OPENAI_* when they start: say the same there.
+            "OPENAI_BASE_URL": fake.base_url,
+            "OPENAI_RPM_LIMIT": str(args.rpm),
+            "OPENAI_TPM_LIMIT": "0",
+            "OPENAI_MAX_CONCURRENCY": str(args.concurrency),
+            "OPENAI_TIMEOUT": "30",
             "OPENAI_API_KEY": "bench",
             "GENERATION_CHUNK_SIZE": str(max(50, args.concurrency * 8)),
         }
@@ -149,7 +174,7 @@ def main() -> None:
         time.sleep(6)  # workers ready
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         # force: the key variable is set for the workers only (the fake server accepts any key).
-        job = services.launch_job(stage="captions", by=None, domains=["bench"], force=True)
+        job = services.launch_job(stage=args.stage, by=None, domains=["bench"], force=True)
         while GenerationJob.objects.get(pk=job.pk).status not in (JobStatus.DONE, JobStatus.FAILED):
             time.sleep(1)
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before

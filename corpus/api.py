@@ -172,7 +172,12 @@ class InstructionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = InstructionSerializer
     filterset_class = InstructionFilter
     allowed_roles = ALL_ROLES
-    queryset = Instruction.objects.select_related("image__domain").order_by("id")
+    # The automatic checks' flags and the verifier's verdicts: one prefetch each, whatever the page size.
+    queryset = (
+        Instruction.objects.select_related("image__domain")
+        .prefetch_related("flags", "verdicts")
+        .order_by("id")
+    )
 
 
 def register(router) -> None:

@@ -9,6 +9,7 @@ from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.functions import MD5, Cast, Coalesce, Concat
 from django.utils import timezone
 
+from .languages import Language
 from .rules import InstructionType
 from .transitions import StatusEvent
 
@@ -150,6 +151,9 @@ class Image(models.Model):
         related_name="leased_images",
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Quality flags (corpus/checks.py) on the image's draft instructions, kept by corpus.services.quality
+    # on every write of one of them: the queue's "most flags first" order reads it.
+    n_flags = models.PositiveIntegerField(default=0, db_default=0)
 
     objects = ImageQuerySet.as_manager()
 
@@ -167,6 +171,14 @@ class Image(models.Model):
             ),
             # Serves the image browser's filter by domain and review status.
             models.Index(fields=["domain", "review_status", "id"], name="image_browse_idx"),
+            # Serves the "most flags first" claim: pending images of a domain, most flags first.
+            models.Index(
+                "domain",
+                models.F("n_flags").desc(),
+                "id",
+                condition=Q(review_status="pending"),
+                name="image_flagged_pending_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -224,6 +236,9 @@ class ReviewedItem(models.Model):
     model_name = models.CharField(max_length=200, blank=True)
     prompt_version = models.PositiveIntegerField(null=True, blank=True)
     generation_unit_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The language the item was written in: a model draft's comes from its prompt version; "" = unknown
+    # (a person's, an import's). The language check reads it; an export spec may select by it.
+    language = models.CharField(max_length=8, blank=True, choices=Language.choices)
     # Optimistic concurrency: every change bumps it; a save carries the version it loaded.
     version = models.PositiveIntegerField(default=1)
     reason = models.TextField(blank=True, help_text="Why it was rejected, or which rule it broke.")
@@ -338,6 +353,11 @@ class Instruction(ReviewedItem):
     )
     checked_digest = models.CharField(max_length=32, blank=True, db_default="", editable=False)
     checked_rules = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    # corpus.checks.question_key of the question (its content words, hashed), kept by
+    # corpus.services.quality: the duplicate-in-domain check looks it up by index instead of scanning.
+    question_key = models.CharField(max_length=32, blank=True, db_default="", editable=False)
+    # The corpus.checks version whose findings the flags hold (None: never checked).
+    checked_quality = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     # Provenance of an imported instruction: the import that brought it in (whose name is the source
     # dataset's) and the record's id in that dataset (its record number when it has none).
@@ -358,6 +378,11 @@ class Instruction(ReviewedItem):
             models.Index(fields=["image", "status"], name="instruction_image_status_idx"),
             # Serves filters and statistics by type and status.
             models.Index(fields=["status", "type"], name="instruction_status_type_idx"),
+            # Serves the duplicate-in-domain check: instructions with the same question key (a bounded
+            # candidate set read by index, flat in the size of the domain).
+            models.Index(
+                fields=["question_key"], condition=~Q(question_key=""), name="instruction_question_key_idx"
+            ),
         ]
         constraints = [
             # The unique index also serves "the turns of a dialogue, in order".
@@ -383,6 +408,92 @@ class Instruction(ReviewedItem):
             "status": self.status,
             "reason": self.reason,
         }
+
+
+class QualityFlag(models.Model):
+    """One finding of an automatic check (corpus/checks.py) on an instruction: flags, never rejects.
+    Re-written by corpus.services.quality whenever the instruction or its image's set changes."""
+
+    # The unique (instruction, code) index serves an item's flags and the cascade: no second index.
+    instruction = models.ForeignKey(
+        Instruction, on_delete=models.CASCADE, related_name="flags", db_index=False
+    )
+    code = models.CharField(max_length=40)
+    message = models.TextField()
+    checks_version = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["instruction_id", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["instruction", "code"], name="quality_flag_item_code_uniq"),
+        ]
+        indexes = [
+            # Serves the statistics page's counts by check.
+            models.Index(fields=["code"], name="quality_flag_code_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} on instruction {self.instruction_id}"
+
+
+class VerdictValue(models.TextChoices):
+    SUPPORTED = "supported", "Supported"
+    UNSUPPORTED = "unsupported", "Unsupported"
+    UNSURE = "unsure", "Unsure"
+
+
+# The six hallucination categories, the same as review.models.HallucinationCategory (corpus imports no
+# feature app; tests/quality/test_verify.py holds the two lists equal).
+HALLUCINATION_CATEGORIES = [
+    ("object", "Object"),
+    ("attribute", "Attribute"),
+    ("count", "Count"),
+    ("text", "Text / OCR"),
+    ("spatial", "Spatial relation"),
+    ("other", "Other"),
+]
+
+
+class Verdict(models.Model):
+    """What the verifier (generation's `verify` stage) said of one version of an instruction, with what
+    asking cost. `generation_unit_id` is a plain integer (corpus does not depend on generation); one
+    verdict per instruction and unit, so a redelivered unit never stores a second."""
+
+    instruction = models.ForeignKey(
+        Instruction, on_delete=models.CASCADE, related_name="verdicts", db_index=False
+    )
+    item_version = models.PositiveIntegerField(help_text="The version of the instruction that was judged.")
+    verdict = models.CharField(max_length=20, choices=VerdictValue.choices)
+    reason = models.TextField(blank=True)
+    category = models.CharField(max_length=20, blank=True, choices=HALLUCINATION_CATEGORIES)
+    endpoint_name = models.CharField(max_length=100, blank=True)
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    generation_unit_id = models.BigIntegerField(null=True, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["instruction_id", "-id"]
+        constraints = [
+            # Also serves an item's verdicts (leading column) and the cascade: no second index.
+            models.UniqueConstraint(
+                fields=["instruction", "generation_unit_id"], name="verdict_instruction_unit_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(verdict="unsupported") | Q(category=""), name="verdict_category_only_unsupported"
+            ),
+        ]
+        indexes = [
+            # Serves the verifier report's scan by verdict.
+            models.Index(fields=["verdict"], name="verdict_value_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} for instruction {self.instruction_id} v{self.item_version}"
 
 
 class RevisionAction(models.TextChoices):
@@ -411,6 +522,9 @@ class Revision(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField()
     note = models.TextField(blank=True)
+    # Who decided, as a kind: "" a person (or the model's own creation), "auto" review by exception
+    # (review/services/auto_accept.py, by its system user). The cost ledger and the verifier report read it.
+    origin = models.CharField(max_length=10, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["at", "id"]

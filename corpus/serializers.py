@@ -15,7 +15,9 @@ from .models import (
     Image,
     ImportBatch,
     Instruction,
+    QualityFlag,
     SeedQuestion,
+    Verdict,
 )
 from .rules import find_control_character, refuse_control_characters
 
@@ -189,6 +191,8 @@ class ImportBatchSerializer(serializers.ModelSerializer):
 
 class CaptionSerializer(serializers.ModelSerializer):
     domain = serializers.CharField(source="image.domain.slug", read_only=True)
+    # "" (unknown: a person's or an imported item) is no choice: a plain string, documented as such.
+    language = serializers.CharField(read_only=True, help_text='"en", "zh", or "" when unknown.')
 
     class Meta:
         model = Caption
@@ -201,6 +205,7 @@ class CaptionSerializer(serializers.ModelSerializer):
             "origin",
             "model_name",
             "prompt_version",
+            "language",
             "generation_unit_id",
             "version",
             "reason",
@@ -215,8 +220,31 @@ class CaptionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class QualityFlagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = QualityFlag
+        fields = ["code", "message", "checks_version"]
+        read_only_fields = fields
+
+
+class VerdictSerializer(serializers.ModelSerializer):
+    category = serializers.CharField(read_only=True, help_text='A hallucination category, or "".')
+
+    class Meta:
+        model = Verdict
+        fields = [
+            "verdict", "reason", "category", "item_version", "endpoint_name", "model_name", "prompt_version",
+            "tokens_in", "tokens_out", "cost", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
 class InstructionSerializer(serializers.ModelSerializer):
     domain = serializers.CharField(source="image.domain.slug", read_only=True)
+    # "" (unknown: a person's or an imported item) is no choice: a plain string, documented as such.
+    language = serializers.CharField(read_only=True, help_text='"en", "zh", or "" when unknown.')
+    flags = QualityFlagSerializer(many=True, read_only=True)
+    verdicts = VerdictSerializer(many=True, read_only=True)
 
     class Meta:
         model = Instruction
@@ -235,12 +263,15 @@ class InstructionSerializer(serializers.ModelSerializer):
             "origin",
             "model_name",
             "prompt_version",
+            "language",
             "generation_unit_id",
             "version",
             "reason",
             "created_at",
             "updated_at",
             "reviewed_at",
+            "flags",
+            "verdicts",
         ]
         read_only_fields = fields
 

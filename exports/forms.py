@@ -2,6 +2,7 @@
 
 from django import forms
 
+from corpus.languages import Language
 from corpus.models import Domain
 from corpus.rules import InstructionType
 from exports.models import ConversationMode, ExportFormat, ImageMode
@@ -25,6 +26,12 @@ class ExportSpecForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     models = forms.CharField(required=False, help_text="Model names, comma separated; empty = all.")
+    languages = forms.MultipleChoiceField(
+        choices=Language.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The language the items were written in; none ticked = any.",
+    )
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     train_ratio = forms.FloatField(
@@ -37,6 +44,10 @@ class ExportSpecForm(forms.Form):
     image_mode = forms.ChoiceField(choices=ImageMode.choices, initial=ImageMode.COPY)
     conversation_mode = forms.ChoiceField(
         choices=ConversationMode.choices, initial=ConversationMode.MULTI_TURN
+    )
+    include_captions = forms.BooleanField(
+        required=False,
+        help_text="Also export each image's accepted caption as a detailed-description record.",
     )
 
     def __init__(self, *args, **kwargs):
@@ -53,6 +64,7 @@ class ExportSpecForm(forms.Form):
                 "types": data["types"],
                 "statuses": data["statuses"],
                 "models": models,
+                "languages": data.get("languages") or [],
                 "date_from": data["date_from"].isoformat() if data["date_from"] else None,
                 "date_to": data["date_to"].isoformat() if data["date_to"] else None,
             },
@@ -61,4 +73,5 @@ class ExportSpecForm(forms.Form):
             "seed": data["seed"],
             "image_mode": data["image_mode"],
             "conversation_mode": data["conversation_mode"],
+            "include_captions": bool(data.get("include_captions")),
         }

@@ -46,6 +46,8 @@ class ExportSpec(models.Model):
     conversation_mode = models.CharField(
         max_length=20, choices=ConversationMode.choices, default=ConversationMode.MULTI_TURN
     )
+    # Each exported image's accepted caption as one detailed-description record too (in every format).
+    include_captions = models.BooleanField(default=False, db_default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

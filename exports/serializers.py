@@ -59,6 +59,7 @@ class ExportSpecSerializer(serializers.ModelSerializer):
             "formats",
             "image_mode",
             "conversation_mode",
+            "include_captions",
             "created_by",
             "created_at",
             "versions",
@@ -84,3 +85,4 @@ class ExportSpecCreateSerializer(serializers.Serializer):
     conversation_mode = serializers.ChoiceField(
         choices=ConversationMode.choices, required=False, default=ConversationMode.MULTI_TURN
     )
+    include_captions = serializers.BooleanField(required=False, default=False)

@@ -107,6 +107,7 @@ class PromptTemplateSerializer(serializers.ModelSerializer):
             "domain",
             "instruction_type",
             "version",
+            "language",
             "text",
             "note",
             "is_current",
@@ -136,6 +137,7 @@ class PromptTemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
             domain=data.get("domain"),
             instruction_type=data.get("instruction_type", ""),
             note=data.get("note", ""),
+            language=data.get("language"),
         )
         return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
 

@@ -1,6 +1,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from corpus.languages import DEFAULT_LANGUAGE, Language
 from corpus.models import Domain, ReviewStatus
 from corpus.rules import InstructionType
 
@@ -81,6 +82,13 @@ class PromptForm(forms.Form):
         empty_label="Default (all domains)",
     )
     instruction_type = forms.ChoiceField(choices=[("", "—")] + list(InstructionType.choices), required=False)
+    language = forms.ChoiceField(
+        choices=Language.choices,
+        initial=DEFAULT_LANGUAGE,
+        required=False,
+        help_text="The language the model is asked to write in; drafts record it (not given: the "
+        "previous version's).",
+    )
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 22}), validators=[refuse_control_characters])
     note = forms.CharField(
         max_length=200,

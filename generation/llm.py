@@ -199,6 +199,42 @@ async def write_json(
     return await _chat(client, model=model, messages=[{"role": "user", "content": prompt}], **kwargs)
 
 
+async def judge_image(
+    client: Client,
+    *,
+    model: str,
+    prompt: str,
+    image_data_url: str,
+    schema: dict | None,
+    schema_name: str = "verdicts",
+    max_tokens: int | None = None,
+) -> LLMResult:
+    """Ask a vision model for JSON about one image (the verifier): the image and `prompt`, with
+    `schema` as structured output when the endpoint supports it."""
+    kwargs = {}
+    if max_tokens:
+        kwargs["max_tokens"] = max_tokens
+    if schema is not None:
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name, "schema": schema, "strict": False},
+        }
+    return await _chat(
+        client,
+        model=model,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": prompt},
+                    {"type": "image_url", "image_url": {"url": image_data_url}},
+                ],
+            }
+        ],
+        **kwargs,
+    )
+
+
 @dataclass(frozen=True)
 class ConnectionReport:
     """What one test call found: where it went, the HTTP status (None: no answer), how long, what failed."""

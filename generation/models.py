@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from corpus.languages import DEFAULT_LANGUAGE, Language
 from corpus.models import Domain, Image
 from corpus.rules import InstructionType
 from corpus.transitions import StatusEvent
@@ -102,6 +103,7 @@ class PromptKind(models.TextChoices):
     CAPTION = "caption", "Caption"
     INSTRUCTION = "instruction", "Instruction"
     CONVERSATION = "conversation", "Conversation"
+    VERIFY = "verify", "Verification"
 
 
 class PromptTemplate(models.Model):
@@ -116,6 +118,8 @@ class PromptTemplate(models.Model):
     version = models.PositiveIntegerField()
     text = models.TextField(validators=[refuse_control_characters])
     note = models.CharField(max_length=200, blank=True, validators=[refuse_control_characters_single_line])
+    # The language the prompt asks the model to write in; the drafts it makes record it.
+    language = models.CharField(max_length=8, choices=Language.choices, default=DEFAULT_LANGUAGE)
     is_current = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -159,6 +163,7 @@ class Stage(models.TextChoices):
     INSTRUCTIONS = "instructions", "Instructions"
     CONVERSATION = "conversation", "Conversations"
     OCR = "ocr", "OCR"
+    VERIFY = "verify", "Verify"  # generation/services/verify.py
 
 
 # Stages that run on this machine, without a model endpoint or a prompt (their jobs and units have

@@ -117,3 +117,30 @@ the letter of the correct one ("A" for the first).
 Answer with JSON only, with no prose and no code fence, in exactly this shape:
 {"turns": [{"type": "long_vqa", "question": "…", "options": [], "answer": "…"}]}
 """
+
+
+# The verifier (generation/services/verify.py): a vision model sees the image, the caption and the drafts,
+# and judges each draft. {{ instructions }} is one JSON object per line with the item's id.
+VERIFY = """You check training data for a visual assistant in the domain "{{ domain }}". Look at the image \
+carefully. Below are a caption another model wrote for it and questions with answers a text model wrote \
+from that caption without seeing the image.
+
+<caption>
+{{ caption }}
+</caption>
+
+The items, one JSON object per line (the answer of a multiple-choice item is the letter of its option):
+{{ instructions }}
+
+For every item, judge whether its answer is supported by what the image shows (not by the caption alone):
+- "supported": the image shows it; the question is answerable and the answer is right;
+- "unsupported": the image contradicts it or does not show it (a hallucination); then name the kind: \
+"object" (a thing that is not there), "attribute" (a wrong colour, size, material, state), "count" (a \
+wrong number), "text" (wrongly read or invented text), "spatial" (a wrong position or relation), or \
+"other";
+- "unsure": you cannot tell from the image.
+Give a one-sentence reason for each.
+
+Answer with JSON only, with no prose and no code fence, in exactly this shape, one verdict per item id:
+{"verdicts": [{"id": 1, "verdict": "supported", "reason": "…", "category": ""}]}
+"""

@@ -307,6 +307,41 @@ def prompt_versions():
     )
 
 
+def model_spend() -> list[dict]:
+    """What every model call cost, for the cost ledger of an accepted instruction (review.services.
+    ledger): units' finished work plus every recorded failure, grouped by domain, stage, instruction
+    type, endpoint and week (Monday). Two grouped queries."""
+    from django.db.models.functions import TruncWeek
+
+    units = GenerationUnit.objects.exclude(status=UnitStatus.FAILED).exclude(cost=0)
+    rows = list(
+        units.annotate(week=TruncWeek("finished_at"))
+        .values(
+            "stage",
+            "instruction_type",
+            "week",
+            domain_id=F("image__domain_id"),
+            endpoint_name=F("endpoint__name"),
+        )
+        .annotate(cost=Sum("cost"))
+        .order_by()
+    )
+    rows += list(
+        UnitFailure.objects.exclude(cost=0)
+        .annotate(week=TruncWeek("at"))
+        .values(
+            "instruction_type",
+            "week",
+            stage=F("unit__stage"),
+            domain_id=F("image__domain_id"),
+            endpoint_name=F("unit__endpoint__name"),
+        )  # fmt: skip
+        .annotate(cost=Sum("cost"))
+        .order_by()
+    )
+    return rows
+
+
 # --- the admin's home (studio) ---------------------------------------------------------------------
 
 

@@ -478,6 +478,42 @@ API_ERROR_STATUS["review.services.second_pass.SecondPassError"] = 400
 
 # (review settings above this line)
 
+# --- quality (docs/quality.md) ----------------------------------------------------------------
+# Two questions (or two MCQ options) at or above this rapidfuzz similarity (0-100) say the same thing.
+QUALITY_SIMILARITY_THRESHOLD = float(env("QUALITY_SIMILARITY_THRESHOLD", "90"))
+# An answer shorter than its domain's median for the type / this ratio (or longer than × it) is flagged.
+QUALITY_LENGTH_OUTLIER_RATIO = float(env("QUALITY_LENGTH_OUTLIER_RATIO", "3"))
+# The length check needs at least this many peers of the type in the domain (newest QUALITY_LENGTH_PEERS).
+QUALITY_LENGTH_MIN_PEERS = env_int("QUALITY_LENGTH_MIN_PEERS", 30)
+QUALITY_LENGTH_PEERS = env_int("QUALITY_LENGTH_PEERS", 500)
+# Instructions with the same question key read per duplicate-in-domain lookup (bounds its cost).
+QUALITY_DUPLICATE_CANDIDATES = env_int("QUALITY_DUPLICATE_CANDIDATES", 20)
+# Review by exception: the share (0-1) of auto-acceptable items still sent to people (a stable hash).
+QUALITY_AUDIT_SHARE = float(env("QUALITY_AUDIT_SHARE", "0.1"))
+# The verifier's precision and recall (of "unsupported" against people's rejects and edits) a domain's
+# decided items must show, over at least QUALITY_MIN_DECIDED items, before auto-accept may be switched on;
+# an audit below them switches it off again.
+QUALITY_MIN_PRECISION = float(env("QUALITY_MIN_PRECISION", "0.8"))
+QUALITY_MIN_RECALL = float(env("QUALITY_MIN_RECALL", "0.8"))
+QUALITY_MIN_DECIDED = env_int("QUALITY_MIN_DECIDED", 50)
+# The cost of an accepted instruction (review/services/ledger.py): people's active time at an hourly rate
+# per role, in COST_CURRENCY; the manual baseline is measured (the time before each instruction written
+# by hand, up to COST_MANUAL_MAX_SECONDS) unless COST_MANUAL_SECONDS gives it (0 = measure).
+COST_CURRENCY = env("COST_CURRENCY", "USD")
+COST_HOURLY_RATE_ANNOTATOR = float(env("COST_HOURLY_RATE_ANNOTATOR", "20"))
+COST_HOURLY_RATE_ADMIN = float(env("COST_HOURLY_RATE_ADMIN", "40"))
+COST_HOURLY_RATE_RESEARCHER = float(env("COST_HOURLY_RATE_RESEARCHER", "40"))
+COST_MANUAL_SECONDS = float(env("COST_MANUAL_SECONDS", "0"))
+COST_MANUAL_MAX_SECONDS = env_int("COST_MANUAL_MAX_SECONDS", 1800)
+API_ERROR_STATUS["review.services.auto_accept.AutoAcceptRefused"] = 409
+CELERY_BEAT_SCHEDULE["review-auto-accept"] = {
+    "task": "review.auto_accept",
+    "schedule": SWEEP_INTERVAL,
+    "options": {"expires": SWEEP_INTERVAL},
+}
+
+# (quality settings above this line)
+
 # --- exports ----------------------------------------------------------------------------------
 EXPORTS_ROOT = Path(env("EXPORTS_ROOT", str(VAR_DIR / "exports")))
 # Annotators may see and download built exports when an admin turns this on (they never build).

@@ -11,6 +11,7 @@ from corpus.views import media as corpus_media
 from exports import api as exports_api
 from generation import api as generation_api
 from review import api as review_api
+from review import quality_api as review_quality_api
 from web.favicon import favicon
 
 
@@ -22,7 +23,7 @@ class APIDocsView(SpectacularSwaggerSplitView):
 
 
 router = DefaultRouter()
-for module in (corpus_api, generation_api, review_api, exports_api):
+for module in (corpus_api, generation_api, review_api, review_quality_api, exports_api):
     module.register(router)
 
 urlpatterns = [

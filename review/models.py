@@ -153,3 +153,45 @@ class SecondVerdict(models.Model):
     def __str__(self) -> str:
         item = f"caption {self.caption_id}" if self.caption_id else f"instruction {self.instruction_id}"
         return f"{item}: {'agrees' if self.agrees else 'disagrees'}"
+
+
+class AutoAcceptStatus(models.TextChoices):
+    OFF = "off", "Off"
+    ON = "on", "On"
+
+
+class AutoAcceptPolicy(models.Model):
+    """Review by exception for one domain (opt-in): while on, draft instructions that pass every check
+    and that the verifier calls supported are accepted without a person, except an audit share.
+    review/services/auto_accept.py switches it on (only when the verifier's measured precision and recall
+    are above the floors) and off (a person, or itself when a later audit falls below them)."""
+
+    # off → on: an admin, when the floors are met; on → off: an admin, or the audit check itself.
+    STATUS_MOVES = {
+        "status": {
+            AutoAcceptStatus.OFF: frozenset({AutoAcceptStatus.ON}),
+            AutoAcceptStatus.ON: frozenset({AutoAcceptStatus.OFF}),
+        }
+    }
+    EVENT_MODEL = "review.AutoAcceptEvent"
+    EVENT_FK = "policy"
+
+    domain = models.OneToOneField(Domain, on_delete=models.CASCADE, related_name="auto_accept")
+    status = models.CharField(max_length=10, choices=AutoAcceptStatus.choices, default=AutoAcceptStatus.OFF)
+    # When it was last switched on: the audit that may switch it off counts decisions from here.
+    since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["domain_id"]
+
+    def __str__(self) -> str:
+        return f"auto-accept {self.status} for domain {self.domain_id}"
+
+
+class AutoAcceptEvent(StatusEvent):
+    """One switch of a domain's auto-accept, with why (the figures the decision read)."""
+
+    policy = models.ForeignKey(AutoAcceptPolicy, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        pass

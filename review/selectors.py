@@ -96,7 +96,7 @@ def image_items(image: Image) -> tuple[list[Caption], list[Instruction]]:
     instructions = list(
         Instruction.objects.filter(image=image)
         .exclude(status=ItemStatus.INVALID)
-        .prefetch_related("hallucinations")
+        .prefetch_related("hallucinations", "flags", "verdicts")  # flags and verdicts: review/_quality.html
         .order_by("type", "id")
     )
     return captions, instructions

@@ -17,3 +17,15 @@ def sweep() -> dict[str, int]:
     if any(moved.values()):
         log.info("review sweep: %(leases)s lease(s) and %(second_passes)s second pass(es) returned", moved)
     return moved
+
+
+@shared_task(name="review.auto_accept", ignore_result=True)
+def auto_accept() -> dict:
+    """Review by exception for every domain that has it on (Celery beat, every SWEEP_INTERVAL seconds).
+    Idempotent: a second run finds nothing left to accept."""
+    from .services import auto_accept as service
+
+    counts = service.run_all()
+    if counts:
+        log.info("auto-accept: %s", counts)
+    return counts

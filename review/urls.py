@@ -3,11 +3,13 @@
 from django.urls import path
 
 from . import views
+from .views import quality as quality_views
 
 app_name = "review"
 urlpatterns = [
     path("", views.queue_page, name="queue"),
     path("next/", views.next_image, name="next"),
+    path("next/flagged/", quality_views.next_flagged_image, name="next_flagged"),
     path("image/<int:image_id>/", views.review_image, name="image"),
     path("image/<int:image_id>/panel/", views.image_panel, name="panel"),
     path("image/<int:image_id>/take/", views.take_image, name="take"),
@@ -23,4 +25,5 @@ urlpatterns = [
     path("second/<int:pass_id>/", views.second_pass_image, name="second_pass_image"),
     path("second/disagreements/", views.disagreements, name="disagreements"),
     path("stats/", views.stats_page, name="stats"),
+    path("auto-accept/<slug:slug>/", quality_views.auto_accept_switch, name="auto_accept"),
 ]

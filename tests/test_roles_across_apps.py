@@ -112,6 +112,28 @@ def test_admin_role_manages_users_in_the_django_admin(client, admin_user, annota
     assert client.get(f"/django-admin/auth/user/{annotator.pk}/change/").status_code == 200
 
 
+def test_only_annotators_take_the_most_flagged_image(client, researcher, outsider):
+    for person in (researcher, outsider):
+        client.force_login(person)
+        assert client.post("/review/next/flagged/").status_code == 403
+    client.logout()
+    response = client.post("/review/next/flagged/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_only_admins_switch_auto_accept_or_read_the_quality_report(client, annotator, researcher):
+    from corpus.models import Domain
+
+    Domain.objects.create(name="Roles", slug="roles")
+    for person in (annotator, researcher):
+        client.force_login(person)
+        assert client.post("/review/auto-accept/roles/", {"on": "1"}).status_code == 403
+        assert client.get("/api/v1/review/quality/report/").status_code == 403
+        assert status_of(client, "post", "/api/v1/review/quality/roles/auto-accept/") == 403
+    client.logout()
+    assert client.get("/api/v1/review/quality/report/").status_code == 401
+
+
 # JSON endpoints the studio's pages call (issue 13): who gets what, anonymous included (401).
 STUDIO_ENDPOINTS = {
     "/api/v1/exports/preview/": {"admin_user": 200, "researcher": 200, "annotator": 403, "outsider": 403},

@@ -62,6 +62,12 @@ def make_generation_unit():
     )
 
 
+def make_auto_accept_policy():
+    from review.models import AutoAcceptPolicy
+
+    return AutoAcceptPolicy.objects.create(domain=DomainFactory())
+
+
 def make_image():
     return ImageFactory()
 
@@ -89,6 +95,7 @@ ROW_MAKERS = {
     GenerationUnit: ("status", make_generation_unit),
     Image: ("review_status", make_image),
     SecondPass: ("status", make_second_pass),
+    apps.get_model("review", "AutoAcceptPolicy"): ("status", make_auto_accept_policy),
 }
 # Captions and instructions: their table is checked by update_item, and a Revision is their event.
 ITEM_MAKERS = {Caption: make_caption, Instruction: make_instruction}

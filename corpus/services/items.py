@@ -23,6 +23,7 @@ from ..rules import (
     strip_option_label,
 )
 from ..transitions import InvalidTransition, check_move  # noqa: F401  (an item's refused move, raised here)
+from . import quality
 from .review_state import NotHeld, finish_if_done, lease_duration, mark_pending
 
 
@@ -187,6 +188,7 @@ def create_instruction(
         )
         if not violations:
             record_rules_check([instruction.pk])
+            quality.check_image(image.pk, changed=[instruction.pk])
         Revision.objects.create(
             instruction=instruction,
             version=1,
@@ -324,7 +326,7 @@ def decide_item(
     if unusable:
         raise InstructionRuleError(unusable)
     if connection.vendor != "postgresql":
-        return _decide_portable(
+        saved = _decide_portable(
             item,
             actor=actor,
             expected_version=expected_version,
@@ -334,6 +336,8 @@ def decide_item(
             note=note,
             holding_lease=holding_lease,
         )
+        _recheck(saved.item, changes)
+        return saved
     yours = {"version": expected_version, "changes": changes, "status": status}
     if item.version != expected_version:
         # The caller's copy is not the version the editor loaded: read the row as it is now.
@@ -358,7 +362,16 @@ def decide_item(
         raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
     revision_id, image_done = outcome
     plan.current.version = expected_version + 1
+    _recheck(plan.current, changes)
     return ItemSaved(item=plan.current, revision_id=revision_id, image_done=image_done)
+
+
+def _recheck(saved: Caption | Instruction, changes: dict) -> None:
+    """An edit re-runs the automatic checks (corpus.services.quality) on the content as saved — a
+    caption's text is what its instructions are checked against. Plain decisions (a status, no edit:
+    decide_plain's one statement) do not: the findings are about content, which they leave alone."""
+    if changes:
+        quality.check_image(saved.image_id, changed=[saved.pk] if isinstance(saved, Instruction) else ())
 
 
 # The save on PostgreSQL, in one statement (docs/performance.md, "A save"). `lease` renews the actor's

@@ -109,6 +109,9 @@ class StreamResult:
     skipped: Counter = field(default_factory=Counter)  # rule → instructions
     images: int = 0
     data_files: dict[str, Path] = field(default_factory=dict)
+    captions: int = 0  # detailed-description records (spec.include_captions)
+    # (image id, path, domain, split, image file) of each exported image, kept only for the captions.
+    exported: list[tuple] = field(default_factory=list)
 
 
 class Sinks:
@@ -228,6 +231,8 @@ def stream_records(
     counts_by_group: dict[tuple[str, str], dict[str, int]] = {}
     no_counts = dict.fromkeys(InstructionType.values, 0)
 
+    keep_images = spec.include_captions
+    exported = result.exported
     mcq = "multiple_choice"
     # new_record(Record, (…all 7 fields…)) makes Record(…) without the NamedTuple's Python-level __new__.
     new_record = tuple.__new__
@@ -267,6 +272,8 @@ def stream_records(
                 else:
                     path = file_name
                 result.images += 1
+                if keep_images:
+                    exported.append((image_id, path, dom, split, abs_file))
                 conv = [{"from": "human", "value": token + human}, {"from": "gpt", "value": answer.strip()}]
                 ids = [iid]
                 types = [typ]
@@ -357,6 +364,43 @@ def stream_records(
     return result
 
 
+CAPTION_PROMPT = "Describe this image in detail."
+CAPTION_TYPE = "detailed_description"
+
+
+def write_captions(result: StreamResult, sinks: Sinks, *, chunk: int = 1000) -> None:
+    """The captions as training data (MMInstruct released caption sets beside its QA): for each exported
+    image, its newest accepted caption as one detailed-description record — "<image>\nDescribe this
+    image in detail." and the caption — to the writers of the image's split, after its instructions'
+    records. Read in chunks of image ids, inside the build's snapshot."""
+    from corpus.models import Caption, ItemStatus
+
+    exported = result.exported
+    for start in range(0, len(exported), chunk):
+        part = exported[start : start + chunk]
+        newest: dict[int, tuple[int, str]] = {}
+        rows = (
+            Caption.objects.filter(image_id__in=[e[0] for e in part], status=ItemStatus.ACCEPTED)
+            .order_by("image_id", "-id")
+            .values_list("image_id", "id", "text")
+        )
+        for image_id, caption_id, text in rows:
+            newest.setdefault(image_id, (caption_id, text))
+        for image_id, path, dom, split, abs_file in part:
+            found = newest.get(image_id)
+            if found is None or not found[1].strip():
+                continue
+            conv = [
+                {"from": "human", "value": f"{IMAGE_TOKEN}\n{CAPTION_PROMPT}"},
+                {"from": "gpt", "value": found[1].strip()},
+            ]
+            record = Record(f"caption-{found[0]}", path, dom, conv, [], [CAPTION_TYPE], abs_file)
+            for writer in sinks.writers(split):
+                writer.write(record)
+            result.records[split] += 1
+            result.captions += 1
+
+
 @contextmanager
 def _read_transaction(outer: bool) -> Iterator[None]:
     """transaction.atomic() — but on SQLite a DEFERRED one. The settings make every SQLite transaction
@@ -445,6 +489,9 @@ def _build_into(
                     images_fp=images_fp,
                     on_progress=lambda n: on_progress(n, total),
                 )
+                images.close()  # the COPY ends before the captions' own query
+                if spec.include_captions:
+                    write_captions(result, sinks)
             finally:
                 # A build stopped mid-stream ends its COPY now, on a connection still open — not when the
                 # traceback that holds the generator is freed, after the task closed the connection.
@@ -470,6 +517,24 @@ def _build_into(
     return sha, size, head, timings
 
 
+def data_cost(instructions_by_domain: dict[str, int]) -> dict | None:
+    """What the exported instructions cost: each domain's cost per accepted instruction (review's ledger:
+    model calls and people's time) times the instructions of that domain in the export. None when the
+    ledger knows no cost for any of them (nothing was paid for: the card then says nothing)."""
+    from review.services import ledger
+
+    per = ledger.cost_per_accepted_by_domain()
+    if not any(per.get(d) for d in instructions_by_domain):
+        return None
+    total = sum((per[d] * n for d, n in instructions_by_domain.items() if per.get(d)), start=0)
+    return {
+        "currency": settings.COST_CURRENCY,
+        "total": str(total.quantize(ledger.CENT)),
+        "per_accepted_by_domain": {d: str(per[d]) for d in sorted(instructions_by_domain) if per.get(d)},
+        "basis": "the domain's cost per accepted instruction (model calls + people's active time) × its instructions here",
+    }
+
+
 def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult, files: dict) -> dict:
     by_domain: Counter = Counter()
     by_type: Counter = Counter()
@@ -486,7 +551,9 @@ def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult,
             "relative_to": "the MMInstruct Studio media folder (MEDIA_ROOT; over HTTP: MEDIA_URL)",
             "resolve": "join the record's image path to your copy of the media folder",
         }
+    cost = data_cost(by_domain)
     return {
+        **({"cost": cost} if cost else {}),
         "format": MANIFEST_FORMAT,
         "name": spec.name,
         "description": spec.description,
@@ -498,10 +565,12 @@ def _manifest_head(spec: ExportSpec, selection: Selection, result: StreamResult,
             "formats": sorted(spec.formats),
             "image_mode": spec.image_mode,
             "conversation_mode": spec.conversation_mode,
+            **({"include_captions": True} if spec.include_captions else {}),
             "split_rule": "sha256(f'{seed}:{image_sha256}')[:8] as an integer < train_ratio * 2**64 → train",
         },
         "images": images,
         "counts": {
+            **({"captions": result.captions} if spec.include_captions else {}),
             "instructions": sum(by_split.values()),
             "records": sum(result.records.values()),
             "images": result.images,

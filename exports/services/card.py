@@ -76,6 +76,22 @@ def render_card(head: dict) -> str:
         f"- Conversations: {'one multi-turn conversation per image' if spec['conversation_mode'] == 'multi_turn' else 'one record per instruction'}"
         "; each generated dialogue is one multi-turn record of its own",
         f"- Skipped because they break the type rules now: {counts['skipped_invalid']:,}",
+        *(
+            [f"- Detailed-description records (each image's accepted caption): {counts['captions']:,}"]
+            if "captions" in counts
+            else []
+        ),
+        *(
+            [
+                f"- What this data cost: {head['cost']['total']} {head['cost']['currency']} ("
+                + ", ".join(
+                    f"{d} {c} per instruction" for d, c in head["cost"]["per_accepted_by_domain"].items()
+                )
+                + "; model calls and people's active time)"
+            ]
+            if head.get("cost")
+            else []
+        ),
         f"- Selection: statuses {', '.join(sel['statuses'])}; domains {', '.join(sel['domains']) or 'all'}; "
         f"types {', '.join(sel['types']) or 'all'}; models {', '.join(sel['models']) or 'all'}; "
         f"created {sel['date_from'] or '…'} to {sel['date_to'] or '…'}",

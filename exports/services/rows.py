@@ -81,6 +81,8 @@ def _where(selection: Selection) -> tuple[str, list]:
         among("i.type", selection.types)
     if selection.models:
         among("i.model_name", selection.models)
+    if selection.languages:
+        among("i.language", selection.languages)
     if selection.date_from:
         clauses.append("i.created_at >= %s")
         params.append(datetime.datetime.combine(selection.date_from, datetime.time(), tzinfo=datetime.UTC))

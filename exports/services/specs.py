@@ -14,6 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
+from corpus.languages import Language
 from corpus.models import Domain, ItemStatus
 from corpus.rules import InstructionType, control_character_message, find_control_character
 from corpus.transitions import record_event
@@ -59,9 +60,11 @@ class Selection:
     models: tuple[str, ...] = ()
     date_from: datetime.date | None = None
     date_to: datetime.date | None = None
+    # The items' recorded language (corpus.languages); empty = any, including items of no known language.
+    languages: tuple[str, ...] = ()
 
     def as_json(self) -> dict:
-        return {
+        out = {
             "domains": list(self.domains),
             "types": list(self.types),
             "statuses": list(self.statuses),
@@ -69,6 +72,9 @@ class Selection:
             "date_from": self.date_from.isoformat() if self.date_from else None,
             "date_to": self.date_to.isoformat() if self.date_to else None,
         }
+        if self.languages:  # only when chosen: specs made before languages existed read (and hash) the same
+            out["languages"] = list(self.languages)
+        return out
 
 
 def _strings(value, field: str, errors: dict) -> tuple[str, ...]:
@@ -104,7 +110,7 @@ def parse_selection(raw: dict | None) -> Selection:
     """Check a selection dict; raise InvalidSpec naming each bad field."""
     raw = dict(raw or {})
     errors: dict[str, list[str]] = {}
-    unknown = set(raw) - {"domains", "types", "statuses", "models", "date_from", "date_to"}
+    unknown = set(raw) - {"domains", "types", "statuses", "models", "date_from", "date_to", "languages"}
     if unknown:
         errors["selection"] = [f"unknown keys: {', '.join(sorted(unknown))}"]
     domains = _strings(raw.get("domains"), "domains", errors)
@@ -113,6 +119,12 @@ def parse_selection(raw: dict | None) -> Selection:
     models = _strings(raw.get("models"), "models", errors)
     date_from = _date(raw.get("date_from"), "date_from", errors)
     date_to = _date(raw.get("date_to"), "date_to", errors)
+    languages = _strings(raw.get("languages"), "languages", errors)
+    bad_languages = [x for x in languages if x not in Language.values]
+    if bad_languages:
+        errors.setdefault("languages", []).append(
+            f"unknown language {', '.join(bad_languages)} (use {', '.join(Language.values)})"
+        )
     if domains:
         known = set(Domain.objects.filter(slug__in=domains).values_list("slug", flat=True))
         missing = [d for d in domains if d not in known]
@@ -133,7 +145,7 @@ def parse_selection(raw: dict | None) -> Selection:
         errors.setdefault("date_to", []).append("must not be before date_from")
     if errors:
         raise InvalidSpec(errors)
-    return Selection(domains, types, statuses, models, date_from, date_to)
+    return Selection(domains, types, statuses, models, date_from, date_to, languages)
 
 
 def create_spec(
@@ -147,6 +159,7 @@ def create_spec(
     image_mode: str = ImageMode.COPY,
     conversation_mode: str = ConversationMode.MULTI_TURN,
     description: str = "",
+    include_captions: bool = False,
 ) -> ExportSpec:
     """Create a named export spec after checking every field. Not idempotent: a taken name → InvalidSpec."""
     errors: dict[str, list[str]] = {}
@@ -175,6 +188,8 @@ def create_spec(
         errors["image_mode"] = [f"use one of {', '.join(ImageMode.values)}"]
     if conversation_mode not in ConversationMode.values:
         errors["conversation_mode"] = [f"use one of {', '.join(ConversationMode.values)}"]
+    if not isinstance(include_captions, bool):
+        errors["include_captions"] = ["must be true or false"]
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         errors["seed"] = [f"must be a whole number from 0 to {SEED_MAX}"]
     try:
@@ -195,6 +210,7 @@ def create_spec(
                 seed=seed,
                 image_mode=image_mode,
                 conversation_mode=conversation_mode,
+                include_captions=include_captions,
                 created_by=by,
             )
     except IntegrityError as exc:

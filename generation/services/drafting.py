@@ -84,6 +84,10 @@ def prepare(unit: GenerationUnit, params: dict) -> Request:
     image = unit.image  # loaded with its domain by the claim
     if unit.stage == Stage.CONVERSATION:
         return conversation_stage.prepare(unit, params)
+    if unit.stage == Stage.VERIFY:
+        from . import verify
+
+        return verify.prepare(unit, params)
     if unit.stage == Stage.CAPTIONS:
         text = prompt_service.caption_prompt(unit.prompt, image)
         return Request(
@@ -176,6 +180,10 @@ def parse_answer(request: Request, text: str) -> tuple[str, list | None]:
         return check_caption(text), None
     if request.stage == Stage.CONVERSATION:
         return text, conversation_stage.parse_turns(text)
+    if request.stage == Stage.VERIFY:
+        from . import verify
+
+        return text, verify.parse_verdicts(text, request)
     return text, exactly_n(parse_instructions(text), request)
 
 
@@ -211,6 +219,10 @@ def write_result(
     comes first in the transaction: its compare-and-swap on the claim token takes the unit's row lock, so
     a worker whose claim was lost writes nothing, and a redelivered or duplicated task can never make a
     second draft."""
+    if unit.stage == Stage.VERIFY:
+        from . import verify
+
+        return verify.write_result(unit, token, request, verdicts=items, model_name=model_name, usage=usage)
     if unit.stage != Stage.CAPTIONS:
         items = [
             item if isinstance(item, dict) else {"question": str(item)[:2000], "answer": ""}
@@ -235,6 +247,7 @@ def write_result(
         provenance = {
             "model_name": f"{unit.endpoint.name}/{model_name}"[:200],
             "prompt_version": unit.prompt.version,
+            "language": unit.prompt.language,
             "generation_unit_id": unit.pk,
         }
         if unit.stage == Stage.CAPTIONS:

@@ -39,9 +39,14 @@ STAGE_KIND = {
     Stage.CAPTIONS: EndpointKind.VISION,
     Stage.INSTRUCTIONS: EndpointKind.TEXT,
     Stage.CONVERSATION: EndpointKind.TEXT,
+    Stage.VERIFY: EndpointKind.VISION,
 }
 # The one prompt (not per type) of the stages that have one.
-STAGE_PROMPT = {Stage.CAPTIONS: PromptKind.CAPTION, Stage.CONVERSATION: PromptKind.CONVERSATION}
+STAGE_PROMPT = {
+    Stage.CAPTIONS: PromptKind.CAPTION,
+    Stage.CONVERSATION: PromptKind.CONVERSATION,
+    Stage.VERIFY: PromptKind.VERIFY,
+}
 PLAN_BATCH = 1000
 # The largest image limit a launch accepts: the range of a database integer (a limit beyond 64 bits was
 # once accepted and broke planning, leaving the job running with no units).
@@ -246,6 +251,8 @@ def selected_images(job: GenerationJob):
         elif job.stage == Stage.OCR:
             # An OCR text already there (typed at import, found before) is kept, never redone.
             qs = qs.filter(domain__ocr_enabled=True, ocr_text="")
+        elif job.stage == Stage.VERIFY:  # the images with draft instructions to judge
+            qs = qs.filter(pk__in=Instruction.objects.filter(status=ItemStatus.DRAFT).values("image_id"))
     qs = qs.order_by("pk")
     if sel.get("limit"):
         qs = qs[: sel["limit"]]
@@ -381,6 +388,8 @@ def explain_plan(job: GenerationJob, *, own: int, skipped: int) -> str:
         notes.append("no image has both a caption and an accepted instruction: review instructions first")
     if job.stage == Stage.OCR and not own and not skipped and images.exists():
         notes.append("every image already has its OCR text")
+    if job.stage == Stage.VERIFY and not own and not skipped:
+        notes.append(f"no image in {where} has draft instructions to verify")
     if not own and not skipped and not notes:
         notes.append(f"no image in {where}")
     if skipped and not own:

@@ -9,6 +9,7 @@ import re
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
+from corpus.languages import DEFAULT_LANGUAGE, Language
 from corpus.models import Domain, Image, SeedQuestion
 from corpus.rules import ANSWER_RULE, OPTION_LABELS, InstructionType
 
@@ -16,15 +17,17 @@ from .. import prompt_defaults
 from ..models import PromptKind, PromptTemplate
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_COMMON = {"domain", "domain_description", "prior_knowledge", "ocr_text"}
+_COMMON = {"domain", "domain_description", "prior_knowledge", "ocr_text", "language"}
 ALLOWED = {
     PromptKind.CAPTION: _COMMON,
     PromptKind.INSTRUCTION: _COMMON | {"caption", "seed_questions", "n", "type", "type_name", "answer_rule"},
+    PromptKind.VERIFY: _COMMON | {"caption", "instructions"},
     PromptKind.CONVERSATION: _COMMON | {"caption", "instructions", "min_turns", "max_turns"},
 }
 REQUIRED = {
     PromptKind.CAPTION: set(),
     PromptKind.INSTRUCTION: {"caption", "n"},
+    PromptKind.VERIFY: {"instructions"},
     PromptKind.CONVERSATION: {"caption", "instructions"},
 }
 
@@ -66,9 +69,18 @@ def check_template(kind: str, text: str) -> list[str]:
 
 
 def save_template(
-    *, kind: str, text: str, by=None, domain: Domain | None = None, instruction_type: str = "", note: str = ""
+    *,
+    kind: str,
+    text: str,
+    by=None,
+    domain: Domain | None = None,
+    instruction_type: str = "",
+    note: str = "",
+    language: str | None = None,
 ) -> PromptTemplate:
     """Save `text` as the next version of the template (kind, domain, type) and make it current.
+    `language` is what the prompt asks the model to write in (None: the previous version's, else
+    English); the drafts of this version record it.
 
     Not idempotent: every call makes a version. Raises TemplateError for bad placeholders."""
     kind = PromptKind(kind)
@@ -78,6 +90,8 @@ def save_template(
         )
     if kind != PromptKind.INSTRUCTION:
         instruction_type = ""
+    if language is not None and language not in Language.values:
+        raise TemplateError(f"language must be one of {', '.join(Language.values)}", field="language")
     problems = check_template(kind, text)
     if problems:
         raise TemplateError("; ".join(problems))
@@ -88,6 +102,9 @@ def save_template(
         try:
             with transaction.atomic():
                 latest = PromptTemplate.objects.filter(key).aggregate(v=Max("version"))["v"] or 0
+                if language is None:
+                    previous = PromptTemplate.objects.filter(key, version=latest).first()
+                    language = previous.language if previous else DEFAULT_LANGUAGE
                 PromptTemplate.objects.filter(key, is_current=True).update(is_current=False)
                 return PromptTemplate.objects.create(
                     kind=kind,
@@ -96,6 +113,7 @@ def save_template(
                     version=latest + 1,
                     text=text,
                     note=note,
+                    language=language,
                     is_current=True,
                     created_by=by,
                 )
@@ -108,15 +126,24 @@ def ensure_default_prompts() -> None:
     """Create version 1 of each default template if there is no default yet. Idempotent (one query when
     they exist)."""
     existing = set(PromptTemplate.objects.filter(domain__isnull=True).values_list("kind", "instruction_type"))
-    if (PromptKind.CAPTION, "") not in existing:
-        save_template(kind=PromptKind.CAPTION, text=prompt_defaults.CAPTION, note="shipped default")
-    if (PromptKind.CONVERSATION, "") not in existing:
-        save_template(kind=PromptKind.CONVERSATION, text=prompt_defaults.CONVERSATION, note="shipped default")
-    for type_, text in prompt_defaults.INSTRUCTION.items():
-        if (PromptKind.INSTRUCTION, type_) not in existing:
-            save_template(
-                kind=PromptKind.INSTRUCTION, instruction_type=type_, text=text, note="shipped default"
-            )
+    shipped = [
+        (PromptKind.CAPTION, "", prompt_defaults.CAPTION),
+        (PromptKind.VERIFY, "", prompt_defaults.VERIFY),
+        (PromptKind.CONVERSATION, "", prompt_defaults.CONVERSATION),
+    ]
+    shipped += [(PromptKind.INSTRUCTION, t, text) for t, text in prompt_defaults.INSTRUCTION.items()]
+    for kind, type_, text in shipped:
+        if (kind, type_) in existing:
+            continue
+        # Version 1 or nothing: several first launches at once (a flushed database, many regenerations)
+        # each try; the unique (kind, type, version) lets one win and the others find it made.
+        try:
+            with transaction.atomic():
+                PromptTemplate.objects.create(
+                    kind=kind, instruction_type=type_, version=1, text=text, note="shipped default"
+                )
+        except IntegrityError:
+            continue
 
 
 def current_template(kind: str, *, domain: Domain | None, instruction_type: str = "") -> PromptTemplate:
@@ -169,6 +196,7 @@ def caption_prompt(template: PromptTemplate, image: Image) -> str:
             "domain_description": domain.description,
             "prior_knowledge": image.prior_knowledge,
             "ocr_text": image.ocr_text,
+            "language": Language(template.language).label,
         },
     )
 
@@ -190,6 +218,7 @@ def instruction_prompt(
             "domain_description": domain.description,
             "prior_knowledge": image.prior_knowledge,
             "ocr_text": image.ocr_text,
+            "language": Language(template.language).label,
             "caption": caption_text,
             "n": n,
             "type": type_,

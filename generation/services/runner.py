@@ -238,6 +238,15 @@ async def _process(
                 answer = await llm.describe_image(
                     client, model=endpoint.model, prompt=request.prompt, image_data_url=request.image_data_url
                 )
+            elif request.stage == Stage.VERIFY:
+                answer = await llm.judge_image(
+                    client,
+                    model=endpoint.model,
+                    prompt=request.prompt,
+                    image_data_url=request.image_data_url,
+                    schema=request.schema,
+                    schema_name=request.schema_name,
+                )
             else:
                 answer = await llm.write_json(
                     client,

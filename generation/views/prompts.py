@@ -28,6 +28,7 @@ def prompt_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             "kind": base.kind,
             "domain": base.domain.slug if base.domain_id else None,
             "instruction_type": base.instruction_type,
+            "language": base.language,
             "text": base.text,
         }
     form = PromptForm(request.POST or None, initial=initial)
@@ -41,6 +42,7 @@ def prompt_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 domain=data["domain"],
                 instruction_type=data["instruction_type"],
                 note=data["note"],
+                language=data["language"] or None,
             )
         except prompt_service.TemplateError as e:
             form.add_error(e.field if e.field in form.fields else None, str(e))

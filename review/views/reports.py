@@ -10,7 +10,7 @@ from accounts.roles import ADMIN, ANNOTATOR, RESEARCHER, role_required
 from corpus.models import ItemStatus
 
 from .. import selectors
-from ..services import second_pass, stats
+from ..services import quality_stats, second_pass, stats
 from .work import item_or_404
 
 # --- history (annotators and researchers read it) ------------------------------------------------------
@@ -102,5 +102,6 @@ def stats_page(request):
             "hallucinations": stats.hallucination_counts(),
             "throughput": stats.throughput(),
             "agreement": selectors.agreement(),
+            "quality": quality_stats.statistics(),
         },
     )

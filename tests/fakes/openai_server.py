@@ -19,6 +19,12 @@ Outcomes: "ok", "400" (a bad request: not worth retrying), "401" (a wrong key), 
 For a conversation: "bad_content", "fenced" and "mcq_bad" likewise; "too_many" answers 8 turns (more than
 the 6 allowed), "too_few" 2 (fewer than the 3 asked for). `requests[i].prompt` keeps each request's text.
 
+The verifier's requests (an image and the "verdicts" schema, or the prompt's `{"verdicts": …}` shape) get
+one verdict per item id found in the prompt's item lines: `unsupported_share` of the ids (chosen by a
+stable hash of the id, so a test can count them by hand with `fake_verdict(id, share)`) are
+"unsupported" (category "object"), the rest "supported"; "too_few" leaves the last item out and
+"bad_content" cuts the JSON in half.
+
 With `api_key="…"`, every request whose bearer token differs gets a 401, as OpenAI answers a wrong or
 missing key; `auth_seen` logs the Authorization headers that arrived.
 """
@@ -78,8 +84,10 @@ class FakeOpenAI:
         seed: int = 1234,
         usage: tuple[int, int] = (120, 240),
         api_key: str | None = None,
+        unsupported_share: float = 0.0,
     ):
         self.api_key = api_key
+        self.unsupported_share = unsupported_share
         self.auth_seen: list[str] = []
         self.latency = latency
         self.faults = dict(faults or {})
@@ -257,7 +265,14 @@ class FakeOpenAI:
         if outcome == "malformed":
             handler._reply(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
             return
-        if kind == "caption":
+        if kind == "verify":
+            ids = _item_ids(payload)
+            if outcome == "too_few":
+                ids = ids[:-1]
+            content = json.dumps({"verdicts": [_verdict(item_id, self.unsupported_share) for item_id in ids]})
+            if outcome == "bad_content":
+                content = content[: len(content) // 2]
+        elif kind == "caption":
             content = CAPTION_WORDS
         elif kind == "conversation":
             count = {"too_many": 8, "too_few": 2}.get(outcome, CONVERSATION_TURNS)
@@ -364,6 +379,9 @@ def _describe(payload: dict) -> tuple[str, str | None, int]:
                     has_image = True
                 elif part.get("type") == "text":
                     texts.append(part.get("text", ""))
+    schema_name = ((payload.get("response_format") or {}).get("json_schema") or {}).get("name", "")
+    if has_image and (schema_name == "verdicts" or '{"verdicts"' in "\n".join(texts)):
+        return "verify", None, 0
     if has_image:
         return "caption", None, 0
     text = "\n".join(texts)
@@ -380,6 +398,45 @@ def _describe(payload: dict) -> tuple[str, str | None, int]:
     match = re.search(r"exactly (\d+)", text)
     n = int(match.group(1)) if match else 3
     return "instructions", type_, n
+
+
+def fake_verdict(item_id: int, unsupported_share: float) -> str:
+    """The fake verifier's verdict for an item: unsupported for a stable `unsupported_share` of ids."""
+    return "unsupported" if (item_id * 2654435761) % 1000 < unsupported_share * 1000 else "supported"
+
+
+def _verdict(item_id: int, unsupported_share: float) -> dict:
+    verdict = fake_verdict(item_id, unsupported_share)
+    if verdict == "unsupported":
+        return {
+            "id": item_id,
+            "verdict": verdict,
+            "reason": "the image shows no such thing (fake)",
+            "category": "object",
+        }
+    return {"id": item_id, "verdict": verdict, "reason": "the image shows it (fake)", "category": ""}
+
+
+def _item_ids(payload: dict) -> list[int]:
+    """The ids of the items a verification prompt lists (one JSON object per line with an "id")."""
+    ids = []
+    for message in payload.get("messages", []):
+        content = message.get("content")
+        parts = (
+            [content]
+            if isinstance(content, str)
+            else [p.get("text", "") for p in content or [] if p.get("type") == "text"]
+        )
+        for text in parts:
+            for line in text.splitlines():
+                line = line.strip()
+                if not line.startswith('{"id"'):
+                    continue
+                try:
+                    ids.append(int(json.loads(line)["id"]))
+                except (ValueError, KeyError, TypeError):
+                    continue
+    return ids
 
 
 def _seed_copies(payload: dict) -> list[dict]:

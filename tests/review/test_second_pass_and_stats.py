@@ -168,7 +168,9 @@ def test_stats_page_in_few_queries(client, admin_user, annotator, settings, djan
         image = make_pending_image(DomainFactory())
         review_everything(image, annotator, reject_caption=True)
     client.force_login(admin_user)
-    with django_assert_max_num_queries(10):
+    # 19: the quality loop's figures (flags, the verifier report, auto-accept, the cost ledger) add a fixed
+    # ten grouped queries (tests/quality/test_ledger.py holds them flat with more rows).
+    with django_assert_max_num_queries(19):
         response = client.get(reverse("review:stats"))
     html = response.content.decode()
     assert response.status_code == 200 and "ann-annotator" in html and "Correction rate" in html

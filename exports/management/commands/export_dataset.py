@@ -33,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--images", choices=ImageMode.values, help="copy (default) or reference")
         parser.add_argument("--conversations", choices=ConversationMode.values)
         parser.add_argument("--by", help="username recorded as the builder")
+        parser.add_argument(
+            "--captions",
+            action="store_true",
+            help="Also export each image's accepted caption as a detailed-description record.",
+        )
 
     def handle(self, *args, **opts):
         by = None
@@ -52,6 +57,7 @@ class Command(BaseCommand):
             "seed": opts["seed"],
             "image_mode": opts["images"],
             "conversation_mode": opts["conversations"],
+            "include_captions": opts["captions"],
         }
         spec = ExportSpec.objects.filter(name=opts["name"]).first()
         try:

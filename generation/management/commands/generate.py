@@ -1,4 +1,4 @@
-"""python manage.py generate captions|instructions|conversation|ocr --domain SLUG [--domain …] [--model NAME] [--limit N]
+"""python manage.py generate captions|instructions|conversation|ocr|verify --domain SLUG [--domain …] [--model NAME] [--limit N]
 [--force] [--wait]
 
 --wait only watches: recovery of dead workers' work is Celery beat's sweep, not this command's."""
