@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .services import dataset_import, import_batches
+from .services import dataset_import, import_batches, quality
 
 
 @shared_task(name="corpus.import_batch")
@@ -21,6 +21,8 @@ def sweep() -> None:
 
 @shared_task(name="corpus.import_dataset")
 def import_dataset(import_id: int) -> None:
-    """Run a staged dataset import (corpus/services/dataset_import.py). Idempotent: a redelivery resumes
-    after the last committed record, a finished import is left alone."""
+    """Run a staged dataset import (corpus/services/dataset_import.py), then the automatic checks on its
+    images. Idempotent: a redelivery resumes after the last committed record, a finished import is left
+    alone and its checks run again (they store only what changed)."""
     dataset_import.run_dataset_import(import_id)
+    quality.check_dataset_import(import_id)

@@ -239,6 +239,27 @@ def recheck_quality(*, batch_size: int = 500, on_batch=None) -> int:
             on_batch(done)
 
 
+def check_dataset_import(import_id: int, *, batch_size: int = 500) -> int:
+    """Run the checks for the images of one dataset import's instructions, after its records are in (the
+    import writes rows by COPY, past `check_image`). Idempotent; returns how many images were checked."""
+    done = 0
+    last = 0
+    imported = Instruction.objects.filter(dataset_import_id=import_id)
+    while True:
+        image_ids = list(
+            imported.filter(image_id__gt=last)
+            .order_by("image_id")
+            .values_list("image_id", flat=True)
+            .distinct()[:batch_size]
+        )
+        if not image_ids:
+            return done
+        for image_id in image_ids:
+            check_image(image_id)
+        done += len(image_ids)
+        last = image_ids[-1]
+
+
 def flags_of(instruction_ids: Iterable[int]) -> dict[int, list[QualityFlag]]:
     """The flags of these instructions, by instruction id (one query), for pages and the API."""
     out: dict[int, list[QualityFlag]] = {}

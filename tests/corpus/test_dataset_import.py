@@ -631,3 +631,52 @@ def test_records_without_an_image_or_with_several_are_skipped_with_the_reason(tm
         "text-only": "no image (records without one are not imported)",
         "two": "2 images in one record; only single-image records are imported",
     }
+
+
+def _planted_checks_file(tmp_path) -> Path:
+    """Image a: two Judgement turns both answered Yes (unbalanced); image b: one Yes, one No, with other
+    questions (clean)."""
+    (tmp_path / "a.png").write_bytes(png_bytes(31_001))
+    (tmp_path / "b.png").write_bytes(png_bytes(31_002))
+    records = [
+        {"id": "a-1", "image": "a.png", "conversations": turns(("Is the square red?", "Yes"))},
+        {"id": "a-2", "image": "a.png", "conversations": turns(("Is there a circle in the corner?", "Yes"))},
+        {"id": "b-1", "image": "b.png", "conversations": turns(("Is the background white?", "Yes"))},
+        {"id": "b-2", "image": "b.png", "conversations": turns(("Is any text printed on it?", "No"))},
+    ]
+    data = tmp_path / "planted.json"
+    data.write_text(json.dumps(records))
+    return data
+
+
+def _flags_by_record(dataset_import) -> dict[str, set[str]]:
+    return {
+        i.source_record: {f.code for f in i.flags.all()}
+        for i in Instruction.objects.filter(dataset_import=dataset_import).prefetch_related("flags")
+    }
+
+
+def test_the_command_runs_the_automatic_checks_on_the_imported_turns(tmp_path, capsys):
+    data = _planted_checks_file(tmp_path)
+    call_command("import_dataset", str(data), "--format", "llava", "--domain", "ocr", "--no-progress")
+    assert "automatic checks: 2 images" in capsys.readouterr().out
+    flags = _flags_by_record(DatasetImport.objects.get())
+    assert flags["a-1"] == flags["a-2"] == {"judgement_unbalanced"}
+    assert flags["b-1"] == flags["b-2"] == set()
+    assert Image.objects.get(original_name="a.png").n_flags == 2
+
+
+def test_the_worker_task_runs_the_automatic_checks_after_the_import(tmp_path):
+    data = _planted_checks_file(tmp_path)
+    staged = create_import(
+        data_file=str(data),
+        format="llava",
+        domain=Domain.objects.get(slug="ocr"),
+        name="planted",
+        images=str(tmp_path),
+    )
+    import_dataset_task(staged.pk)  # what the worker runs
+    flags = _flags_by_record(staged)
+    assert flags["a-1"] == {"judgement_unbalanced"} and flags["b-1"] == set()
+    import_dataset_task(staged.pk)  # a redelivery: the import is left alone, the checks store nothing new
+    assert _flags_by_record(staged) == flags

@@ -1,6 +1,7 @@
 """python manage.py import_dataset PATH --format llava|sharegpt|parquet --domain SLUG [--images DIR|ZIP]
 [--name NAME] [--status draft|accepted] [--user USERNAME]"""
 
+import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -9,6 +10,7 @@ from tqdm import tqdm
 
 from corpus.models import DatasetFormat, Domain, ImportBatchStatus, ItemStatus
 from corpus.services.dataset_import import Summary, import_dataset, queue_dataset_import
+from corpus.services.quality import check_dataset_import
 
 
 class Command(BaseCommand):
@@ -94,3 +96,6 @@ class Command(BaseCommand):
         self.stdout.write(f"dataset import {result.pk} ({result.name}): {result.status}")
         for line in Summary.from_dict(result.summary).lines():
             self.stdout.write(line)
+        started = time.monotonic()
+        checked = check_dataset_import(result.pk)
+        self.stdout.write(f"automatic checks: {checked} images in {time.monotonic() - started:.1f}s")
