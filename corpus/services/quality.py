@@ -219,12 +219,24 @@ def check_image(image_id: int, *, changed: Iterable[int] = ()) -> int:
 def recheck_quality(*, batch_size: int = 500, on_batch=None) -> int:
     """Run the checks for every image with a live instruction not yet checked under CHECKS_VERSION (rows
     written before the checks existed or changed). Idempotent; returns how many images were checked."""
+    stale = Instruction.objects.filter(status__in=LIVE).exclude(checked_quality=CHECKS_VERSION)
+    return _check_images_of(stale, batch_size=batch_size, on_batch=on_batch)
+
+
+def check_dataset_import(import_id: int, *, batch_size: int = 500) -> int:
+    """Run the checks for the images of one dataset import's instructions, after its records are in (the
+    import writes rows by COPY, past `check_image`). Idempotent; returns how many images were checked."""
+    imported = Instruction.objects.filter(dataset_import_id=import_id)
+    return _check_images_of(imported, batch_size=batch_size)
+
+
+def _check_images_of(instructions, *, batch_size: int, on_batch=None) -> int:
+    """check_image for each image of these instructions, in image id order, `batch_size` ids a query."""
     done = 0
     last = 0
-    stale = Instruction.objects.filter(status__in=LIVE).exclude(checked_quality=CHECKS_VERSION)
     while True:
         image_ids = list(
-            stale.filter(image_id__gt=last)
+            instructions.filter(image_id__gt=last)
             .order_by("image_id")
             .values_list("image_id", flat=True)
             .distinct()[:batch_size]
@@ -237,27 +249,6 @@ def recheck_quality(*, batch_size: int = 500, on_batch=None) -> int:
         last = image_ids[-1]
         if on_batch is not None:
             on_batch(done)
-
-
-def check_dataset_import(import_id: int, *, batch_size: int = 500) -> int:
-    """Run the checks for the images of one dataset import's instructions, after its records are in (the
-    import writes rows by COPY, past `check_image`). Idempotent; returns how many images were checked."""
-    done = 0
-    last = 0
-    imported = Instruction.objects.filter(dataset_import_id=import_id)
-    while True:
-        image_ids = list(
-            imported.filter(image_id__gt=last)
-            .order_by("image_id")
-            .values_list("image_id", flat=True)
-            .distinct()[:batch_size]
-        )
-        if not image_ids:
-            return done
-        for image_id in image_ids:
-            check_image(image_id)
-        done += len(image_ids)
-        last = image_ids[-1]
 
 
 def flags_of(instruction_ids: Iterable[int]) -> dict[int, list[QualityFlag]]:

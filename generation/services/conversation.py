@@ -8,7 +8,6 @@ what differs: the request (`prepare`), the answer's check (`parse_turns`) and th
 from __future__ import annotations
 
 import json
-import re
 
 from corpus.models import Caption, Image, ItemStatus
 from corpus.rules import JUDGEMENT_ANSWERS, OPTION_LABELS, SHORT_ANSWER_MAX_WORDS, InstructionType
@@ -112,30 +111,6 @@ def prepare(unit: GenerationUnit, params: dict):
     )
 
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-
-
-def _turn_list(text: str) -> list | None:
-    candidates = [m.group(1) for m in _FENCE.finditer(text or "")] + [text or ""]
-    for candidate in candidates:
-        candidate = candidate.strip()
-        for opener, closer in (("{", "}"), ("[", "]")):
-            start, end = candidate.find(opener), candidate.rfind(closer)
-            if start == -1 or end <= start:
-                continue
-            try:
-                data = json.loads(candidate[start : end + 1])
-            except ValueError:
-                continue
-            if isinstance(data, list):
-                return data
-            if isinstance(data, dict):
-                for key in ("turns", "conversation", "dialogue", "messages"):
-                    if isinstance(data.get(key), list):
-                        return data[key]
-    return None
-
-
 def guess_type(question: str, options, answer: str) -> str:
     """The type a turn's shape says, for a turn whose model gave no known type: options → Multiple-Choice,
     Yes/No → Judgement, a few words → Short VQA, else Long VQA."""
@@ -154,9 +129,9 @@ def parse_turns(text: str) -> list[dict]:
     prose around the JSON (as the instruction parser is), strict about the dialogue — MIN_TURNS or more
     turns, each with a question and an answer. Past MAX_TURNS only the first MAX_TURNS are kept (a
     dialogue's beginning is a dialogue). Raises drafting.MalformedOutput (retried like a transient error)."""
-    from .drafting import MalformedOutput
+    from .drafting import MalformedOutput, json_list
 
-    items = _turn_list(text)
+    items = json_list(text, ("turns", "conversation", "dialogue", "messages"))
     if items is None:
         raise MalformedOutput(f"the answer is not the JSON asked for: {(text or '')[:120]!r}")
     turns = []

@@ -127,29 +127,44 @@ def prepare(unit: GenerationUnit, params: dict) -> Request:
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 
-def parse_instructions(text: str) -> list:
-    """The list of instruction items in a model answer. Tolerant of code fences and prose around the
-    JSON, and of a bare list or another key than "instructions"; strict about it being JSON."""
-    candidates = [m.group(1) for m in _FENCE.finditer(text or "")] + [text or ""]
-    for candidate in candidates:
+def json_values(text: str):
+    """The JSON values a model answer may hold, in the order to try them: inside each code fence, then
+    the whole text; in each, the outermost {...}, then the outermost [...]. Prose around them is skipped."""
+    text = text or ""
+    for candidate in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
         candidate = candidate.strip()
         for opener, closer in (("{", "}"), ("[", "]")):
             start, end = candidate.find(opener), candidate.rfind(closer)
             if start == -1 or end <= start:
                 continue
             try:
-                data = json.loads(candidate[start : end + 1])
+                yield json.loads(candidate[start : end + 1])
             except ValueError:
                 continue
-            if isinstance(data, list):
-                return data
-            if isinstance(data, dict):
-                for key in ("instructions", "questions", "items", "data"):
-                    if isinstance(data.get(key), list):
-                        return data[key]
-                if "question" in data:
-                    return [data]
-    raise MalformedOutput(f"the answer is not the JSON asked for: {(text or '')[:120]!r}")
+
+
+def json_list(text: str, keys: tuple[str, ...], *, single_key: str = "") -> list | None:
+    """The list a model answer holds: a bare list, or the first of `keys` in an object that is a list
+    (or, with `single_key`, an object holding that key as a list of one). None when there is none."""
+    for data in json_values(text):
+        if isinstance(data, list):
+            return data
+        if isinstance(data, dict):
+            for key in keys:
+                if isinstance(data.get(key), list):
+                    return data[key]
+            if single_key and single_key in data:
+                return [data]
+    return None
+
+
+def parse_instructions(text: str) -> list:
+    """The list of instruction items in a model answer. Tolerant of code fences and prose around the
+    JSON, and of a bare list or another key than "instructions"; strict about it being JSON."""
+    items = json_list(text, ("instructions", "questions", "items", "data"), single_key="question")
+    if items is None:
+        raise MalformedOutput(f"the answer is not the JSON asked for: {(text or '')[:120]!r}")
+    return items
 
 
 def _normalized(question) -> str:

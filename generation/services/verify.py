@@ -98,23 +98,13 @@ def prepare(unit: GenerationUnit, params: dict) -> drafting.Request:
     )
 
 
-def _json_object(text: str):
-    text = text or ""
-    for candidate in [m.group(1) for m in drafting._FENCE.finditer(text)] + [text]:
-        start, end = candidate.find("{"), candidate.rfind("}")
-        if start != -1 and end > start:
-            try:
-                return json.loads(candidate[start : end + 1])
-            except ValueError:
-                continue
-    raise drafting.MalformedOutput(f"the answer is not the JSON asked for: {text[:120]!r}")
-
-
 def parse_verdicts(text: str, request: drafting.Request) -> list[dict]:
     """One verdict per item of the request: {"id", "verdict", "reason", "category"}. Tolerant of case,
     fences and an unknown category (→ "other" for an unsupported item, "" for the others); an answer
     that misses an item or is not JSON is malformed output (retried like one)."""
-    data = _json_object(text)
+    data = next(drafting.json_values(text), None)
+    if data is None:
+        raise drafting.MalformedOutput(f"the answer is not the JSON asked for: {(text or '')[:120]!r}")
     raw = data.get("verdicts") if isinstance(data, dict) else data
     if not isinstance(raw, list):
         raise drafting.MalformedOutput("the answer has no list of verdicts")
