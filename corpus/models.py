@@ -238,7 +238,7 @@ class ReviewedItem(models.Model):
     generation_unit_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     # The language the item was written in: a model draft's comes from its prompt version; "" = unknown
     # (a person's, an import's). The language check reads it; an export spec may select by it.
-    language = models.CharField(max_length=8, blank=True, choices=Language.choices)
+    language = models.CharField(max_length=8, blank=True, default="", db_default="", choices=Language.choices)
     # Optimistic concurrency: every change bumps it; a save carries the version it loaded.
     version = models.PositiveIntegerField(default=1)
     reason = models.TextField(blank=True, help_text="Why it was rejected, or which rule it broke.")
