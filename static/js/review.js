@@ -577,7 +577,7 @@
   document.body.addEventListener("imageDone", () => {
     if (startedDone) {
       // A reopened image: the change is saved and the image is reviewed again; stay on it.
-      say("Saved; this image is reviewed again. Reopen it to change more, or press n for the next image.");
+      say("Saved; this image is reviewed again. Reopen it to change more, or go back to the queue for the next image.");
       fetch(`/review/image/${panel.dataset.imageId}/panel/`, { credentials: "same-origin" })
         .then((r) => r.text())
         .then((html) => { root.innerHTML = html; htmx.process(root); init(); });
