@@ -62,7 +62,7 @@ class ImageFilter(django_filters.FilterSet):
             return queryset
         captions = Caption.objects.filter(image=OuterRef("pk"), text__icontains=value)
         match = Q(original_name__icontains=value) | Q(Exists(captions))
-        if value.isdigit() and len(value) <= 18:
+        if value.isascii() and value.isdigit() and len(value) <= 18:
             match |= Q(pk=int(value))
         return queryset.filter(match)
 

@@ -130,7 +130,7 @@ def diff_against(version: ExportVersion, against: str | None, *, among: QuerySet
     in `among`, by default every version: 404 when it is not there), older one first. InvalidRequest (400)
     when `against` is not an id, ExportError (409) when the two cannot be compared."""
     against = (against or "").strip()
-    if not against.isdigit():
+    if not (against.isascii() and against.isdigit()):
         raise InvalidRequest({"against": ["give the other version's id (?against=<id>)"]})
     other = get_object_or_404(among if among is not None else versions(), pk=int(against))
     old, new = (other, version) if other.number <= version.number else (version, other)

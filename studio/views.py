@@ -108,7 +108,7 @@ def image_bulk(request: HttpRequest) -> HttpResponse:
     move them to a domain, or send those with drafts to the review queue — each through its app's
     service. Bad input is a message on the page it came from, never a 500."""
     action = request.POST.get("action", "")
-    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit() and len(v) <= 18]
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isascii() and v.isdigit() and len(v) <= 18]
     if not ids:
         messages.error(request, "Tick at least one image first.")
         return redirect(_back(request))

@@ -83,3 +83,12 @@ def test_filters_and_diff_ids_beyond_64_bits_are_clear_errors(api, client, resea
     assert api.get("/api/v1/export-versions/?spec=99999999999999999999").status_code == 400
     client.force_login(researcher)
     assert client.get("/exports/versions/1/diff/?against=99999999999999999999").status_code == 404
+
+
+def test_a_diff_against_digits_that_are_not_ascii_is_a_clear_error():
+    from exports.models import ExportVersion
+    from exports.selectors import diff_against
+    from exports.services.specs import InvalidRequest
+
+    with pytest.raises(InvalidRequest):
+        diff_against(ExportVersion(), "²")

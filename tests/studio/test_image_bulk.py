@@ -136,3 +136,15 @@ def test_after_an_import_the_summary_offers_captions_for_exactly_those_images(cl
     ids = sorted(Image.objects.filter(domain=domain).values_list("pk", flat=True))
     for pk in ids:
         assert f'name="ids" value="{pk}"' in html
+
+
+def test_digits_that_are_not_ascii_are_text_to_search_not_a_500(client, annotator, images):
+    client.force_login(annotator)
+    assert ids_on_page(client, q="²") == set()  # '²'.isdigit() is True, int('²') raises
+    assert client.get("/api/v1/images/", {"q": "²"}).status_code == 200
+
+
+def test_bulk_ids_that_are_not_ascii_digits_are_left_out(client, admin_user, images):
+    client.force_login(admin_user)
+    response = client.post("/images/bulk/", {"action": "review", "ids": ["²", "١"]}, follow=True)
+    assert response.status_code == 200 and "Tick at least one image first." in response.content.decode()
