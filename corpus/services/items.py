@@ -293,6 +293,13 @@ def _plan(item, *, by, changes: dict, status: str | None, reason: str, now) -> _
     )
 
 
+def _decides_a_draft(plan: _Plan) -> bool:
+    """Whether the save decides a draft — the only kind of save that can finish the image. An edit of an
+    item already decided (on a reopened image, say) keeps the lease: the annotator may change more, and
+    the image is finished when they release it or their lease runs out."""
+    return plan.before["status"] == ItemStatus.DRAFT and plan.after["status"] != ItemStatus.DRAFT
+
+
 def decide_item(
     item: Caption | Instruction,
     *,
@@ -468,7 +475,7 @@ def _write_pg(
         params.update(
             image=item.image_id,
             until=now + lease_duration(),
-            decides=plan.after["status"] != ItemStatus.DRAFT,
+            decides=_decides_a_draft(plan),
             instruction=item.pk if model is Instruction else 0,
             caption=item.pk if model is Caption else 0,
         )
@@ -624,7 +631,7 @@ lease AS (
         leased_by_id = CASE WHEN f.done THEN NULL ELSE i.leased_by_id END,
         lease_expires_at = CASE WHEN f.done THEN NULL ELSE %(until)s END
     FROM cur, LATERAL (
-        SELECT %(decides)s
+        SELECT %(decides)s AND cur.status = 'draft'
             AND NOT EXISTS (
                 SELECT 1 FROM corpus_instruction WHERE image_id = cur.image_id AND status = 'draft'
                 AND id <> {instruction_excluded})
@@ -683,7 +690,7 @@ def _decide_portable(
             note=note,
             **{model.__name__.lower(): saved},
         )
-        if holding_lease and plan.after["status"] != ItemStatus.DRAFT:
+        if holding_lease and _decides_a_draft(plan):
             image_done = finish_if_done(item.image_id, actor)
     return ItemSaved(item=saved, revision_id=revision.pk, image_done=image_done)
 

@@ -507,7 +507,9 @@
       const decided = swapped.dataset.status !== "draft";
       lastDecided = decided ? swapped.id : null;
       setCurrent(decided ? nextUndecidedAfter(swapped) : swapped, true);
-      say(`Saved ${swapped.dataset.kind} ${swapped.dataset.id} (v${swapped.dataset.version}, ${swapped.dataset.status}).${decided ? " u undoes it." : ""}`);
+      const reopened = startedDone && undecided() === 0
+        ? " The reopened image stays yours: change more, or press Release and leave when you are done." : "";
+      say(`Saved ${swapped.dataset.kind} ${swapped.dataset.id} (v${swapped.dataset.version}, ${swapped.dataset.status}).${decided ? " u undoes it." : ""}${reopened}`);
       maybePrefetch();
     } else if (status === 409) {
       setCurrent(swapped, true);
@@ -576,7 +578,8 @@
   document.body.addEventListener("htmx:sendError", (e) => showFailure(e.detail.elt, null));
   document.body.addEventListener("imageDone", () => {
     if (startedDone) {
-      // A reopened image: the change is saved and the image is reviewed again; stay on it.
+      // A reopened image whose item was sent back to draft and decided again: it is reviewed again;
+      // stay on it.
       say("Saved; this image is reviewed again. Reopen it to change more, or go back to the queue for the next image.");
       fetch(`/review/image/${panel.dataset.imageId}/panel/`, { credentials: "same-origin" })
         .then((r) => r.text())

@@ -345,7 +345,18 @@ def test_a_save_on_a_reopened_image_stays_on_it(page, live_server, login, annota
     text.fill("Two red apples on a plate, seen from above.")
     text.focus()
     page.keyboard.press("Control+Enter")
-    expect(page.locator("#review-status")).to_contain_text("reviewed again")
-    expect(page.locator(".notice")).to_contain_text("This image is reviewed.")
-    assert page.url == url
+    # Saved, and the image stays the annotator's to change more — no jump to the waiting image.
+    expect(page.locator("#review-status")).to_contain_text("stays yours")
     assert Caption.objects.get(pk=caption.pk).text == "Two red apples on a plate, seen from above."
+    text.fill("Two red apples on a white plate, seen from above.")
+    text.focus()
+    page.keyboard.press("Control+Enter")
+    expect(box(page, caption)).to_have_attribute("data-version", "4")
+    assert page.url == url
+    image.refresh_from_db()
+    assert (image.review_status, image.leased_by) == (ReviewStatus.IN_REVIEW, annotator)
+    page.get_by_role("button", name="Release and leave").click()
+    page.wait_for_url(f"{live_server.url}/review/")
+    image.refresh_from_db()
+    assert (image.review_status, image.leased_by) == (ReviewStatus.REVIEWED, None)
+    assert Caption.objects.get(pk=caption.pk).text == "Two red apples on a white plate, seen from above."

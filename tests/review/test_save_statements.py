@@ -277,3 +277,44 @@ def test_a_save_that_reopens_an_item_leaves_the_image_in_review(annotator, domai
     result = save_item("caption", caption.pk, by=annotator, expected_version=2, status=ItemStatus.DRAFT)
     assert not result.image_done
     assert Image.objects.get(pk=image.pk).review_status == ReviewStatus.IN_REVIEW
+
+
+def test_edits_on_a_reopened_image_keep_it_open_until_it_is_released(annotator, domain, settings):
+    """Reopening a reviewed image to correct it: saving an item already decided — an edit (the full
+    path) or a plain change of decision (the one-statement path on PostgreSQL) — keeps the image in
+    review and the lease the annotator's, so they can change more; releasing it makes it reviewed."""
+    from review.services.queue import release_lease, take_image
+
+    settings.REVIEW_SECOND_PASS_SHARE = 0
+    image = make_pending_image(domain, types=("short_vqa",))
+    caption, instruction = image.captions.get(), image.instructions.get()
+    claim_next_image(annotator, domain_ids=[domain.pk])
+    save_item("caption", caption.pk, by=annotator, expected_version=1, status=ItemStatus.ACCEPTED)
+    done = save_item(
+        "instruction", instruction.pk, by=annotator, expected_version=1, status=ItemStatus.ACCEPTED
+    )
+    assert done.image_done and Image.objects.get(pk=image.pk).review_status == ReviewStatus.REVIEWED
+
+    take_image(image.pk, annotator, reopen=True)
+    edited = save_item(
+        "caption", caption.pk, by=annotator, expected_version=2, changes={"text": "Two apples on a plate."}
+    )
+    rejected = save_item(
+        "instruction",
+        instruction.pk,
+        by=annotator,
+        expected_version=2,
+        status=ItemStatus.REJECTED,
+        reason="the plate is blue",
+    )
+    assert (edited.image_done, rejected.image_done) == (False, False)
+    image.refresh_from_db()
+    assert (image.review_status, image.leased_by) == (ReviewStatus.IN_REVIEW, annotator)
+    assert Caption.objects.get(pk=caption.pk).text == "Two apples on a plate."
+    assert Instruction.objects.get(pk=instruction.pk).status == ItemStatus.REJECTED
+    notes = list(ImageEvent.objects.filter(image=image).order_by("pk").values_list("note", flat=True))
+    assert notes[-1] == "reopened"
+
+    assert release_lease(image.pk, annotator) == ReviewStatus.REVIEWED
+    image.refresh_from_db()
+    assert (image.review_status, image.leased_by) == (ReviewStatus.REVIEWED, None)
