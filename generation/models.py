@@ -166,6 +166,15 @@ class Stage(models.TextChoices):
     VERIFY = "verify", "Verify"  # generation/services/verify.py
 
 
+# What one unit of each stage writes, as the job page names it (an instruction unit shows its type).
+UNIT_OUTPUT = {
+    Stage.CAPTIONS: "caption",
+    Stage.INSTRUCTIONS: "instructions",
+    Stage.CONVERSATION: "dialogue",
+    Stage.OCR: "OCR text",
+    Stage.VERIFY: "verdicts",
+}
+
 # Stages that run on this machine, without a model endpoint or a prompt (their jobs and units have
 # neither; cost 0): generation/services/ocr.py.
 LOCAL_STAGES = frozenset({Stage.OCR})
@@ -246,6 +255,11 @@ class GenerationJob(models.Model):
 
     def __str__(self) -> str:
         return f"Job {self.pk} ({self.stage}, {self.status})"
+
+    @property
+    def unit_output(self) -> str:
+        """What each of the job's units writes ("caption", "dialogue", …), for its page."""
+        return UNIT_OUTPUT.get(self.stage, self.stage)
 
     @property
     def is_active(self) -> bool:

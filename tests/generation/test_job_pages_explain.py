@@ -95,3 +95,15 @@ def test_the_job_list_shows_a_bar_per_job_coloured_by_status(client, admin_user,
     client.force_login(admin_user)
     html = client.get("/generation/").content.decode()
     assert 'class="progress failed"' in html
+
+
+@pytest.mark.parametrize(("stage", "label"), [("conversation", "dialogue"), ("ocr", "OCR text")])
+def test_units_of_a_stage_without_types_are_named_by_what_they_write(client, admin_user, job, stage, label):
+    job_, unit = job
+    job_.units.update(stage=stage, instruction_type="")
+    UnitFailure.objects.filter(job=job_).update(instruction_type="")
+    type(job_).objects.filter(pk=job_.pk).update(stage=stage)
+    html = page(client, admin_user, job_)
+    cells = re.findall(r"</a></td><td>([^<]*)</td>", html)
+    assert cells == [label, label], cells  # the drafted unit's row, the failure's row
+    assert "<td>caption</td>" not in html
