@@ -269,6 +269,30 @@ def test_generate_command_waits_and_fails_when_the_job_fails(
 
 
 @pytest.mark.django_db
+def test_generate_wait_says_when_no_worker_started_the_job_and_stops_at_its_timeout(
+    endpoints, admin_user, capsys, monkeypatch
+):
+    """No worker here (and the start message is never sent: the test's transaction never commits), so
+    the job stays queued: --wait says so once, and --timeout ends the watch — not the job — with a
+    clear error instead of waiting forever."""
+    from generation.management.commands import generate
+
+    monkeypatch.setattr(generate, "QUEUED_HINT_SECONDS", 0.1)
+    ImageFactory.create_batch(2, domain=DomainFactory(slug="plots"))
+    with pytest.raises(CommandError, match=r"still queued after \d+ s; it goes on without this command"):
+        call_command(
+            "generate", "captions", "--domain", "plots", "--wait", "--poll", "0.05", "--timeout", "0.4"
+        )
+    err = capsys.readouterr().err
+    assert err.count("is still queued after") == 1 and "no worker has started it" in err
+    job = GenerationJob.objects.get()
+    assert job.status == JobStatus.QUEUED  # the watch ended, not the job
+    with pytest.raises(CommandError, match="--timeout: give a number of seconds above 0"):
+        call_command("generate", "captions", "--domain", "plots", "--wait", "--timeout", "0")
+    assert GenerationJob.objects.count() == 1  # refused before anything was launched
+
+
+@pytest.mark.django_db
 def test_each_regeneration_takes_the_next_round_with_the_current_prompt(admin_user, domain):
     image = ImageFactory(domain=domain)
     first = services.queue_regeneration(image, stage="captions", by=admin_user)

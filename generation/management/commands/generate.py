@@ -1,7 +1,9 @@
 """python manage.py generate captions|instructions|conversation|ocr|verify --domain SLUG [--domain …] [--model NAME] [--limit N]
-[--force] [--wait]
+[--force] [--wait [--timeout SECONDS]]
 
---wait only watches: recovery of dead workers' work is Celery beat's sweep, not this command's."""
+--wait only watches: recovery of dead workers' work is Celery beat's sweep, not this command's. A job
+that no worker has started after QUEUED_HINT_SECONDS gets one line saying so (it waits in the queue; start
+a worker); --timeout stops watching — not the job — after that many seconds, with exit status 1."""
 
 import argparse
 import time
@@ -13,6 +15,8 @@ from corpus.rules import InstructionType
 from generation import selectors
 from generation.models import GenerationJob, JobStatus, Stage
 from generation.services import jobs as job_service
+
+QUEUED_HINT_SECONDS = 30.0
 
 
 class Command(BaseCommand):
@@ -46,9 +50,16 @@ class Command(BaseCommand):
             help="Launch although the endpoint's key variable is not set or its last connection test failed.",
         )
         parser.add_argument("--wait", action="store_true", help="Show progress until the job ends.")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            help="With --wait: stop watching after this many seconds (the job goes on); exit status 1.",
+        )
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
 
     def handle(self, *args, **opts):
+        if opts["timeout"] is not None and not opts["timeout"] > 0:
+            raise CommandError("--timeout: give a number of seconds above 0.")
         try:
             job = job_service.launch_job(
                 stage=opts["stage"],
@@ -71,6 +82,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Job {job.pk} queued ({job.stage}, {runs_on}).")
         if not opts["wait"]:
             return
+        started, hinted = time.monotonic(), False
         bar = tqdm(total=0, unit="unit", file=self.stderr._out, dynamic_ncols=True)
         try:
             while True:
@@ -82,6 +94,24 @@ class Command(BaseCommand):
                 bar.refresh()
                 if not job.is_active:
                     break
+                waited = time.monotonic() - started
+                if not hinted and job.status == JobStatus.QUEUED and waited >= QUEUED_HINT_SECONDS:
+                    hinted = True
+                    bar.write(
+                        f"Job {job.pk} is still queued after {waited:.0f} s: no worker has started it. It"
+                        " waits in the queue until one runs (make worker; make run starts one).",
+                        file=self.stderr._out,
+                    )
+                if opts["timeout"] is not None and waited >= opts["timeout"]:
+                    raise CommandError(
+                        f"job {job.pk} is still {job.status} after {waited:.0f} s; it goes on without this"
+                        f" command (its page: /generation/jobs/{job.pk}/)."
+                        + (
+                            " No worker has started it: start one (make worker)."
+                            if job.status == JobStatus.QUEUED
+                            else ""
+                        )
+                    )
                 time.sleep(opts["poll"])
         finally:
             bar.close()
