@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from .models import (
     Caption,
+    Conversation,
     DatasetImport,
     DatasetImportEvent,
     Domain,
@@ -81,6 +82,31 @@ class InstructionAdmin(admin.ModelAdmin):
     search_fields = ("question", "answer")
     raw_id_fields = ("image", "caption", "created_by", "reviewed_by", "dataset_import")
     inlines = [RevisionInline]
+
+
+class TurnInline(admin.TabularInline):
+    """A dialogue's turns, read-only here: each is an Instruction, edited and reviewed as one."""
+
+    model = Instruction
+    fk_name = "conversation"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ("turn", "type", "question", "answer", "status", "version")
+    readonly_fields = fields
+    ordering = ("turn",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("id", "image", "origin", "model_name", "prompt_version", "created_at")
+    list_filter = ("origin",)
+    raw_id_fields = ("image", "caption", "created_by")
+    readonly_fields = ("generation_unit_id", "created_at")
+    inlines = [TurnInline]
 
 
 @admin.register(ImportBatch)

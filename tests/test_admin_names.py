@@ -25,3 +25,23 @@ def test_the_admin_index_says_import_batches_and_second_passes(client, admin_use
     html = client.get("/django-admin/").content.decode()
     assert "Import batches" in html and "Second passes" in html
     assert "batchs" not in html and "passs" not in html
+
+
+def test_a_dialogue_is_in_the_admin_with_its_turns_in_order_and_escaped(client, admin_user):
+    from corpus.services.conversations import create_conversation
+    from tests.corpus.factories import ImageFactory
+
+    turns = [
+        {"type": "short_vqa", "question": "What is <b>on</b> the plate?", "options": [], "answer": "apples"},
+        {"type": "judgement", "question": "Are there two apples?", "options": [], "answer": "Yes"},
+    ]
+    conversation = create_conversation(ImageFactory(), turns=turns, model_name="fake/model")
+    client.force_login(admin_user)
+    assert "Conversations" in client.get("/django-admin/").content.decode()
+    listing = client.get("/django-admin/corpus/conversation/")
+    assert (
+        listing.status_code == 200 and f"Conversation {conversation.pk} of image" in listing.content.decode()
+    )
+    html = client.get(f"/django-admin/corpus/conversation/{conversation.pk}/change/").content.decode()
+    assert html.index("What is &lt;b&gt;on&lt;/b&gt; the plate?") < html.index("Are there two apples?")
+    assert "<b>on</b>" not in html
