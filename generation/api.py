@@ -142,6 +142,10 @@ class PromptTemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
         return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
 
 
+MAX_IMAGE_ID = 2**63 - 1  # a bigint
+MAX_CHOSEN_IMAGES = 10_000
+
+
 class LaunchSerializer(serializers.Serializer):
     stage = serializers.ChoiceField(choices=Stage.choices)
     domains = serializers.ListField(
@@ -159,6 +163,17 @@ class LaunchSerializer(serializers.Serializer):
     )
     limit = serializers.IntegerField(
         min_value=1, max_value=job_service.MAX_LIMIT, required=False, allow_null=True
+    )
+    image_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_IMAGE_ID),
+        required=False,
+        min_length=1,
+        max_length=MAX_CHOSEN_IMAGES,
+        help_text=(
+            "These images only, each in one of `domains` (400 naming image_ids otherwise). They are taken as"
+            " chosen: `statuses` does not apply, and an image the stage cannot work on (no caption yet, say)"
+            " fails its unit with the reason."
+        ),
     )
     include_drafts = serializers.BooleanField(default=False)
     types = serializers.ListField(
@@ -246,6 +261,7 @@ class JobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             endpoint_name=v.get("endpoint") or None,
             statuses=v.get("statuses"),
             limit=v.get("limit"),
+            image_ids=v.get("image_ids"),
             include_drafts=v["include_drafts"],
             types=v.get("types"),
             n_per_type=v["n_per_type"],

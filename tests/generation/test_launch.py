@@ -97,7 +97,9 @@ def test_cli_refuses_a_launch_on_an_endpoint_without_its_key_unless_forced(domai
     ("field", "value"),
     [("limit", 2**64), ("limit", 2**31), ("limit", 0), ("n_per_type", 2**70), ("seeds_per_prompt", -1),
      ("limit", "1e400"), ("domains", ["ch\x00arts"]), ("endpoint", "default\x00"), ("endpoint", "a\x1bb"),
-     ("statuses", ["pending\x00"]), ("types", ["judgement\x07"]), ("stage", "captions\x00")],
+     ("statuses", ["pending\x00"]), ("types", ["judgement\x07"]), ("stage", "captions\x00"),
+     ("image_ids", []), ("image_ids", [0]), ("image_ids", [2**64]), ("image_ids", ["x"]),
+     ("image_ids", [999_999_999]), ("image_ids", list(range(1, 10_002)))],
 )  # fmt: skip
 def test_bad_launch_input_is_a_400_naming_the_field(api, domain, field, value):
     response = api.post(JOBS, {"stage": "captions", "domains": ["charts"], field: value}, format="json")
@@ -147,6 +149,26 @@ def test_prompt_page_refuses_control_characters(client, admin_user):
         "/api/v1/generation/prompts/", {"kind": "caption", "text": "Describe\x01 {{ domain }}"}, format="json"
     )
     assert response.status_code == 400 and "text" in field_errors(response)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_launches_a_job_on_chosen_images_only(eager, endpoints, fake, domain, api):
+    chosen = ImageFactory.create_batch(2, domain=domain)
+    ImageFactory.create_batch(3, domain=domain)  # same domain, not chosen
+    elsewhere = ImageFactory(domain=DomainFactory(slug="maps"))
+    ids = [chosen[1].pk, chosen[0].pk, chosen[1].pk]
+    response = api.post(JOBS, {"stage": "captions", "domains": ["charts"], "image_ids": ids}, format="json")
+    assert response.status_code == 202, response.json()
+    job = GenerationJob.objects.get(pk=response.json()["id"])
+    assert response.json()["selection"]["image_ids"] == sorted({i.pk for i in chosen})
+    assert job.status == JobStatus.DONE
+    assert set(job.units.values_list("image_id", flat=True)) == {i.pk for i in chosen}
+    # An image outside the chosen domains is refused, naming the field; nothing is launched.
+    refused = api.post(
+        JOBS, {"stage": "captions", "domains": ["charts"], "image_ids": [elsewhere.pk]}, format="json"
+    )
+    assert refused.status_code == 400 and "image_ids" in field_errors(refused)
+    assert GenerationJob.objects.count() == 1
 
 
 # --- why a job planned 0 units ---------------------------------------------------------------------
