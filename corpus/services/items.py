@@ -343,7 +343,7 @@ def decide_item(
             note=note,
             holding_lease=holding_lease,
         )
-        _recheck(saved.item, changes)
+        _recheck(saved.item, changes, was=item.status)
         return saved
     yours = {"version": expected_version, "changes": changes, "status": status}
     if item.version != expected_version:
@@ -369,16 +369,21 @@ def decide_item(
         raise NotHeld("You do not hold this image. Take it (or reopen it) to work on it.")
     revision_id, image_done = outcome
     plan.current.version = expected_version + 1
-    _recheck(plan.current, changes)
+    _recheck(plan.current, changes, was=plan.before["status"])
     return ItemSaved(item=plan.current, revision_id=revision_id, image_done=image_done)
 
 
-def _recheck(saved: Caption | Instruction, changes: dict) -> None:
+def _recheck(saved: Caption | Instruction, changes: dict, *, was: str) -> None:
     """An edit re-runs the automatic checks (corpus.services.quality) on the content as saved — a
-    caption's text is what its instructions are checked against. Plain decisions (a status, no edit:
-    decide_plain's one statement) do not: the findings are about content, which they leave alone."""
+    caption's text is what its instructions are checked against. So does a decision that takes an
+    instruction out of the checked set or back into it (a reject, an un-reject): a rejected item loses its
+    flags, and its siblings' duplicate and Judgement-balance findings stop counting it. An accept of a
+    draft changes no finding and runs nothing (decide_plain's one statement stays one)."""
+    is_instruction = isinstance(saved, Instruction)
     if changes:
-        quality.check_image(saved.image_id, changed=[saved.pk] if isinstance(saved, Instruction) else ())
+        quality.check_image(saved.image_id, changed=[saved.pk] if is_instruction else ())
+    elif is_instruction and (was in quality.LIVE) != (saved.status in quality.LIVE):
+        quality.check_image(saved.image_id, changed=[saved.pk])
 
 
 # The save on PostgreSQL, in one statement (docs/performance.md, "A save"). `lease` renews the actor's
@@ -527,7 +532,7 @@ upd AS (
     FROM upd JOIN cur ON cur.id = upd.id
     RETURNING id
 )
-SELECT (SELECT id FROM rev), {image_done}, upd.* FROM upd
+SELECT (SELECT id FROM rev), {image_done}, (SELECT status FROM cur), upd.* FROM upd
 """
 # Stricter than corpus.rules' text rule (which also allows tab, line feed and carriage return): a caption
 # that passes this passes the rule. NUL and lone surrogates cannot be stored in PostgreSQL text at all.
@@ -615,12 +620,13 @@ def decide_plain(
         row = cursor.fetchone()
     if row is None:
         return None
-    revision_id, done, *values = row
+    revision_id, done, was, *values = row
     values = [
         f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
         for f, v in zip(fields, values, strict=True)
     ]
     item = model.from_db(connection.alias, [f.attname for f in fields], values)
+    _recheck(item, {}, was=was)
     return ItemSaved(item=item, revision_id=revision_id, image_done=bool(done))
 
 

@@ -175,7 +175,7 @@ def test_flags_are_stored_with_the_item_and_counted_on_its_image(image):
     assert image.n_flags == 1
 
 
-def test_an_edit_re_runs_the_checks_and_a_plain_decision_leaves_them(image, admin_user):
+def test_an_edit_or_a_reject_re_runs_the_checks_and_an_accept_leaves_them(image, admin_user):
     invented = add(image, question="How many buses are there?", answer="7 buses")
     fixed = item_service.update_item(
         invented, by=admin_user, expected_version=1, changes={"answer": "one bus"}
@@ -183,14 +183,52 @@ def test_an_edit_re_runs_the_checks_and_a_plain_decision_leaves_them(image, admi
     assert flags(fixed) == {}
     broken = item_service.update_item(fixed, by=admin_user, expected_version=2, changes={"answer": "9 buses"})
     assert set(flags(broken)) == {Check.NOT_IN_CAPTION}
-    # A decision without an edit (review's one-statement save) does not touch the content the flags are
-    # about: they stay, as the record of what the checks found.
-    rejected = item_service.update_item(broken, by=admin_user, expected_version=3, status=ItemStatus.REJECTED)
-    assert set(flags(rejected)) == {Check.NOT_IN_CAPTION}
-    # An edit of a rejected item re-runs them: it is no longer live, so its flags go.
-    item_service.update_item(rejected, by=admin_user, expected_version=4, changes={"answer": "8 buses"})
+    # An accept without an edit changes nothing the checks read: the flag stays, and no check runs.
+    with CaptureQueriesContext(connection) as accept:
+        accepted = item_service.update_item(
+            broken, by=admin_user, expected_version=3, status=ItemStatus.ACCEPTED
+        )
+    assert set(flags(accepted)) == {Check.NOT_IN_CAPTION}
+    assert not any("corpus_qualityflag" in q["sql"] for q in accept.captured_queries)
+    # A reject takes it out of the checked set: its flags go, and the image's count follows.
+    rejected = item_service.update_item(
+        accepted, by=admin_user, expected_version=4, status=ItemStatus.REJECTED
+    )
     assert flags(rejected) == {}
     assert Image.objects.get(pk=image.pk).n_flags == 0
+    # Sent back to draft, it is checked again.
+    item_service.update_item(rejected, by=admin_user, expected_version=5, status=ItemStatus.DRAFT)
+    assert set(flags(rejected)) == {Check.NOT_IN_CAPTION}
+    assert Image.objects.get(pk=image.pk).n_flags == 1
+
+
+def test_rejecting_one_of_two_duplicates_clears_the_others_flag_on_every_save_path(
+    image, annotator, settings
+):
+    """The review save (review.services.corrections.save_item) takes the one-statement path for a plain
+    reject on PostgreSQL and the full path with an edit; both re-run the checks of the image."""
+    from review.services.corrections import save_item
+    from review.services.queue import take_image
+
+    settings.REVIEW_SECOND_PASS_SHARE = 0
+    first = add(image, question="What colour is the bus?", answer="red")
+    again = add(image, question="What colour is the bus?", answer="red")
+    third = add(image, question="What colour is the bus?", answer="red")
+    assert Check.DUPLICATE_IN_IMAGE in flags(again) and Check.DUPLICATE_IN_IMAGE in flags(third)
+    take_image(image.pk, annotator)
+    save_item("instruction", again.pk, by=annotator, expected_version=1, status=ItemStatus.REJECTED)
+    assert flags(again) == {}
+    assert Check.DUPLICATE_IN_IMAGE in flags(third)  # still a repeat of the first
+    save_item(
+        "instruction",
+        third.pk,
+        by=annotator,
+        expected_version=1,
+        status=ItemStatus.REJECTED,
+        changes={"answer": "a red one"},
+    )
+    assert flags(third) == {} and Check.DUPLICATE_IN_IMAGE not in flags(first)
+    assert Image.objects.get(pk=image.pk).n_flags == sum(len(flags(i)) for i in (first,))
 
 
 def test_a_judgement_set_gains_and_loses_its_balance_flag_as_its_members_change(image, admin_user):
@@ -220,7 +258,7 @@ def test_a_question_another_image_of_the_domain_asks_is_flagged_by_key(image):
     assert flags(third) == {}
 
 
-def test_the_domain_lookup_reads_by_the_question_key_index(image):
+def test_the_domain_lookup_reads_by_the_question_key_index(postgres, image):
     add(image)
     key = checks.question_key("What vehicle is at the stop?")
     with connection.cursor() as cursor:
