@@ -15,7 +15,11 @@ def sweep() -> dict[str, int]:
     seconds). Idempotent and safe with two beats: every move is a compare-and-swap (see queue.sweep)."""
     moved = queue.sweep()
     if any(moved.values()):
-        log.info("review sweep: %(leases)s lease(s) and %(second_passes)s second pass(es) returned", moved)
+        log.info(
+            "review sweep: %(leases)s lease(s) and %(second_passes)s second pass(es) returned, "
+            "%(samples_recovered)s missed second-pass sample(s) made",
+            moved,
+        )
     return moved
 
 

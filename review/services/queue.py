@@ -57,8 +57,9 @@ def next_image_for(
 def sweep(*, batch: int = 100, max_batches: int = 100) -> dict[str, int]:
     """The scheduled sweep (Celery beat runs it every SWEEP_INTERVAL seconds as `review.sweep`): every
     expired review lease and second-pass lease goes back, so images return to the queue without anyone
-    claiming. Idempotent, and safe with two beats: each move is a compare-and-swap that writes its
-    event only when it wins. Returns how many of each it returned."""
+    claiming; and a second-pass sample a crash skipped is made (second_pass.sample_missed). Idempotent,
+    and safe with two beats: each move is a compare-and-swap that writes its event only when it wins.
+    Returns how many of each it moved or made."""
     leases = 0
     for _ in range(max_batches):
         found, moved = review_state.sweep_batch(batch)
@@ -66,7 +67,11 @@ def sweep(*, batch: int = 100, max_batches: int = 100) -> dict[str, int]:
         # A full batch may hide more behind it, even when another sweep won some of its swaps.
         if found < batch:
             break
-    return {"leases": leases, "second_passes": second_pass.sweep_expired_second_passes()}
+    return {
+        "leases": leases,
+        "second_passes": second_pass.sweep_expired_second_passes(),
+        "samples_recovered": second_pass.sample_missed(),
+    }
 
 
 def release_lease(image_id: int, user) -> str | None:

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from corpus.models import Caption, Instruction, ItemStatus
+from corpus.models import Caption, Image, ImageEvent, Instruction, ItemStatus, ReviewStatus
 from corpus.rules import check_text
 from corpus.transitions import claim_first, record_event, transition
 
@@ -91,6 +93,49 @@ def sample_for_second_pass(image_id: int, *, first_reviewer) -> SecondPass | Non
                 second, from_status="", to_status=second.status, actor=first_reviewer, note="sampled"
             )
     return second
+
+
+# How many of the latest "→ reviewed" image events the sweep looks back over for a missed sample: far
+# more images than people finish between two sweeps (SWEEP_INTERVAL, 30 s).
+RECENT_REVIEWED_EVENTS = 2000
+
+
+def sample_missed(*, recent: int = RECENT_REVIEWED_EVENTS) -> int:
+    """The sweep's safety net for the sample: a save that finishes an image samples it after its own
+    commit (the one-statement save cannot do both), so a crash in between would leave the image out.
+    Looks at the latest `recent` events that made an image reviewed by a person and samples each image
+    that falls in the share, is still reviewed, has an accepted item and no second pass — the sample
+    the save would have made, with its first reviewer. Idempotent and safe beside a save or another
+    sweep (sample_for_second_pass is). Returns how many images this call sampled."""
+    share = settings.REVIEW_SECOND_PASS_SHARE
+    if share <= 0:
+        return 0
+    events = (
+        ImageEvent.objects.filter(to_status=ReviewStatus.REVIEWED, actor__isnull=False)
+        .order_by("-id")
+        .values_list("image_id", "actor_id")[:recent]
+    )
+    reviewer: dict[int, int] = {}
+    for image_id, actor_id in events:  # newest first: the latest reviewer of an image wins
+        if image_id not in reviewer and is_sampled(image_id, share):
+            reviewer[image_id] = actor_id
+    if not reviewer:
+        return 0
+    accepted = Q(Exists(Instruction.objects.filter(image=OuterRef("pk"), status=ItemStatus.ACCEPTED))) | Q(
+        Exists(Caption.objects.filter(image=OuterRef("pk"), status=ItemStatus.ACCEPTED))
+    )
+    missed = (
+        Image.objects.filter(pk__in=list(reviewer), review_status=ReviewStatus.REVIEWED)
+        .exclude(Exists(SecondPass.objects.filter(image=OuterRef("pk"))))
+        .filter(accepted)
+        .values_list("pk", flat=True)
+    )
+    sampled = 0
+    for image_id in missed:
+        first_reviewer = get_user_model()(pk=reviewer[image_id])
+        if sample_for_second_pass(image_id, first_reviewer=first_reviewer) is not None:
+            sampled += 1
+    return sampled
 
 
 def sweep_expired_second_passes(limit: int = 1000) -> int:

@@ -51,7 +51,7 @@ def test_sweep_returns_expired_leases_without_anyone_claiming(annotator, second_
         lease_expires_at=timezone.now() + timedelta(minutes=5),
     )
 
-    assert sweep() == {"leases": 2, "second_passes": 1}
+    assert sweep() == {"leases": 2, "second_passes": 1, "samples_recovered": 0}
 
     status = dict(Image.objects.values_list("pk", "review_status"))
     assert status[with_drafts.pk] == ReviewStatus.PENDING and status[decided.pk] == ReviewStatus.REVIEWED
@@ -66,9 +66,37 @@ def test_sweep_returns_expired_leases_without_anyone_claiming(annotator, second_
     assert list(gone.events.values_list("from_status", "to_status", "note")) == [
         ("in_review", "pending", "lease expired")
     ]
-    assert sweep() == {"leases": 0, "second_passes": 0}  # idempotent
+    assert sweep() == {"leases": 0, "second_passes": 0, "samples_recovered": 0}  # idempotent
     assert ImageEvent.objects.filter(note="lease expired").count() == 2
     assert SecondPassEvent.objects.filter(note="lease expired").count() == 1
+
+
+def test_sweep_makes_the_second_pass_sample_a_crash_after_the_save_left_out(annotator, domain, settings):
+    """A save that finishes an image samples it after its own commit; a crash in between leaves the
+    image reviewed without its sample. The sweep makes it — once, with its first reviewer — and only for
+    images in the share with an accepted item."""
+    from review.services import second_pass
+    from review.services.corrections import save_item
+
+    settings.REVIEW_SECOND_PASS_SHARE = 0.5
+    images = [make_pending_image(domain, types=()) for _ in range(20)]
+    in_share = [i for i in images if second_pass.is_sampled(i.pk, 0.5)]
+    assert 0 < len(in_share) < len(images)  # the share splits these images (sha256 of fixed ids)
+    for image in images:
+        claim_next_image(annotator, domain_ids=[domain.pk])
+        caption = image.captions.get()
+        decision = ItemStatus.REJECTED if image is images[-1] else ItemStatus.ACCEPTED
+        assert save_item("caption", caption.pk, by=annotator, expected_version=1, status=decision).image_done
+    made = set(SecondPass.objects.values_list("image_id", flat=True))
+    assert made == {i.pk for i in in_share if i is not images[-1]}
+    SecondPass.objects.all().delete()  # the crash: every sample lost after its save committed
+
+    assert sweep()["samples_recovered"] == len(made)
+    assert set(SecondPass.objects.values_list("image_id", flat=True)) == made
+    assert set(SecondPass.objects.values_list("first_reviewer", flat=True)) == {annotator.pk}
+    assert SecondPassEvent.objects.filter(note="sampled").count() == len(made)
+    assert sweep()["samples_recovered"] == 0  # idempotent
+    assert SecondPass.objects.count() == len(made)
 
 
 def test_sweep_takes_every_expired_lease_in_batches(annotator, domain):
