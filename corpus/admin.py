@@ -102,11 +102,22 @@ class TurnInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
+    """Read-only: dialogues are made by the conversation stage and dataset imports; their turns are
+    reviewed on the review page. Deleting one here would cascade to its turns, accepted ones included."""
+
     list_display = ("id", "image", "origin", "model_name", "prompt_version", "created_at")
     list_filter = ("origin",)
-    raw_id_fields = ("image", "caption", "created_by")
-    readonly_fields = ("generation_unit_id", "created_at")
+    list_select_related = ("image",)
     inlines = [TurnInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ImportBatch)

@@ -40,8 +40,14 @@ def test_a_dialogue_is_in_the_admin_with_its_turns_in_order_and_escaped(client, 
     assert "Conversations" in client.get("/django-admin/").content.decode()
     listing = client.get("/django-admin/corpus/conversation/")
     assert (
-        listing.status_code == 200 and f"Conversation {conversation.pk} of image" in listing.content.decode()
+        listing.status_code == 200
+        and f"/corpus/conversation/{conversation.pk}/change/" in listing.content.decode()
     )
     html = client.get(f"/django-admin/corpus/conversation/{conversation.pk}/change/").content.decode()
     assert html.index("What is &lt;b&gt;on&lt;/b&gt; the plate?") < html.index("Are there two apples?")
     assert "<b>on</b>" not in html
+    # Read-only: no change, no delete (it would cascade to the turns).
+    assert f'name="image" value="{conversation.image_id}"' not in html
+    delete = client.post(f"/django-admin/corpus/conversation/{conversation.pk}/delete/", {"post": "yes"})
+    assert delete.status_code == 403
+    assert conversation.turns.count() == 2

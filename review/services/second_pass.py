@@ -17,6 +17,7 @@ from corpus.transitions import claim_first, record_event, transition
 
 from ..models import SecondPass, SecondPassStatus, SecondVerdict
 from ..selectors import items_to_check
+from .verifier_report import SYSTEM_USERNAME
 
 
 class SecondPassError(Exception):
@@ -103,20 +104,24 @@ RECENT_REVIEWED_EVENTS = 2000
 def sample_missed(*, recent: int = RECENT_REVIEWED_EVENTS) -> int:
     """The sweep's safety net for the sample: a save that finishes an image samples it after its own
     commit (the one-statement save cannot do both), so a crash in between would leave the image out.
-    Looks at the latest `recent` events that made an image reviewed by a person and samples each image
-    that falls in the share, is still reviewed, has an accepted item and no second pass — the sample
-    the save would have made, with its first reviewer. Idempotent and safe beside a save or another
-    sweep (sample_for_second_pass is). Returns how many images this call sampled."""
+    Looks at the latest `recent` events by which a person made an image reviewed (not the sweep's
+    "lease expired", not review by exception's system user, whose images the audit share covers
+    instead) and samples each image that falls in the share, is still reviewed, has an accepted item
+    and no second pass — the sample the save would have made, with its first reviewer. Idempotent and
+    safe beside a save or another sweep (sample_for_second_pass is). Returns how many images this call
+    sampled."""
     share = settings.REVIEW_SECOND_PASS_SHARE
     if share <= 0:
         return 0
+    system = get_user_model().objects.filter(username=SYSTEM_USERNAME).values_list("pk", flat=True)
     events = (
         ImageEvent.objects.filter(to_status=ReviewStatus.REVIEWED, actor__isnull=False)
+        .exclude(actor_id__in=list(system))
         .order_by("-id")
         .values_list("image_id", "actor_id")[:recent]
     )
     reviewer: dict[int, int] = {}
-    for image_id, actor_id in events:  # newest first: the latest reviewer of an image wins
+    for image_id, actor_id in events:  # newest first: an image's most recent person reviewer
         if image_id not in reviewer and is_sampled(image_id, share):
             reviewer[image_id] = actor_id
     if not reviewer:

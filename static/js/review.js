@@ -22,6 +22,7 @@
   let queueEmpty = false;
   let zoom = { scale: 1, x: 0, y: 0 };
   let lastDecided = null; // the article of the last accept/reject (u undoes it while the lease holds)
+  const statusBefore = {}; // item element id → its status before the save in flight
   let startedDone = false; // every item was decided when the page opened (a reopened image)
   const previousValue = new WeakMap(); // field -> its value before the current edit (marks follow it)
   const COMPACT_KEY = "mmi-review-compact";
@@ -485,6 +486,9 @@
     const xhr = e.detail.xhr;
     const plain = (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
     if ([202, 400, 409].includes(xhr.status) || (xhr.status === 503 && !plain)) { e.detail.shouldSwap = true; e.detail.isError = false; }
+    // What the item was before this save: only a decision of a draft can be undone (back to draft).
+    const t = e.detail.target;
+    if (t && t.id && t.id.startsWith("item-")) statusBefore[t.id] = t.dataset.status;
   });
   document.body.addEventListener("htmx:afterSwap", (e) => {
     const target = e.detail.target;
@@ -505,11 +509,14 @@
       clearDrafts(swapped);
       updateCount();
       const decided = swapped.dataset.status !== "draft";
-      lastDecided = decided ? swapped.id : null;
+      // An edit or a change of decision on an item decided before (a reopened image) is not undone to
+      // draft: that would send the image back to the queue.
+      const undoable = decided && statusBefore[swapped.id] === "draft";
+      lastDecided = undoable ? swapped.id : null;
       setCurrent(decided ? nextUndecidedAfter(swapped) : swapped, true);
       const reopened = startedDone && undecided() === 0
         ? " The reopened image stays yours: change more, or press Release and leave when you are done." : "";
-      say(`Saved ${swapped.dataset.kind} ${swapped.dataset.id} (v${swapped.dataset.version}, ${swapped.dataset.status}).${decided ? " u undoes it." : ""}${reopened}`);
+      say(`Saved ${swapped.dataset.kind} ${swapped.dataset.id} (v${swapped.dataset.version}, ${swapped.dataset.status}).${undoable ? " u undoes it." : ""}${reopened}`);
       maybePrefetch();
     } else if (status === 409) {
       setCurrent(swapped, true);
@@ -601,7 +608,7 @@
   }
   function undo() {
     const a = lastDecided && document.getElementById(lastDecided);
-    if (!a || a.dataset.status === "draft") { say("Nothing to undo: u undoes your last accept or reject on this image."); return; }
+    if (!a || a.dataset.status === "draft") { say("Nothing to undo: u undoes your last accept or reject of a draft on this image."); return; }
     setCurrent(a, true);
     submit(a, "undo");
   }

@@ -352,6 +352,12 @@ def test_a_save_on_a_reopened_image_stays_on_it(page, live_server, login, annota
     text.focus()
     page.keyboard.press("Control+Enter")
     expect(box(page, caption)).to_have_attribute("data-version", "4")
+    # An edit of an item decided before is not undone to draft (that would send the image back to the
+    # queue): u says so and changes nothing.
+    page.locator("body").focus()
+    page.keyboard.press("u")
+    expect(page.locator("#review-status")).to_contain_text("Nothing to undo")
+    assert Caption.objects.get(pk=caption.pk).status == ItemStatus.ACCEPTED
     assert page.url == url
     image.refresh_from_db()
     assert (image.review_status, image.leased_by) == (ReviewStatus.IN_REVIEW, annotator)

@@ -289,6 +289,8 @@ def test_generate_wait_says_when_no_worker_started_the_job_and_stops_at_its_time
     assert job.status == JobStatus.QUEUED  # the watch ended, not the job
     with pytest.raises(CommandError, match="--timeout: give a number of seconds above 0"):
         call_command("generate", "captions", "--domain", "plots", "--wait", "--timeout", "0")
+    with pytest.raises(CommandError, match="--timeout goes with --wait"):
+        call_command("generate", "captions", "--domain", "plots", "--timeout", "5")
     assert GenerationJob.objects.count() == 1  # refused before anything was launched
 
 

@@ -99,6 +99,23 @@ def test_sweep_makes_the_second_pass_sample_a_crash_after_the_save_left_out(anno
     assert SecondPass.objects.count() == len(made)
 
 
+def test_the_sweep_leaves_images_review_by_exception_finished_to_the_audit(domain, settings):
+    """Auto-accept finishes images as its system user and never samples them (its audit share covers
+    them): the sweep's safety net must not start sampling them either."""
+    from review.services.corrections import save_item
+    from review.services.verifier_report import system_user
+
+    settings.REVIEW_SECOND_PASS_SHARE = 1.0
+    system = system_user()
+    image = make_pending_image(domain, types=())
+    claim_next_image(system, domain_ids=[domain.pk])
+    save_item("caption", image.captions.get().pk, by=system, expected_version=1, status=ItemStatus.ACCEPTED)
+    SecondPass.objects.all().delete()
+    assert ImageEvent.objects.filter(image=image, to_status="reviewed", actor=system).exists()
+    assert sweep()["samples_recovered"] == 0
+    assert not SecondPass.objects.exists()
+
+
 def test_sweep_takes_every_expired_lease_in_batches(annotator, domain):
     template = make_pending_image(domain)
     Image.objects.bulk_create(

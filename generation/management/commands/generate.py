@@ -58,6 +58,8 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
 
     def handle(self, *args, **opts):
+        if opts["timeout"] is not None and not opts["wait"]:
+            raise CommandError("--timeout goes with --wait: it says how long to watch the job.")
         if opts["timeout"] is not None and not opts["timeout"] > 0:
             raise CommandError("--timeout: give a number of seconds above 0.")
         try:
