@@ -63,10 +63,15 @@ def test_killed_worker_job_finishes_by_the_sweep_within_a_lease_and_an_interval(
     workers.start_beat()
     job = services.launch_job(stage="captions", by=admin_user, domains=["signs"])
     wait_for(lambda: selectors.progress(job).done >= 12, 30, what="some units to finish")
+    # Slow calls from here on, so the kill lands mid-unit: at 0.15 s a loaded machine could see the
+    # last units finish between noticing one in flight and the kill (CI once found none running).
+    fake.latency = 5.0
+    time.sleep(0.5)  # the fast calls in flight end; the units running now are in slow calls
     wait_for(lambda: selectors.progress(job).running, 10, interval=0.01, what="a unit in flight")
     workers.kill(first)
     in_flight = GenerationUnit.objects.filter(job=job, status=UnitStatus.RUNNING).count()
     assert in_flight > 0  # the kill left units running with a lease that only the sweep can end
+    fake.latency = 0.15
     second = workers.start()
     back = time.monotonic()
     wait_for(lambda: job_status(job) == JobStatus.DONE, LEASE + SWEEP + WORK_MARGIN, what="the job to finish")
