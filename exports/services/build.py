@@ -241,6 +241,28 @@ def stream_records(
     index_write = index_fp.write
     seen = 0
     next_report = 8192
+
+    def start_image(image_id, sha, file_name, dom):
+        """The per-image work, once, at the image's first exported item (a single instruction or a
+        dialogue): its split and writers, the counter of its (domain, split), the index line's pieces,
+        its path in the records (and its line in the image list when images are copied), and its entry
+        for the caption records."""
+        split = split_for(sha)
+        type_counts = counts_by_group.get((dom, split))
+        if type_counts is None:
+            type_counts = counts_by_group[(dom, split)] = no_counts.copy()
+        abs_file = f"{media_root}/{file_name}"
+        if copy_images:
+            path = image_arcname(dom, sha, file_name)
+            image_lines.append(f"{path}\t{file_name}\t{sha}\n")
+        else:
+            path = file_name
+        result.images += 1
+        if keep_images:
+            exported.append((image_id, path, dom, split, abs_file))
+        index_dom, index_split = f',"{dom}","', f'","{split}"],\n'
+        return split, sinks.writers(split), type_counts, index_dom, index_split, abs_file, path
+
     for image_id, sha, file_name, dom, instructions in images:
         conv = None  # set on the image's first valid single instruction
         dialogues = None  # conversation id → its valid turns, when the image has dialogues
@@ -257,23 +279,9 @@ def stream_records(
                 dialogues.setdefault(dialogue, []).append((turn, iid, ver, typ, human, answer.strip()))
                 continue
             if conv is None:
-                split = split_for(sha)
-                writers = sinks.writers(split)
-                # Per image, not per row: the counter of its (domain, split) and the index line's pieces.
-                type_counts = counts_by_group.get((dom, split))
-                if type_counts is None:
-                    type_counts = counts_by_group[(dom, split)] = no_counts.copy()
-                index_dom = f',"{dom}","'
-                index_split = f'","{split}"],\n'
-                abs_file = f"{media_root}/{file_name}"
-                if copy_images:
-                    path = image_arcname(dom, sha, file_name)
-                    image_lines.append(f"{path}\t{file_name}\t{sha}\n")
-                else:
-                    path = file_name
-                result.images += 1
-                if keep_images:
-                    exported.append((image_id, path, dom, split, abs_file))
+                split, writers, type_counts, index_dom, index_split, abs_file, path = start_image(
+                    image_id, sha, file_name, dom
+                )
                 conv = [{"from": "human", "value": token + human}, {"from": "gpt", "value": answer.strip()}]
                 ids = [iid]
                 types = [typ]
@@ -305,22 +313,11 @@ def stream_records(
                 turns = sorted(dialogues[dialogue])
                 if turns[0][0] != 1:
                     continue
-                if conv is None:  # the image's first exported item: its per-image work, as above
+                if conv is None:  # the image's first exported item
                     conv = []
-                    split = split_for(sha)
-                    writers = sinks.writers(split)
-                    type_counts = counts_by_group.get((dom, split))
-                    if type_counts is None:
-                        type_counts = counts_by_group[(dom, split)] = no_counts.copy()
-                    index_dom = f',"{dom}","'
-                    index_split = f'","{split}"],\n'
-                    abs_file = f"{media_root}/{file_name}"
-                    if copy_images:
-                        path = image_arcname(dom, sha, file_name)
-                        image_lines.append(f"{path}\t{file_name}\t{sha}\n")
-                    else:
-                        path = file_name
-                    result.images += 1
+                    split, writers, type_counts, index_dom, index_split, abs_file, path = start_image(
+                        image_id, sha, file_name, dom
+                    )
                 dconv: list[dict] = []
                 dids: list[int] = []
                 dtypes: list[str] = []

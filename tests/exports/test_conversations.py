@@ -108,3 +108,15 @@ def test_the_manifest_counts_the_exported_turns_only(dialogues, make_spec):
     assert not set(cut.turns.filter(turn__gte=3).values_list("pk", flat=True)) & listed
     assert not set(rejected_first.turns.values_list("pk", flat=True)) & listed
     assert version.counts["instructions"] == 1 + 4 + 2
+
+
+def test_an_image_exported_only_through_its_dialogue_gets_its_caption_record(dialogues, make_spec):
+    from tests.corpus.factories import CaptionFactory
+
+    with_single, dialogue_only, _rejected_first = dialogues["images"]
+    captions = [CaptionFactory(image=i, status=ItemStatus.ACCEPTED) for i in (with_single, dialogue_only)]
+    version = build(make_spec(train_ratio=1.0, include_captions=True))
+    assert version.status == VersionStatus.DONE, version.error
+    ids = {r["id"] for r in records(version, "llava")}
+    assert {f"caption-{c.pk}" for c in captions} <= ids
+    assert f"conversation-{dialogues['conversations'][1].pk}" in ids
